@@ -41,11 +41,11 @@ void BM_matmul(benchmark::State& state) {
   const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1));
   const int k = static_cast<int>(state.range(2));
   const auto dtype = static_cast<DType>(state.range(3));
-  ctxbench::model::ThreadPool pool(static_cast<int>(state.range(4)));
+  const int threads = static_cast<int>(state.range(4));
   const Weights w = random_weights(n, k, dtype);
   std::vector<float> x(static_cast<std::size_t>(m) * k, 0.5f), y(static_cast<std::size_t>(m) * n);
   for (auto _ : state) {
-    ctxbench::model::matmul(x.data(), m, w.matrix, y.data(), false, pool);
+    ctxbench::model::matmul(x.data(), m, w.matrix, y.data(), false, threads);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations(), benchmark::Counter::kIsRate,

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "harness/timer.h"
+#include "kernels/thread_pool.h"
 
 namespace ctxbench::model {
 
@@ -61,7 +62,7 @@ void rms_norm(const float* x, int n, int d, const float* weight, double eps, flo
 }
 
 LlamaModel::LlamaModel(const std::string& dir, const nlohmann::json& rope_scaling, int threads)
-    : dir_(dir), config_(LlamaConfig::from_dir(dir, rope_scaling)), pool_(threads) {
+    : dir_(dir), config_(LlamaConfig::from_dir(dir, rope_scaling)), threads_(kernels::resolve_threads(threads)) {
   store_ = std::make_unique<WeightStore>(dir);
   const LlamaConfig& c = config_;
   const int q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
@@ -159,9 +160,9 @@ void LlamaModel::attention_block(Sequence& seq, const Layer& layer, int layer_in
   seq.k.resize(kv_size), seq.v.resize(kv_size), seq.heads_k.resize(kv_size), seq.heads_v.resize(kv_size);
 
   rms_norm(seq.x.data(), n, d, layer.input_norm.data(), c.rms_norm_eps, seq.h.data());
-  matmul(seq.h.data(), n, layer.q, seq.q.data(), false, pool_);
-  matmul(seq.h.data(), n, layer.k, seq.k.data(), false, pool_);
-  matmul(seq.h.data(), n, layer.v, seq.v.data(), false, pool_);
+  matmul(seq.h.data(), n, layer.q, seq.q.data(), false, threads_);
+  matmul(seq.h.data(), n, layer.k, seq.k.data(), false, threads_);
+  matmul(seq.h.data(), n, layer.v, seq.v.data(), false, threads_);
   add_bias(seq.q.data(), n, layer.q_bias);
   add_bias(seq.k.data(), n, layer.k_bias);
   add_bias(seq.v.data(), n, layer.v_bias);
@@ -178,7 +179,7 @@ void LlamaModel::attention_block(Sequence& seq, const Layer& layer, int layer_in
   seq.attention_seconds += watch.seconds();
 
   heads_to_rows(seq.attended.data(), n, c.num_heads, hd, seq.q.data());
-  matmul(seq.q.data(), n, layer.o, seq.x.data(), true, pool_);
+  matmul(seq.q.data(), n, layer.o, seq.x.data(), true, threads_);
   add_bias(seq.x.data(), n, layer.o_bias);
 }
 
@@ -187,15 +188,15 @@ void LlamaModel::mlp_block(Sequence& seq, const Layer& layer, int n) const {
   const std::size_t inner = static_cast<std::size_t>(n) * config_.intermediate_size;
   seq.gate.resize(inner), seq.up.resize(inner);
   rms_norm(seq.x.data(), n, d, layer.post_norm.data(), config_.rms_norm_eps, seq.h.data());
-  matmul(seq.h.data(), n, layer.gate, seq.gate.data(), false, pool_);
-  matmul(seq.h.data(), n, layer.up, seq.up.data(), false, pool_);
+  matmul(seq.h.data(), n, layer.gate, seq.gate.data(), false, threads_);
+  matmul(seq.h.data(), n, layer.up, seq.up.data(), false, threads_);
   swiglu(seq.gate.data(), seq.up.data(), inner);
-  matmul(seq.gate.data(), n, layer.down, seq.x.data(), true, pool_);
+  matmul(seq.gate.data(), n, layer.down, seq.x.data(), true, threads_);
 }
 
 void LlamaModel::logits(const float* hidden, int rows, std::vector<float>& out) const {
   out.resize(static_cast<std::size_t>(rows) * config_.vocab_size);
-  matmul(hidden, rows, head_, out.data(), false, pool_);
+  matmul(hidden, rows, head_, out.data(), false, threads_);
 }
 
 }  // namespace ctxbench::model

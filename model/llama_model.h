@@ -13,7 +13,6 @@
 #include "model/llama_config.h"
 #include "model/matmul.h"
 #include "model/safetensors.h"
-#include "model/thread_pool.h"
 
 namespace ctxbench::model {
 
@@ -67,7 +66,7 @@ class LlamaModel {
   WeightMatrix embed_, head_;
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
-  mutable ThreadPool pool_;
+  int threads_;  // for the matrix products, on the kernels' shared pool
 };
 
 // x[n][d] -> out[n][d] = weight * x / sqrt(mean(x^2) + eps), in fp32 as HF's LlamaRMSNorm.

@@ -5,9 +5,12 @@
 #include "model/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "kernels/thread_pool.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -149,19 +152,23 @@ void convert_block(const W* w, std::size_t ldw, int rows, int k, float* out) {
 }
 
 template <class W>
-void matmul_typed(const float* x, int m, const W* w, int n, int k, float* y, bool accumulate, ThreadPool& pool) {
+void matmul_typed(const float* x, int m, const W* w, int n, int k, float* y, bool accumulate, int threads) {
   const int panels = (n + kPanelRows - 1) / kPanelRows;
   const double work = static_cast<double>(m) * n * k;
   const auto parallel = [&](int tasks, const std::function<void(int)>& task) {
     if (work < kParallelWork) {
       for (int t = 0; t < tasks; ++t) task(t);
     } else {
-      pool.run(tasks, task);
+      // Tasks outnumber the threads: each thread takes the next unclaimed one, so uneven tasks balance.
+      std::atomic<int> next{0};
+      kernels::run_parallel(std::min(threads, tasks), [&](int) {
+        for (int t = next++; t < tasks; t = next++) task(t);
+      });
     }
   };
   if (m < kTile) {
     // Weights read once: split their rows over the threads, no conversion buffer.
-    const int parts = std::min(panels, 4 * pool.threads());
+    const int parts = std::min(panels, 4 * threads);
     parallel(parts, [&](int t) {
       const int j0 = static_cast<int>(static_cast<long>(n) * t / parts);
       const int j1 = static_cast<int>(static_cast<long>(n) * (t + 1) / parts);
@@ -185,16 +192,16 @@ void matmul_typed(const float* x, int m, const W* w, int n, int k, float* y, boo
 
 }  // namespace
 
-void matmul(const float* x, int m, const WeightMatrix& w, float* y, bool accumulate, ThreadPool& pool) {
+void matmul(const float* x, int m, const WeightMatrix& w, float* y, bool accumulate, int threads) {
   switch (w.dtype) {
     case kernels::DType::f32:
-      matmul_typed(x, m, reinterpret_cast<const float*>(w.data), w.rows, w.cols, y, accumulate, pool);
+      matmul_typed(x, m, reinterpret_cast<const float*>(w.data), w.rows, w.cols, y, accumulate, threads);
       break;
     case kernels::DType::bf16:
-      matmul_typed(x, m, reinterpret_cast<const Bf16*>(w.data), w.rows, w.cols, y, accumulate, pool);
+      matmul_typed(x, m, reinterpret_cast<const Bf16*>(w.data), w.rows, w.cols, y, accumulate, threads);
       break;
     case kernels::DType::f16:
-      matmul_typed(x, m, reinterpret_cast<const F16*>(w.data), w.rows, w.cols, y, accumulate, pool);
+      matmul_typed(x, m, reinterpret_cast<const F16*>(w.data), w.rows, w.cols, y, accumulate, threads);
       break;
   }
 }

@@ -5,7 +5,6 @@
 #include <cstddef>
 
 #include "kernels/attention.h"
-#include "model/thread_pool.h"
 
 namespace ctxbench::model {
 
@@ -17,8 +16,9 @@ struct WeightMatrix {
 };
 
 // y[i][j] (+)= sum_k x[i][k] * w[j][k] for i < m, j < w.rows. x is [m][w.cols], y is [m][w.rows], both
-// contiguous. Products with little work run on the calling thread; the others on `pool`.
-void matmul(const float* x, int m, const WeightMatrix& w, float* y, bool accumulate, ThreadPool& pool);
+// contiguous. Products with little work run on the calling thread; the others on up to `threads` threads of
+// the kernels' pool.
+void matmul(const float* x, int m, const WeightMatrix& w, float* y, bool accumulate, int threads);
 
 // Row `row` of w as fp32 (an embedding lookup).
 void load_row(const WeightMatrix& w, int row, float* out);
