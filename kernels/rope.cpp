@@ -128,16 +128,15 @@ RopeType parse_rope_type(const FieldReader& scaling) {
 constexpr std::int64_t kMaxHeadDim = 1 << 16;
 
 int parse_head_dim(const FieldReader& top) {
-  const auto head_dim = top.positive_integer("head_dim");
+  const auto at_most_max = [](const char* field, std::int64_t value) {
+    if (value > kMaxHeadDim) fail(field, "at most " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(value));
+    return static_cast<int>(value);
+  };
+  if (const auto head_dim = top.positive_integer("head_dim")) return at_most_max("head_dim", *head_dim);
   const auto hidden = top.positive_integer("hidden_size");
   const auto heads = top.positive_integer("num_attention_heads");
-  if (!head_dim && (!hidden || !heads)) fail("head_dim", "head_dim, or hidden_size and num_attention_heads (missing)");
-  const std::int64_t value = head_dim ? *head_dim : *hidden / *heads;
-  if (value > kMaxHeadDim) {
-    fail(head_dim ? "head_dim" : "hidden_size / num_attention_heads",
-         "at most " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(value));
-  }
-  return static_cast<int>(value);
+  if (!hidden || !heads) fail("head_dim", "head_dim, or hidden_size and num_attention_heads (missing)");
+  return at_most_max("hidden_size / num_attention_heads", *hidden / *heads);
 }
 
 // The scaling object: transformers 5 writes rope_parameters (holding rope_theta too), older configs

@@ -49,3 +49,32 @@ TEST_CASE("fuzz seed corpora: every target has seeds, and each parses or fails c
     CHECK(seeds > 0);
   }
 }
+
+TEST_CASE("fuzz findings fail with a message naming the file and field", "[fuzz]") {
+  using Catch::Contains;
+  const std::string dir = CTXBENCH_SOURCE_DIR "/tests/fixtures/fuzz_regressions/";
+  CHECK_THROWS_WITH(model::SafetensorsFile(dir + "safetensors-shape-product-overflow.safetensors"),
+                    Contains("tensor \"x\"") && Contains("more elements than can be counted"));
+  CHECK_THROWS_WITH(model::SafetensorsFile(dir + "safetensors-shape-bytes-wrap.safetensors"),
+                    Contains("more bytes than can be counted"));
+  CHECK_THROWS_WITH(model::SafetensorsFile(dir + "safetensors-number-beyond-double.safetensors"),
+                    Contains("not valid JSON") && Contains("number overflow"));
+  CHECK_THROWS_WITH(model::BpeTokenizer::from_file(dir + "tokenizer-byte-fallback-string.json", "t"),
+                    Contains("model.byte_fallback: true or false"));
+  CHECK_THROWS_WITH(model::BpeTokenizer::from_file(dir + "tokenizer-id-1e9.json", "t"),
+                    Contains("added_tokens[0]") && Contains("4194303"));
+  const auto config = [&](const std::string& name) {
+    return Json::parse(read_bytes(std::filesystem::path(dir) / name));
+  };
+  CHECK_THROWS_WITH(kernels::RopeConfig::from_hf_json(config("model_config-head-dim-1e300.json")),
+                    Contains("head_dim: expected a positive integer, got 1e+300"));
+  CHECK_THROWS_WITH(model::LlamaConfig::from_json(config("model_config-head-dim-2-30.json"), "c"),
+                    Contains("head_dim: expected at most 65536"));
+  Json model_type = config("model_config-head-dim-2-30.json");
+  model_type["model_type"] = 5;
+  CHECK_THROWS_WITH(model::LlamaConfig::from_json(model_type, "c"),
+                    Contains("c: model_type: expected a string, got 5"));
+  CHECK_THROWS_WITH(remote::parse_api_request(remote::Endpoint::chat,
+                                              R"({"messages": [{"role": "user", "content": [{"type": 5}]}]})"),
+                    Contains("messages[0].content"));
+}

@@ -111,8 +111,8 @@ TEST_CASE("crashes, hangs and exceptions fail their cell only, with the reason s
   CHECK(cells["throw"].error == "engine refused");
 }
 
-// Skipped under AddressSanitizer (scripts/sanitize.sh): ASan reserves terabytes of address space at start,
-// so an RLIMIT_AS budget cannot be set below it.
+// The memory-budget tests are skipped under AddressSanitizer (scripts/sanitize.sh): ASan reserves terabytes of
+// address space at start, so under an RLIMIT_AS budget every cell's process fails, within budget or not.
 TEST_CASE("memory budget: a cell that allocates without bound fails with the reason, the run goes on",
           "[runner][limits][memory]") {
   auto cells = run_faults({"hog"}, R"({"cell_memory_mb": 1024})");
