@@ -40,14 +40,19 @@
 
 namespace ctxbench::fuzz {
 
-// `data` written to a file in this process's scratch directory (the parsers under test read files).
+// `data` written to a file in this process's scratch directory (the parsers under test read files); the
+// directory is removed when the process exits.
 inline std::string scratch_file(const std::string& name, std::string_view data) {
-  static const std::filesystem::path dir = [] {
-    auto path = std::filesystem::temp_directory_path() / ("ctxbench-fuzz-" + std::to_string(getpid()));
-    std::filesystem::create_directories(path);
-    return path;
-  }();
-  const std::string path = (dir / name).string();
+  struct ScratchDir {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / ("ctxbench-fuzz-" + std::to_string(getpid()));
+    ScratchDir() { std::filesystem::create_directories(path); }
+    ~ScratchDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const ScratchDir dir;
+  const std::string path = (dir.path / name).string();
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(data.data(), static_cast<std::streamsize>(data.size()));
   return path;
 }
