@@ -201,7 +201,7 @@ Suite load_suite(const std::string& path) {
   Json doc;
   try {
     doc = Json::parse(text.str());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
   return parse_suite(doc, path);

@@ -61,7 +61,8 @@ class FieldReader {
     if (!value) return std::nullopt;
     const bool integral = value->is_number_integer() ||
                           (value->is_number_float() && std::floor(value->get<double>()) == value->get<double>());
-    if (!integral || value->get<double>() < static_cast<double>(min)) {
+    // 2^62 bounds every real count and keeps the conversion to int64 defined (1e300 or 2^64-1 would not be).
+    if (!integral || value->get<double>() < static_cast<double>(min) || value->get<double>() > 0x1p62) {
       fail(name(key), (min == 1 ? std::string("a positive integer") : "an integer >= " + std::to_string(min)) +
                           ", got " + shown(*value));
     }
@@ -123,12 +124,19 @@ RopeType parse_rope_type(const FieldReader& scaling) {
   fail(scaling.name(key), expected + ", got \"" + name + "\"");
 }
 
+// Far above any model's (at most 256 today), low enough that RoPE tables of it fit in memory.
+constexpr std::int64_t kMaxHeadDim = 1 << 16;
+
 int parse_head_dim(const FieldReader& top) {
-  if (const auto head_dim = top.positive_integer("head_dim")) return static_cast<int>(*head_dim);
+  const auto at_most_max = [](const char* field, std::int64_t value) {
+    if (value > kMaxHeadDim) fail(field, "at most " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(value));
+    return static_cast<int>(value);
+  };
+  if (const auto head_dim = top.positive_integer("head_dim")) return at_most_max("head_dim", *head_dim);
   const auto hidden = top.positive_integer("hidden_size");
   const auto heads = top.positive_integer("num_attention_heads");
   if (!hidden || !heads) fail("head_dim", "head_dim, or hidden_size and num_attention_heads (missing)");
-  return static_cast<int>(*hidden / *heads);
+  return at_most_max("hidden_size / num_attention_heads", *hidden / *heads);
 }
 
 // The scaling object: transformers 5 writes rope_parameters (holding rope_theta too), older configs

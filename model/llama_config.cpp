@@ -32,6 +32,13 @@ class Fields {
     return it->get<int>();
   }
 
+  std::string text(const std::string& field, const std::string& fallback) const {
+    const auto it = config_.find(field);
+    if (it == config_.end() || it->is_null()) return fallback;
+    if (!it->is_string()) fail(field, "a string, got " + it->dump());
+    return it->get<std::string>();
+  }
+
   bool boolean(const std::string& field, bool fallback) const {
     const auto it = config_.find(field);
     if (it == config_.end() || it->is_null()) return fallback;
@@ -46,7 +53,7 @@ class Fields {
     const Json list = it->is_array() ? *it : Json::array({*it});
     std::vector<int> out;
     for (const Json& id : list) {
-      if (!id.is_number_integer() || id.get<long long>() < 0)
+      if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT32_MAX)
         fail(field, "a token id or a list of ids, got " + it->dump());
       out.push_back(id.get<int>());
     }
@@ -81,11 +88,11 @@ LlamaConfig LlamaConfig::from_json(const Json& raw, const std::string& where, co
   const Json config = with_rope_override(raw, rope_scaling);
   const Fields f(config, where);
   LlamaConfig c;
-  c.model_type = config.value("model_type", std::string("llama"));
+  c.model_type = f.text("model_type", "llama");
   if (c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "mistral") {
     f.fail("model_type", "llama, mistral or qwen2 (Llama-architecture models), got \"" + c.model_type + "\"");
   }
-  if (config.value("hidden_act", std::string("silu")) != "silu") f.fail("hidden_act", "\"silu\" (SwiGLU)");
+  if (f.text("hidden_act", "silu") != "silu") f.fail("hidden_act", "\"silu\" (SwiGLU)");
   if (f.boolean("mlp_bias", false)) f.fail("mlp_bias", "false (MLP biases are not supported)");
   if (f.boolean("use_sliding_window", false) ||
       (c.model_type == "mistral" && config.contains("sliding_window") && !config["sliding_window"].is_null())) {
@@ -138,7 +145,7 @@ LlamaConfig LlamaConfig::from_dir(const std::string& dir, const Json& rope_scali
   Json config;
   try {
     config = Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw std::runtime_error(path + ": not valid JSON: " + e.what());
   }
   return from_json(config, path, rope_scaling);

@@ -97,7 +97,7 @@ void SafetensorsFile::parse_header() {
   try {
     header =
         Json::parse(reinterpret_cast<const char*>(bytes + 8), reinterpret_cast<const char*>(bytes + 8 + header_bytes));
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     fail(path_, std::string("corrupt header: not valid JSON: ") + e.what());
   }
   if (!header.is_object()) fail(path_, "corrupt header: expected a JSON object of tensors");
@@ -116,11 +116,21 @@ void SafetensorsFile::parse_header() {
     t.dtype_name = entry["dtype"].get<std::string>();
     const std::size_t element_bytes = dtype_size(t.dtype_name);
     if (element_bytes == 0) fail_tensor(path_, name, "unknown dtype " + t.dtype_name);
+    // The element and byte counts must not overflow, even where a later 0 would make them small (as the
+    // reference implementation checks): a wrapped product could match a short data range.
+    std::uint64_t elements = 1, expected_bytes = 0;
     for (const Json& d : entry["shape"]) {
       if (!d.is_number_integer() || d.get<std::int64_t>() < 0) {
         fail_tensor(path_, name, "shape must be non-negative integers, got " + entry["shape"].dump());
       }
       t.shape.push_back(d.get<std::int64_t>());
+      if (__builtin_mul_overflow(elements, static_cast<std::uint64_t>(t.shape.back()), &elements) ||
+          elements > static_cast<std::uint64_t>(INT64_MAX)) {
+        fail_tensor(path_, name, "shape " + entry["shape"].dump() + " has more elements than can be counted");
+      }
+    }
+    if (__builtin_mul_overflow(elements, element_bytes, &expected_bytes)) {
+      fail_tensor(path_, name, "shape " + entry["shape"].dump() + " has more bytes than can be counted");
     }
     const Json& offsets = entry["data_offsets"];
     if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
@@ -133,10 +143,10 @@ void SafetensorsFile::parse_header() {
                               data_bytes));
     }
     t.bytes = end - begin;
-    if (t.bytes != static_cast<std::uint64_t>(t.elements()) * element_bytes) {
+    if (t.bytes != expected_bytes) {
       fail_tensor(path_, name,
                   fmt::format("{} bytes of data for shape {} of {} ({} expected)", t.bytes, shape_string(t.shape),
-                              t.dtype_name, t.elements() * element_bytes));
+                              t.dtype_name, expected_bytes));
     }
     t.data = data + begin;
     if (reinterpret_cast<std::uintptr_t>(t.data) % element_bytes != 0) {
@@ -172,7 +182,7 @@ WeightStore::WeightStore(const std::string& dir) {
   Json index;
   try {
     index = Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     fail(source_, std::string("not valid JSON: ") + e.what());
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {

@@ -94,7 +94,25 @@ int symbol_byte(char32_t c) {
   throw std::runtime_error(fmt::format("{}: {}: {}", path, field, what));
 }
 
-std::string type_of(const Json& j) { return j.is_object() ? j.value("type", std::string()) : std::string(); }
+std::string type_of(const Json& j) {
+  const auto type = j.is_object() ? j.find("type") : j.end();
+  return type != j.end() && type->is_string() ? type->get<std::string>() : std::string();
+}
+
+// An optional boolean field (`where` names the object in messages).
+bool flag(const std::string& path, const Json& object, const std::string& where, const char* key, bool fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) fail(path, where + key, "true or false, got " + it->dump());
+  return it->get<bool>();
+}
+
+// Ids index tables of this size: far above any real vocabulary (a few hundred thousand), small enough to allocate.
+constexpr long long kMaxTokenId = (1 << 22) - 1;
+
+bool valid_id(const Json& id) {
+  return id.is_number_integer() && id.get<long long>() >= 0 && id.get<long long>() <= kMaxTokenId;
+}
 
 std::uint64_t pair_key(int left, int right) {
   return (static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right);
@@ -108,7 +126,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   Json doc;
   try {
     doc = Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     fail(path, "file", std::string("is not valid JSON: ") + e.what());
   }
   BpeTokenizer tok;
@@ -120,7 +138,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   if (model.contains("type") && model["type"] != "BPE") {
     fail(path, "model.type", "\"BPE\" (only byte-level BPE tokenizers are supported), got " + model["type"].dump());
   }
-  if (model.value("byte_fallback", false)) {
+  if (flag(path, model, "model.", "byte_fallback", false)) {
     fail(path, "model.byte_fallback", "false (SentencePiece-style byte fallback is not supported)");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
@@ -128,13 +146,13 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
       fail(path, std::string("model.") + key, "null or empty (word affixes are not supported)");
     }
   }
-  tok.ignore_merges_ = model.value("ignore_merges", false);
+  tok.ignore_merges_ = flag(path, model, "model.", "ignore_merges", false);
 
   // Vocabulary and added tokens.
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail(path, "model.vocab", "an object token -> id");
   int max_id = -1;
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int>() < 0) fail(path, "model.vocab." + token, "a non-negative id");
+    if (!valid_id(id)) fail(path, "model.vocab." + token, fmt::format("an id in [0, {}]", kMaxTokenId));
     tok.vocab_[token] = id.get<int>();
     max_id = std::max(max_id, id.get<int>());
   }
@@ -143,12 +161,13 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   for (std::size_t i = 0; i < added.size(); ++i) {
     const Json& a = added[i];
     const std::string where = fmt::format("added_tokens[{}]", i);
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int>() < 0 ||
-        !a.contains("content") || !a["content"].is_string() || a["content"].get<std::string>().empty()) {
-      fail(path, where, "an object with a non-negative \"id\" and a non-empty \"content\"");
+    if (!a.is_object() || !a.contains("id") || !valid_id(a["id"]) || !a.contains("content") ||
+        !a["content"].is_string() || a["content"].get<std::string>().empty()) {
+      fail(path, where, fmt::format("an object with an \"id\" in [0, {}] and a non-empty \"content\"", kMaxTokenId));
     }
-    tok.added_.push_back({a["id"].get<int>(), a["content"].get<std::string>(), a.value("special", false),
-                          a.value("lstrip", false), a.value("rstrip", false)});
+    tok.added_.push_back({a["id"].get<int>(), a["content"].get<std::string>(),
+                          flag(path, a, where + ".", "special", false), flag(path, a, where + ".", "lstrip", false),
+                          flag(path, a, where + ".", "rstrip", false)});
     max_id = std::max(max_id, a["id"].get<int>());
   }
   std::stable_sort(tok.added_.begin(), tok.added_.end(),
@@ -206,25 +225,30 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   const std::string pre_type = type_of(pre);
   const Json* byte_level = nullptr;
   if (pre_type == "ByteLevel") {
-    if (!pre.value("use_regex", true)) fail(path, "pre_tokenizer.use_regex", "true when ByteLevel stands alone");
+    if (!flag(path, pre, "pre_tokenizer.", "use_regex", true))
+      fail(path, "pre_tokenizer.use_regex", "true when ByteLevel stands alone");
     byte_level = &pre;
     tok.pattern_ = SplitPattern::gpt2;
-  } else if (pre_type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].size() == 2 &&
-             type_of(pre["pretokenizers"][0]) == "Split" && type_of(pre["pretokenizers"][1]) == "ByteLevel") {
+  } else if (pre_type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array() &&
+             pre["pretokenizers"].size() == 2 && type_of(pre["pretokenizers"][0]) == "Split" &&
+             type_of(pre["pretokenizers"][1]) == "ByteLevel") {
     const Json& split = pre["pretokenizers"][0];
-    const std::string regex = split.contains("pattern") && split["pattern"].contains("Regex")
-                                  ? split["pattern"]["Regex"].get<std::string>()
-                                  : std::string();
+    const std::string regex =
+        split.contains("pattern") && split["pattern"].contains("Regex") && split["pattern"]["Regex"].is_string()
+            ? split["pattern"]["Regex"].get<std::string>()
+            : std::string();
     const auto pattern = recognize_split_pattern(regex);
     if (!pattern) {
       fail(path, "pre_tokenizer.pretokenizers[0].pattern.Regex",
            "the GPT-2, Llama 3 or Qwen2 split regex, got " + Json(regex).dump());
     }
-    if (split.value("behavior", std::string()) != "Isolated" || split.value("invert", false)) {
+    const auto behavior = split.find("behavior");
+    if (behavior == split.end() || *behavior != "Isolated" ||
+        flag(path, split, "pre_tokenizer.pretokenizers[0].", "invert", false)) {
       fail(path, "pre_tokenizer.pretokenizers[0]", "behavior \"Isolated\" and invert false");
     }
     byte_level = &pre["pretokenizers"][1];
-    if (byte_level->value("use_regex", true)) {
+    if (flag(path, *byte_level, "pre_tokenizer.pretokenizers[1].", "use_regex", true)) {
       fail(path, "pre_tokenizer.pretokenizers[1].use_regex", "false after a Split (one regex only)");
     }
     tok.pattern_ = *pattern;
@@ -232,7 +256,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
     fail(path, "pre_tokenizer",
          "ByteLevel, or Sequence [Split (regex), ByteLevel] (only byte-level BPE is supported), got " + pre.dump());
   }
-  tok.add_prefix_space_ = byte_level->value("add_prefix_space", false);
+  tok.add_prefix_space_ = flag(path, *byte_level, "pre_tokenizer.", "add_prefix_space", false);
 
   const Json decoder = doc.value("decoder", Json());
   if (!decoder.is_null() && type_of(decoder) != "ByteLevel") {

@@ -108,7 +108,7 @@ class ReplyReader {
   static Json parse_json(const std::string& text, const char* what) {
     try {
       return Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
       throw ProtocolError(fmt::format("malformed JSON in the {} ({}): {}", what, e.what(), snippet(text)));
     }
   }

@@ -37,7 +37,7 @@ Json parse_json_option(const Args& args, const std::string& name, const Json& fa
   if (text.empty()) return fallback;
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("{}: not valid JSON: {}", name, e.what()));
   }
 }

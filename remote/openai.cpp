@@ -141,7 +141,8 @@ std::string message_text(const Json& content, std::size_t i) {
   if (!content.is_array()) reject(field, "a string or a list of text parts", content);
   std::string out;
   for (const Json& part : content) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part.at("text").is_string())
+    if (!part.is_object() || !part.contains("type") || part.at("type") != "text" || !part.contains("text") ||
+        !part.at("text").is_string())
       reject(field, "text parts ({\"type\": \"text\", \"text\": ...})", part);
     out += part.at("text").get<std::string>();
   }
@@ -211,7 +212,7 @@ ApiRequest parse_api_request(Endpoint endpoint, std::string_view body_text) {
   Json body;
   try {
     body = Json::parse(body_text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw ApiError(400, fmt::format("request body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object()) reject("request body", "a JSON object", body);

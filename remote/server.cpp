@@ -411,7 +411,9 @@ struct Server::Impl {
     response.set(http::field::server, "ctxbench");
     response.set(http::field::content_type, "application/json");
     response.keep_alive(keep_alive);
-    response.body() = body.dump();
+    // Invalid UTF-8 (a request target echoed in an error, a generation cut inside a character) is replaced,
+    // not thrown on: the client gets its reply.
+    response.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
     response.prepare_payload();
     stream.expires_after(seconds(options.idle_timeout_seconds));
     co_await http::async_write(stream, response, use_awaitable);

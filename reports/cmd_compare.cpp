@@ -85,7 +85,8 @@ void print_engine_summary(const Comparison& c, bool all_metrics) {
                                    : "-";
     std::string verdicts;
     if (info.kind == MetricKind::time) {
-      auto n = [&](Verdict v) { return s.verdicts.contains(v) ? s.verdicts.at(v) : 0; };
+      const auto& counts = s.verdicts;  // a named copy: clang 14 cannot capture structured bindings
+      auto n = [&](Verdict v) { return counts.contains(v) ? counts.at(v) : 0; };
       verdicts = fmt::format("{} slower, {} faster, {} unchanged, {} not judged", n(Verdict::slower),
                              n(Verdict::faster), n(Verdict::unchanged), n(Verdict::not_judged));
     }

@@ -162,6 +162,15 @@ TEST_CASE("serve rejects malformed requests with a JSON error and serves the res
   CHECK(testing::status_of(exchange(testing::post("/v2/nothing", "{}"))) == 404);
   CHECK(testing::status_of(exchange("GET /v1/completions HTTP/1.1\r\nConnection: close\r\n\r\n")) == 405);
   CHECK(server.server().stats().client_errors == 7);
+  // Both closed the connection without a reply before (a JSON type error escaped; a target that is not UTF-8
+  // could not be echoed into the JSON error): found while writing the http_request fuzz target.
+  const auto typed_part =
+      exchange(testing::post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": [{"type": 5}]}]})"));
+  CHECK(testing::status_of(typed_part) == 400);
+  CHECK(json_body(typed_part).at("error").at("param") == "messages[0].content");
+  const auto binary_target = exchange("GET /\xff\xfe HTTP/1.1\r\nConnection: close\r\n\r\n");
+  CHECK(testing::status_of(binary_target) == 404);
+  CHECK_THAT(json_body(binary_target).at("error").at("message").get<std::string>(), Catch::Contains("no route /"));
 
   const auto models = exchange("GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n");
   CHECK(json_body(models).at("data").at(0).at("id") == "tiny");

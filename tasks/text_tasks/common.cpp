@@ -104,7 +104,7 @@ std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path) {
     if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); })) continue;
     try {
       records.push_back({Json::parse(line), number});
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
       throw InputError(fmt::format("{}:{}: not a JSON value ({})", path.string(), number, e.what()));
     }
   }
@@ -118,7 +118,7 @@ std::vector<JsonlRecord> read_json_records(const std::filesystem::path& path) {
   Json array;
   try {
     array = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("{}: not a JSON array ({})", path.string(), e.what()));
   }
   std::vector<JsonlRecord> records;

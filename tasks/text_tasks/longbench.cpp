@@ -26,7 +26,7 @@ const Json& config(const std::string& name) {
     const auto path = data_path(kConfigDir) / name;
     try {
       it = cache.emplace(name, Json::parse(read_text_file(path))).first;
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
       throw InputError(fmt::format("{}: not JSON ({})", path.string(), e.what()));
     }
   }

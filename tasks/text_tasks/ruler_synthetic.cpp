@@ -641,7 +641,7 @@ const QaData& qa_data(const std::string& file, bool squad) {
   Json root;
   try {
     root = Json::parse(read_text_file(key.first));
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("{}: not JSON ({})", key.first, e.what()));
   }
   QaData data = squad ? read_squad(root, key.first) : read_hotpotqa(root, key.first);

@@ -1,0 +1,11 @@
+// libFuzzer target: config.json and its rope_scaling (model/llama_config.*, kernels/rope.*). The body is in
+// fuzz/targets.h.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  ctxbench::fuzz::model_config({reinterpret_cast<const char*>(data), size});
+  return 0;
+}

@@ -1,0 +1,11 @@
+// libFuzzer target: the SSE stream of OpenAI-compatible servers (remote/sse.*, remote/openai.*). The body is in
+// fuzz/targets.h.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  ctxbench::fuzz::sse({reinterpret_cast<const char*>(data), size});
+  return 0;
+}

@@ -1,0 +1,10 @@
+// libFuzzer target: tokenizer.json (model/tokenizer.*). The body is in fuzz/targets.h.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  ctxbench::fuzz::tokenizer({reinterpret_cast<const char*>(data), size});
+  return 0;
+}
