@@ -12,6 +12,7 @@
 // One session (up to 4 GiB of K/V at 1M keys) is alive at a time.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ constexpr int kDecodeSteps = 32;     // one full [32, 16, 8] refresh cycle per r
 constexpr int kDecodeReserve = 128;  // decode steps the prompt leaves room for (4 repetitions)
 constexpr int kAppendChunk = 8192;
 constexpr int kPrefillQueries = 1024;
+// Seeds of the key, value and query streams (token t of a stream starts at seed + t * row elements).
+constexpr std::uint64_t kKeySeed = 0x1000000000ULL, kValueSeed = 0x7000000000ULL, kQuerySeed = 0xd000000000ULL;
 
 std::uint64_t mix(std::uint64_t x) {
   x ^= x >> 33;
@@ -68,8 +71,8 @@ void append_tokens(engines::Session& session, int first, int tokens) {
     const int n = std::min(kAppendChunk, tokens - done);
     k.resize(static_cast<std::size_t>(kKvHeads) * n * kDim);
     v.resize(k.size());
-    fill(k, 0x1000000000ULL * 1 + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
-    fill(v, 0x1000000000ULL * 7 + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
+    fill(k, kKeySeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
+    fill(v, kValueSeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
     session.append(k.data(), v.data(), n);
   }
 }
@@ -112,9 +115,9 @@ void run_decode(benchmark::State& state, const std::string& engine, int keys) {
   const engines::SessionStats before = live.session->stats();
   for (auto _ : state) {
     state.PauseTiming();
-    fill(k, 0x1000000000ULL * 1 + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
-    fill(v, 0x1000000000ULL * 7 + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
-    fill(q, 0x1000000000ULL * 13 + static_cast<std::uint64_t>(live.tokens) * kQueryHeads * kDim);
+    fill(k, kKeySeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
+    fill(v, kValueSeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
+    fill(q, kQuerySeed + static_cast<std::uint64_t>(live.tokens) * kQueryHeads * kDim);
     state.ResumeTiming();
     live.session->append(k.data(), v.data(), 1);
     live.session->attend(q.data(), 1, engines::Phase::decode, out.data());
@@ -127,7 +130,7 @@ void run_decode(benchmark::State& state, const std::string& engine, int keys) {
 void run_prefill(benchmark::State& state, const std::string& engine, int keys) {
   LiveSession& live = live_session(engine, keys, "prefill");
   std::vector<float> q(static_cast<std::size_t>(kQueryHeads) * kPrefillQueries * kDim), out(q.size());
-  fill(q, 0x1000000000ULL * 13);
+  fill(q, kQuerySeed);
   const engines::SessionStats before = live.session->stats();
   for (auto _ : state) {
     live.session->attend(q.data(), kPrefillQueries, engines::Phase::prefill, out.data());
