@@ -48,14 +48,7 @@ struct MaskCounters {
 };
 
 // max over the `count` vectors of `queries` ([count][dim], row-major) of q.key.
-inline float max_dot(const float* queries, int count, const float* key, int dim) {
-  float best = -__builtin_inff();
-  for (int i = 0; i < count; ++i) {
-    const float d = dot(queries + static_cast<std::size_t>(i) * dim, key, dim);
-    best = d > best ? d : best;
-  }
-  return best;
-}
+float max_dot(const float* queries, int count, const float* key, int dim);
 
 // Runs body(task) for task in [0, tasks) on up to `threads` threads (<= 0: all cores); tasks are handed out
 // dynamically so that uneven tasks balance.
@@ -97,6 +90,44 @@ inline float dot(const float* a, const float* b, int dim) {
 #endif
   for (; i < dim; ++i) sum += a[i] * b[i];
   return sum;
+}
+
+#ifdef CTXBENCH_HIP_AVX2
+// q.key for 8 consecutive queries at once, one lane each: the key row is loaded once per 8 queries, the 8
+// accumulators are independent chains, and one reduction serves all 8 (dim a multiple of 8).
+inline __m256 dot8(const float* queries, const float* key, int dim) {
+  __m256 acc[8];
+  for (__m256& a : acc) a = _mm256_setzero_ps();
+  for (int i = 0; i < dim; i += 8) {
+    const __m256 k = _mm256_loadu_ps(key + i);
+    for (int j = 0; j < 8; ++j) {
+      acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(queries + static_cast<std::size_t>(j) * dim + i), k, acc[j]);
+    }
+  }
+  const __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+#endif
+
+inline float max_dot(const float* queries, int count, const float* key, int dim) {
+  float best = -__builtin_inff();
+  int i = 0;
+#ifdef CTXBENCH_HIP_AVX2
+  if (dim % 8 == 0 && count >= 8) {
+    __m256 best8 = _mm256_set1_ps(best);
+    for (; i + 8 <= count; i += 8)
+      best8 = _mm256_max_ps(best8, dot8(queries + static_cast<std::size_t>(i) * dim, key, dim));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, best8);
+    for (float lane : lanes) best = lane > best ? lane : best;
+  }
+#endif
+  for (; i < count; ++i) {
+    const float d = dot(queries + static_cast<std::size_t>(i) * dim, key, dim);
+    best = d > best ? d : best;
+  }
+  return best;
 }
 
 inline const float* KeyRows::row(int head, int token, float* scratch) const {

@@ -228,3 +228,23 @@ TEST_CASE("HiP mask parameters are checked", "[hip][mask]") {
   CHECK_THROWS_WITH(params(512, 2, 4, 2, 256, 1024).validate("hip"), Catch::Contains("block_stride_q"));
   CHECK_NOTHROW(params(512, 64, 2, 2, 256, 1024).validate("hip"));
 }
+
+TEST_CASE("max_dot equals the largest of the single dot products", "[hip][mask]") {
+  // The vectorized path scores 8 queries per pass; any count and dimension must give the plain maximum.
+  Rng rng(11);
+  for (int dim : {8, 12, 64, 128}) {
+    for (int count : {1, 7, 8, 9, 16, 23, 64}) {
+      std::vector<float> queries(static_cast<std::size_t>(count) * dim), key(dim);
+      for (float& x : queries) x = static_cast<float>(rng.normal());
+      for (float& x : key) x = static_cast<float>(rng.normal());
+      double expected = -std::numeric_limits<double>::infinity();
+      for (int i = 0; i < count; ++i) {
+        double sum = 0;
+        for (int j = 0; j < dim; ++j) sum += double(queries[static_cast<std::size_t>(i) * dim + j]) * key[j];
+        expected = std::max(expected, sum);
+      }
+      INFO("dim " << dim << " count " << count);
+      CHECK(engines::hip::max_dot(queries.data(), count, key.data(), dim) == Approx(expected).margin(1e-4));
+    }
+  }
+}

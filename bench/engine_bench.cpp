@@ -1,0 +1,163 @@
+// Whole-engine attention speed (mask building included) on one Llama-3-8B layer: 32 query heads, 8 KV heads,
+// head_dim 128, fp16 K/V, engines with their default parameters as a one-layer (sparse) session.
+//
+//  - engine_decode/NAME/KEYS: one iteration = one decode step (append one token, attend one query) after a
+//    prompt of about KEYS tokens. Iterations are fixed at 32 per repetition and the session lives across
+//    repetitions, so every repetition covers exactly one cycle of the refresh schedules (HiP: a mask every
+//    8 steps; InfiniteHiP: [32, 16, 8]) and the mask cost is amortized as in the original.
+//  - engine_prefill1k/NAME/KEYS: a 1024-query prefill chunk at the end of KEYS keys (the chunk's own keys
+//    included); every iteration builds the masks afresh.
+//
+// Compare engines as ratios within one run: e.g. engine_decode/dense/131072 over engine_decode/hip/131072.
+// One session (up to 4 GiB of K/V at 1M keys) is alive at a time.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engines/engine.h"
+#include "harness/params.h"
+
+namespace {
+
+using namespace ctxbench;
+
+constexpr int kQueryHeads = 32;
+constexpr int kKvHeads = 8;
+constexpr int kDim = 128;
+constexpr int kDecodeSteps = 32;     // one full [32, 16, 8] refresh cycle per repetition
+constexpr int kDecodeReserve = 128;  // decode steps the prompt leaves room for (4 repetitions)
+constexpr int kAppendChunk = 8192;
+constexpr int kPrefillQueries = 1024;
+// Seeds of the key, value and query streams (token t of a stream starts at seed + t * row elements).
+constexpr std::uint64_t kKeySeed = 0x1000000000ULL, kValueSeed = 0x7000000000ULL, kQuerySeed = 0xd000000000ULL;
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// Deterministic values in [-1, 1): the cost of the methods does not depend on the data.
+void fill(std::vector<float>& out, std::uint64_t seed) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<float>(mix(seed + i) >> 40) / static_cast<float>(1 << 23) - 1.0f;
+  }
+}
+
+engines::HeadLayout layout() {
+  return {.heads_q = kQueryHeads,
+          .heads_kv = kKvHeads,
+          .head_dim = kDim,
+          .kv_dtype = kernels::DType::f16,
+          .layer = 0,
+          .num_layers = 1};
+}
+
+std::unique_ptr<engines::Engine> make_engine(const std::string& name) {
+  const auto& info = engines::EngineRegistry::instance().get(name, "engine_bench");
+  return info.make(resolve_params(info.params, Json::object(), name));
+}
+
+// Appends `tokens` tokens of K/V to the session in chunks.
+void append_tokens(engines::Session& session, int first, int tokens) {
+  std::vector<float> k, v;
+  for (int done = 0; done < tokens; done += kAppendChunk) {
+    const int n = std::min(kAppendChunk, tokens - done);
+    k.resize(static_cast<std::size_t>(kKvHeads) * n * kDim);
+    v.resize(k.size());
+    fill(k, kKeySeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
+    fill(v, kValueSeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
+    session.append(k.data(), v.data(), n);
+  }
+}
+
+// The session of the benchmark running now, kept across its repetitions; the previous one is freed first.
+struct LiveSession {
+  std::string key;
+  std::unique_ptr<engines::Engine> engine;
+  std::unique_ptr<engines::Session> session;
+  int tokens = 0;
+};
+
+LiveSession& live_session(const std::string& engine, int prompt, const std::string& purpose) {
+  static LiveSession live;
+  const std::string key = purpose + "/" + engine + "/" + std::to_string(prompt);
+  if (live.key != key) {
+    live.session.reset();
+    live.engine = make_engine(engine);
+    live.session = live.engine->open(layout());
+    append_tokens(*live.session, 0, prompt);
+    live.tokens = prompt;
+    live.key = key;
+  }
+  return live;
+}
+
+void report(benchmark::State& state, const engines::SessionStats& before, const engines::SessionStats& after,
+            int queries_per_iteration) {
+  const double rows = static_cast<double>(state.iterations()) * kQueryHeads * queries_per_iteration;
+  state.counters["keys_attended"] = static_cast<double>(after.keys_attended - before.keys_attended) / rows;
+  state.counters["mask_share"] = (after.mask_seconds - before.mask_seconds) /
+                                 std::max(1e-12, (after.mask_seconds - before.mask_seconds) +
+                                                     (after.attention_seconds - before.attention_seconds));
+}
+
+void run_decode(benchmark::State& state, const std::string& engine, int keys) {
+  LiveSession& live = live_session(engine, keys - kDecodeReserve, "decode");
+  std::vector<float> k(static_cast<std::size_t>(kKvHeads) * kDim), v(k.size());
+  std::vector<float> q(static_cast<std::size_t>(kQueryHeads) * kDim), out(q.size());
+  const engines::SessionStats before = live.session->stats();
+  for (auto _ : state) {
+    state.PauseTiming();
+    fill(k, kKeySeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
+    fill(v, kValueSeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
+    fill(q, kQuerySeed + static_cast<std::uint64_t>(live.tokens) * kQueryHeads * kDim);
+    state.ResumeTiming();
+    live.session->append(k.data(), v.data(), 1);
+    live.session->attend(q.data(), 1, engines::Phase::decode, out.data());
+    ++live.tokens;
+    benchmark::DoNotOptimize(out.data());
+  }
+  report(state, before, live.session->stats(), 1);
+}
+
+void run_prefill(benchmark::State& state, const std::string& engine, int keys) {
+  LiveSession& live = live_session(engine, keys, "prefill");
+  std::vector<float> q(static_cast<std::size_t>(kQueryHeads) * kPrefillQueries * kDim), out(q.size());
+  fill(q, kQuerySeed);
+  const engines::SessionStats before = live.session->stats();
+  for (auto _ : state) {
+    live.session->attend(q.data(), kPrefillQueries, engines::Phase::prefill, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  report(state, before, live.session->stats(), kPrefillQueries);
+}
+
+const bool registered = [] {
+  // Context lengths outer, engines inner: one session per (engine, length), freed before the next.
+  for (int keys : {32768, 65536, 131072, 262144, 524288, 1048576}) {
+    for (const char* engine : {"dense", "hip", "infinite_hip"}) {
+      const std::string name = std::string("engine_decode/") + engine + "/" + std::to_string(keys);
+      benchmark::RegisterBenchmark(name.c_str(), run_decode, std::string(engine), keys)
+          ->Iterations(kDecodeSteps)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  for (const char* engine : {"dense", "hip", "infinite_hip"}) {
+    const std::string name = std::string("engine_prefill1k/") + engine + "/131072";
+    benchmark::RegisterBenchmark(name.c_str(), run_prefill, std::string(engine), 131072)
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return true;
+}();
+
+}  // namespace
