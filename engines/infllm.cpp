@@ -33,11 +33,8 @@
 #include <cmath>
 #include <optional>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
+#include "engines/baseline.h"
 #include "engines/kv_offload.h"
-#include "engines/selection.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -65,10 +62,10 @@ std::optional<std::uint64_t> device_blocks(const Json& offload, int block_size, 
   return tokens / block_size;
 }
 
-class InfLLMSession final : public Session {
+class InfLLMSession final : public LoggedSession {
  public:
   InfLLMSession(const HeadLayout& layout, const InfLLMParams& params)
-      : layout_(layout), params_(params), cache_(layout) {
+      : LoggedSession(layout), params_(params), cache_(layout) {
     const std::uint64_t block_bytes = cache_.bytes_per_token() * params.block_size;
     if (const auto blocks = device_blocks(params.offload, params.block_size, block_bytes)) {
       tier_.emplace(*blocks, block_bytes);
@@ -87,12 +84,8 @@ class InfLLMSession final : public Session {
     for (int from = 0; from < n; from += params_.exec_block) {
       execute(q, n, from, std::min(n, from + params_.exec_block), out);
     }
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
-    stats_.kv_bytes_resident = cache_.resident_bytes();
+    finish_call(cache_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
   std::vector<Measurement> extra_measurements() const override {
     if (!tier_) return {};
@@ -103,7 +96,6 @@ class InfLLMSession final : public Session {
 
  private:
   int dim() const { return layout_.head_dim; }
-  float scale() const { return 1.0f / std::sqrt(static_cast<float>(dim())); }
 
   // Queries [from, to) of the call's n: choose blocks, attend, then credit local attention.
   void execute(const float* q, int n, int from, int to, float* out) {
@@ -132,12 +124,8 @@ class InfLLMSession final : public Session {
     }
     stats_.mask_seconds += select.seconds();
 
-    Stopwatch watch;
     std::vector<float> result(rows.size()), lse(static_cast<std::size_t>(layout_.heads_q) * len);
-    const kernels::QueryView query{rows.data(), layout_.heads_q, len, dim()};
-    kernels::sparse_attention(query, cache_.keys(), cache_.values(), {first, scale()}, plan,
-                              {result.data(), lse.data()}, params_.threads);
-    stats_.attention_seconds += watch.seconds();
+    attend_sparse(rows.data(), len, first, cache_, plan, result.data(), lse.data(), params_.threads);
     for (int h = 0; h < layout_.heads_q; ++h) {
       std::copy_n(result.begin() + static_cast<std::size_t>(h) * len * dim(), static_cast<std::size_t>(len) * dim(),
                   out + (static_cast<std::size_t>(h) * n + from) * dim());
@@ -162,14 +150,13 @@ class InfLLMSession final : public Session {
 
   // Forms every memory block that ends at or before `end` (the window start of the block's first query).
   void form_blocks(int end, const std::vector<float>& mean_query) {
-    const int group = layout_.heads_q / layout_.heads_kv;
     while (params_.sinks + (blocks_ + 1) * params_.block_size <= end) {
       const int begin = params_.sinks + blocks_ * params_.block_size;
       const bool observed = std::any_of(observed_.begin() + begin, observed_.begin() + begin + params_.block_size,
                                         [](bool b) { return b; });
       std::vector<float> local(params_.block_size);
       for (int h = 0; h < layout_.heads_q; ++h) {
-        const WideKeys keys(cache_.keys(), h / group, begin + params_.block_size, begin);
+        const WideKeys keys(cache_.keys(), h / group(), begin + params_.block_size, begin);
         for (int t = 0; t < params_.block_size; ++t) {
           local[t] = observed ? local_score_[static_cast<std::size_t>(begin + t) * layout_.heads_q + h]
                               : dot(&mean_query[h * dim()], keys.row(begin + t), dim());
@@ -248,12 +235,11 @@ class InfLLMSession final : public Session {
 
   // Adds each query's final attention probability to the keys of its local window.
   void credit_local_attention(const std::vector<float>& rows, const std::vector<float>& lse, int len, int first) {
-    const int group = layout_.heads_q / layout_.heads_kv;
     const int last = first + len - 1;
     const int lowest = std::max(0, first + 1 - params_.window);
     for (int g = 0; g < layout_.heads_kv; ++g) {
       const WideKeys keys(cache_.keys(), g, last + 1, lowest);
-      for (int h = g * group; h < (g + 1) * group; ++h) {
+      for (int h = g * group(); h < (g + 1) * group(); ++h) {
         for (int i = 0; i < len; ++i) {
           const float* row = &rows[(static_cast<std::size_t>(h) * len + i) * dim()];
           const float row_lse = lse[static_cast<std::size_t>(h) * len + i];
@@ -268,7 +254,6 @@ class InfLLMSession final : public Session {
     std::fill(observed_.begin() + lowest, observed_.begin() + last + 1, true);
   }
 
-  HeadLayout layout_;
   InfLLMParams params_;
   KvCache cache_;
   std::vector<float> local_score_;  // [position][heads_q]
@@ -278,42 +263,17 @@ class InfLLMSession final : public Session {
   std::optional<OffloadTier> tier_;     // the device cache of memory blocks
   std::vector<std::uint64_t> entered_;  // per block: when it last entered the device cache
   std::uint64_t loads_ = 0;
-  AttendLog log_;
-  SessionStats stats_;
 };
-
-class InfLLMEngine final : public Engine {
- public:
-  explicit InfLLMEngine(InfLLMParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<InfLLMSession>(layout, params_);
-  }
-
- private:
-  InfLLMParams params_;
-};
-
-ParamSpec integer(const std::string& name, int value, const std::string& help) {
-  return {.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = 1};
-}
 
 ParamSchema schema() {
   ParamSchema out = {Budget::spec(6272, "keys per query: sinks + window + retrieved blocks x block_size"),
                      Budget::per_layer_spec(),
-                     {.name = "sinks",
-                      .type = ParamType::integer,
-                      .default_value = 128,
-                      .help = "initial tokens always attended (n_init)",
-                      .min = 0},
-                     integer("window", 4096, "local window (n_local)"),
-                     integer("block_size", 128, "tokens per memory block"),
-                     integer("repr_topk", 4, "representative keys per block"),
-                     integer("exec_block", 512, "queries per execution block (exc_block_size)"),
-                     {.name = "threads",
-                      .type = ParamType::integer,
-                      .default_value = 0,
-                      .help = "worker threads (0: all cores)",
-                      .min = 0}};
+                     integer_param("sinks", 128, "initial tokens always attended (n_init)", 0),
+                     integer_param("window", 4096, "local window (n_local)"),
+                     integer_param("block_size", 128, "tokens per memory block"),
+                     integer_param("repr_topk", 4, "representative keys per block"),
+                     integer_param("exec_block", 512, "queries per execution block (exc_block_size)"),
+                     threads_param()};
   for (auto spec : offload_capacity_params("offload_sa", "the memory blocks the attention loads (whole blocks)")) {
     if (spec.name == "offload_sa_tokens") {
       spec.default_value = 4096;
@@ -332,7 +292,7 @@ const RegisterEngine registration{{
     .make =
         [](const Json& p) {
           InfLLMParams params{
-              Budget::parse(p.at("budget"), p.at("budget_per_layer"), "infllm"),
+              budget_param(p, "infllm"),
               p.at("sinks").get<int>(),
               p.at("window").get<int>(),
               p.at("block_size").get<int>(),
@@ -346,7 +306,7 @@ const RegisterEngine registration{{
           }
           // Both sizes at once, or a cache smaller than a block, is reported before any work starts.
           device_blocks(params.offload, params.block_size, 1);
-          return std::make_unique<InfLLMEngine>(std::move(params));
+          return session_engine<InfLLMSession>(std::move(params));
         },
     .exact_params =
         [](int tokens) {
