@@ -7,10 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
-#include "engines/selection.h"
+#include "engines/baseline.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -22,10 +19,10 @@ struct H2OParams {
   int threads = 0;
 };
 
-class H2OSession final : public Session {
+class H2OSession final : public LoggedSession {
  public:
   H2OSession(const HeadLayout& layout, const H2OParams& params)
-      : layout_(layout), params_(params), caches_(layout), scores_(layout.heads_kv) {}
+      : LoggedSession(layout), params_(params), caches_(layout), scores_(layout.heads_kv) {}
 
   void append(const float* k, const float* v, int n) override {
     caches_.append(k, v, n);
@@ -33,46 +30,30 @@ class H2OSession final : public Session {
   }
 
   void attend(const float* q, int n, Phase, float* out) override {
-    const int group = layout_.heads_q / layout_.heads_kv;
     std::vector<float> lse(static_cast<std::size_t>(layout_.heads_q) * n);
-    log_.begin(layout_.heads_q, n, caches_.appended() - n, n);
-    Stopwatch watch;
-    for (int g = 0; g < layout_.heads_kv; ++g) {
-      const KvCache& cache = caches_.head(g);
-      const kernels::SparsePlan plan{n, std::vector<std::vector<KeyRange>>(group, {{0, cache.tokens()}})};
-      attend_head_group(q, n, layout_, g, cache, plan, out, lse.data(), params_.threads);
-      const auto positions = to_positions({{0, cache.tokens()}}, cache.positions());
-      for (int h = g * group; h < (g + 1) * group; ++h) log_.set(h, 0, positions);
-    }
-    stats_.attention_seconds += watch.seconds();
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
+    attend_all_kept(q, n, caches_, out, lse.data(), params_.threads);
     Stopwatch select;
     for (int g = 0; g < layout_.heads_kv; ++g) {
       accumulate(g, q, n, lse);
       evict(g);
     }
     stats_.mask_seconds += select.seconds();
-    stats_.kv_bytes_resident = caches_.resident_bytes();
+    finish_call(caches_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
  private:
   // Adds each query's attention probabilities (exp(score - lse)) to the keys it saw.
   void accumulate(int g, const float* q, int n, const std::vector<float>& lse) {
-    const int group = layout_.heads_q / layout_.heads_kv;
     const KvCache& cache = caches_.head(g);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(layout_.head_dim));
     const WideKeys keys(cache.keys(), 0, cache.tokens());
     std::vector<float>& scores = scores_[g];
-    for (int h = g * group; h < (g + 1) * group; ++h) {
+    for (int h = g * group(); h < (g + 1) * group(); ++h) {
       for (int i = 0; i < n; ++i) {
         const float* row = query_row(q, h, n, i, layout_.head_dim);
         const float row_lse = lse[static_cast<std::size_t>(h) * n + i];
         const int visible = cache.tokens() - n + i + 1;
         for (int t = 0; t < visible; ++t)
-          scores[t] += std::exp(scale * dot(row, keys.row(t), layout_.head_dim) - row_lse);
+          scores[t] += std::exp(scale() * dot(row, keys.row(t), layout_.head_dim) - row_lse);
       }
     }
   }
@@ -94,23 +75,9 @@ class H2OSession final : public Session {
     scores.swap(kept_scores);
   }
 
-  HeadLayout layout_;
   H2OParams params_;
   PerHeadCaches caches_;
   std::vector<std::vector<float>> scores_;  // [kv head][cache index]: accumulated attention
-  AttendLog log_;
-  SessionStats stats_;
-};
-
-class H2OEngine final : public Engine {
- public:
-  explicit H2OEngine(H2OParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<H2OSession>(layout, params_);
-  }
-
- private:
-  H2OParams params_;
 };
 
 const RegisterEngine registration{{
@@ -125,20 +92,13 @@ const RegisterEngine registration{{
                 .help = "fraction of the budget for heavy hitters (rest: recent window)",
                 .min = 0.0,
                 .max = 1.0},
-               {.name = "threads",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "worker threads (0: all cores)",
-                .min = 0}},
+               threads_param()},
     .make =
         [](const Json& p) {
-          return std::make_unique<H2OEngine>(H2OParams{Budget::parse(p.at("budget"), p.at("budget_per_layer"), "h2o"),
-                                                       p.at("heavy_share").get<double>(), p.at("threads").get<int>()});
+          return session_engine<H2OSession>(
+              H2OParams{budget_param(p, "h2o"), p.at("heavy_share").get<double>(), p.at("threads").get<int>()});
         },
-    .exact_params =
-        [](int tokens) {
-          return Json{{"budget", tokens}};
-        },
+    .exact_params = budget_covering,
 }};
 
 }  // namespace

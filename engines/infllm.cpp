@@ -15,17 +15,26 @@
 // Attention-level deviations (BASELINES.md): keys arrive rotated, so memory keys are not re-rotated to one
 // fixed position; tokens appended without any query (a bulk prompt) have no local attention, so their
 // representative keys are chosen by the attention of the execution block that forms their block (a
-// stand-in for the prompt queries the problem does not have). The device LRU of `max_cached_block` blocks is
-// not accounted: kv_bytes_resident is the whole cache (host and device).
+// stand-in for the prompt queries the problem does not have).
+//
+// Device cache (context_manager.py: cached_blocks, remove_lru_blocks, MemoryUnit.load): memory blocks live in
+// host memory and the retrieved ones are loaded into a device cache of `max_cached_block` blocks (32, i.e.
+// offload_sa_tokens 4096 at blocks of 128) with LRU replacement, counted by the simulated tier of
+// engines/kv_offload.h like InfiniteHiP's. Before an execution block loads its retrieved set, the least
+// recently used blocks outside the set make room; the set then shares one recency stamp, ties going to the
+// block that entered the cache first. Touching the set's cached blocks first, in order of entry, and then the
+// missing ones in retrieval-score order (the order the original inserts them) gives the tier the same order,
+// as long as the cache holds a whole set (the original asserts so). kv_bytes_resident stays the whole cache
+// (host and device); device_kv_bytes is what the device holds: the cached blocks plus what the original
+// never offloads (initial tokens, tokens not yet in a block, the window, the block representatives).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
-#include "engines/selection.h"
+#include "engines/baseline.h"
+#include "engines/kv_offload.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -38,13 +47,30 @@ struct InfLLMParams {
   int block_size = 128;
   int repr_topk = 4;
   int exec_block = 512;
+  Json offload;  // offload_sa_tokens, offload_sa_bytes
   int threads = 0;
 };
 
-class InfLLMSession final : public Session {
+// The device cache in blocks (each K and V of block_size tokens in every KV head), or nothing if unset.
+std::optional<std::uint64_t> device_blocks(const Json& offload, int block_size, std::uint64_t block_bytes) {
+  const auto blocks = offload_capacity_entries(offload, "offload_sa", 1, block_bytes, "infllm");
+  const auto tokens = offload.at("offload_sa_tokens").get<std::uint64_t>();
+  if (!blocks || tokens == 0) return blocks;
+  if (tokens < static_cast<std::uint64_t>(block_size)) {
+    throw InputError(fmt::format("infllm.offload_sa_tokens: {} tokens hold no block of {}", tokens, block_size));
+  }
+  return tokens / block_size;
+}
+
+class InfLLMSession final : public LoggedSession {
  public:
   InfLLMSession(const HeadLayout& layout, const InfLLMParams& params)
-      : layout_(layout), params_(params), cache_(layout) {}
+      : LoggedSession(layout), params_(params), cache_(layout) {
+    const std::uint64_t block_bytes = cache_.bytes_per_token() * params.block_size;
+    if (const auto blocks = device_blocks(params.offload, params.block_size, block_bytes)) {
+      tier_.emplace(*blocks, block_bytes);
+    }
+  }
 
   void append(const float* k, const float* v, int n) override {
     cache_.append(k, v, n);
@@ -58,16 +84,18 @@ class InfLLMSession final : public Session {
     for (int from = 0; from < n; from += params_.exec_block) {
       execute(q, n, from, std::min(n, from + params_.exec_block), out);
     }
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
-    stats_.kv_bytes_resident = cache_.resident_bytes();
+    finish_call(cache_.resident_bytes());
   }
 
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
+  std::vector<Measurement> extra_measurements() const override {
+    if (!tier_) return {};
+    auto out = offload_measurements("offload_sa", tier_->stats());
+    out.push_back({"device_kv_bytes", "B", {static_cast<double>(device_bytes())}});
+    return out;
+  }
 
  private:
   int dim() const { return layout_.head_dim; }
-  float scale() const { return 1.0f / std::sqrt(static_cast<float>(dim())); }
 
   // Queries [from, to) of the call's n: choose blocks, attend, then credit local attention.
   void execute(const float* q, int n, int from, int to, float* out) {
@@ -81,7 +109,10 @@ class InfLLMSession final : public Session {
     Stopwatch select;
     const auto mean_query = mean_queries(rows, len);
     form_blocks(first - params_.window, mean_query);
-    const auto retrieved = retrieve(mean_query, first + len);
+    const auto by_score = retrieve(mean_query, first + len);
+    if (tier_) load_blocks(by_score);
+    auto retrieved = by_score;
+    std::sort(retrieved.begin(), retrieved.end());
     kernels::SparsePlan plan{1, {}};
     plan.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * len);
     for (int i = 0; i < len; ++i) {
@@ -93,12 +124,8 @@ class InfLLMSession final : public Session {
     }
     stats_.mask_seconds += select.seconds();
 
-    Stopwatch watch;
     std::vector<float> result(rows.size()), lse(static_cast<std::size_t>(layout_.heads_q) * len);
-    const kernels::QueryView query{rows.data(), layout_.heads_q, len, dim()};
-    kernels::sparse_attention(query, cache_.keys(), cache_.values(), {first, scale()}, plan,
-                              {result.data(), lse.data()}, params_.threads);
-    stats_.attention_seconds += watch.seconds();
+    attend_sparse(rows.data(), len, first, cache_, plan, result.data(), lse.data(), params_.threads);
     for (int h = 0; h < layout_.heads_q; ++h) {
       std::copy_n(result.begin() + static_cast<std::size_t>(h) * len * dim(), static_cast<std::size_t>(len) * dim(),
                   out + (static_cast<std::size_t>(h) * n + from) * dim());
@@ -123,14 +150,13 @@ class InfLLMSession final : public Session {
 
   // Forms every memory block that ends at or before `end` (the window start of the block's first query).
   void form_blocks(int end, const std::vector<float>& mean_query) {
-    const int group = layout_.heads_q / layout_.heads_kv;
     while (params_.sinks + (blocks_ + 1) * params_.block_size <= end) {
       const int begin = params_.sinks + blocks_ * params_.block_size;
       const bool observed = std::any_of(observed_.begin() + begin, observed_.begin() + begin + params_.block_size,
                                         [](bool b) { return b; });
       std::vector<float> local(params_.block_size);
       for (int h = 0; h < layout_.heads_q; ++h) {
-        const WideKeys keys(cache_.keys(), h / group, begin + params_.block_size, begin);
+        const WideKeys keys(cache_.keys(), h / group(), begin + params_.block_size, begin);
         for (int t = 0; t < params_.block_size; ++t) {
           local[t] = observed ? local_score_[static_cast<std::size_t>(begin + t) * layout_.heads_q + h]
                               : dot(&mean_query[h * dim()], keys.row(begin + t), dim());
@@ -146,7 +172,8 @@ class InfLLMSession final : public Session {
     }
   }
 
-  // Blocks the execution block retrieves (all of them if there are no more than its budget allows).
+  // Blocks the execution block retrieves, best first (all of them, in order, if there are no more than its
+  // budget allows).
   std::vector<int> retrieve(const std::vector<float>& mean_query, int context) {
     const int budget = params_.budget.tokens(context, layout_.layer);
     const int topk = std::max(0, (budget - params_.sinks - params_.window) / params_.block_size);
@@ -161,7 +188,31 @@ class InfLLMSession final : public Session {
       }
     }
     stats_.kv_bytes_read += static_cast<std::uint64_t>(blocks_) * layout_.heads_q * key_bytes(layout_) / 2;
-    return top_k(scores, topk);
+    auto best = top_k(scores, topk);
+    std::stable_sort(best.begin(), best.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+    return best;
+  }
+
+  // Loads the retrieved blocks into the device cache (see the header comment for the order).
+  void load_blocks(const std::vector<int>& by_score) {
+    entered_.resize(blocks_);
+    std::vector<int> cached, missing;
+    for (int b : by_score) (tier_->holds(b) ? cached : missing).push_back(b);
+    std::sort(cached.begin(), cached.end(), [&](int a, int b) { return entered_[a] < entered_[b]; });
+    for (int b : cached) tier_->access(b);
+    for (int b : missing) {
+      tier_->access(b);
+      entered_[b] = loads_++;
+    }
+  }
+
+  // K and V the original keeps on the device: everything but the memory blocks, the cached blocks, and the
+  // representatives (one key per block and query head).
+  std::uint64_t device_bytes() const {
+    const std::uint64_t outside_blocks = cache_.tokens() - static_cast<std::uint64_t>(blocks_) * params_.block_size;
+    const std::uint64_t representatives =
+        static_cast<std::uint64_t>(blocks_) * layout_.heads_q * key_bytes(layout_) / 2;
+    return outside_blocks * cache_.bytes_per_token() + tier_->stats().device_bytes + representatives;
   }
 
   // Everything up to the query except the memory blocks that were not retrieved.
@@ -184,12 +235,11 @@ class InfLLMSession final : public Session {
 
   // Adds each query's final attention probability to the keys of its local window.
   void credit_local_attention(const std::vector<float>& rows, const std::vector<float>& lse, int len, int first) {
-    const int group = layout_.heads_q / layout_.heads_kv;
     const int last = first + len - 1;
     const int lowest = std::max(0, first + 1 - params_.window);
     for (int g = 0; g < layout_.heads_kv; ++g) {
       const WideKeys keys(cache_.keys(), g, last + 1, lowest);
-      for (int h = g * group; h < (g + 1) * group; ++h) {
+      for (int h = g * group(); h < (g + 1) * group(); ++h) {
         for (int i = 0; i < len; ++i) {
           const float* row = &rows[(static_cast<std::size_t>(h) * len + i) * dim()];
           const float row_lse = lse[static_cast<std::size_t>(h) * len + i];
@@ -204,66 +254,59 @@ class InfLLMSession final : public Session {
     std::fill(observed_.begin() + lowest, observed_.begin() + last + 1, true);
   }
 
-  HeadLayout layout_;
   InfLLMParams params_;
   KvCache cache_;
   std::vector<float> local_score_;  // [position][heads_q]
   std::vector<bool> observed_;      // position was in some query's window
   int blocks_ = 0;
   std::vector<float> representatives_;  // [block][heads_q][dim]
-  AttendLog log_;
-  SessionStats stats_;
+  std::optional<OffloadTier> tier_;     // the device cache of memory blocks
+  std::vector<std::uint64_t> entered_;  // per block: when it last entered the device cache
+  std::uint64_t loads_ = 0;
 };
 
-class InfLLMEngine final : public Engine {
- public:
-  explicit InfLLMEngine(InfLLMParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<InfLLMSession>(layout, params_);
+ParamSchema schema() {
+  ParamSchema out = {Budget::spec(6272, "keys per query: sinks + window + retrieved blocks x block_size"),
+                     Budget::per_layer_spec(),
+                     integer_param("sinks", 128, "initial tokens always attended (n_init)", 0),
+                     integer_param("window", 4096, "local window (n_local)"),
+                     integer_param("block_size", 128, "tokens per memory block"),
+                     integer_param("repr_topk", 4, "representative keys per block"),
+                     integer_param("exec_block", 512, "queries per execution block (exc_block_size)"),
+                     threads_param()};
+  for (auto spec : offload_capacity_params("offload_sa", "the memory blocks the attention loads (whole blocks)")) {
+    if (spec.name == "offload_sa_tokens") {
+      spec.default_value = 4096;
+      spec.help += "; default: the original's max_cached_block 32 x 128 (set 0 to give offload_sa_bytes instead)";
+    }
+    out.push_back(spec);
   }
-
- private:
-  InfLLMParams params_;
-};
-
-ParamSpec integer(const std::string& name, int value, const std::string& help) {
-  return {.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = 1};
+  return out;
 }
 
 const RegisterEngine registration{{
     .name = "infllm",
     .description = "InfLLM: sinks + local window + top memory blocks by representative keys",
     .policy = KvPolicy::masks,
-    .params = {Budget::spec(6272, "keys per query: sinks + window + retrieved blocks x block_size"),
-               Budget::per_layer_spec(),
-               {.name = "sinks",
-                .type = ParamType::integer,
-                .default_value = 128,
-                .help = "initial tokens always attended (n_init)",
-                .min = 0},
-               integer("window", 4096, "local window (n_local)"),
-               integer("block_size", 128, "tokens per memory block"),
-               integer("repr_topk", 4, "representative keys per block"),
-               integer("exec_block", 512, "queries per execution block (exc_block_size)"),
-               {.name = "threads",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "worker threads (0: all cores)",
-                .min = 0}},
+    .params = schema(),
     .make =
         [](const Json& p) {
-          InfLLMParams params{Budget::parse(p.at("budget"), p.at("budget_per_layer"), "infllm"),
-                              p.at("sinks").get<int>(),
-                              p.at("window").get<int>(),
-                              p.at("block_size").get<int>(),
-                              p.at("repr_topk").get<int>(),
-                              p.at("exec_block").get<int>(),
-                              p.at("threads").get<int>()};
+          InfLLMParams params{
+              budget_param(p, "infllm"),
+              p.at("sinks").get<int>(),
+              p.at("window").get<int>(),
+              p.at("block_size").get<int>(),
+              p.at("repr_topk").get<int>(),
+              p.at("exec_block").get<int>(),
+              {{"offload_sa_tokens", p.at("offload_sa_tokens")}, {"offload_sa_bytes", p.at("offload_sa_bytes")}},
+              p.at("threads").get<int>()};
           if (params.exec_block > params.window) {
             throw InputError(fmt::format("infllm.exec_block: expected at most the window ({}), got {}", params.window,
                                          params.exec_block));
           }
-          return std::make_unique<InfLLMEngine>(std::move(params));
+          // Both sizes at once, or a cache smaller than a block, is reported before any work starts.
+          device_blocks(params.offload, params.block_size, 1);
+          return session_engine<InfLLMSession>(std::move(params));
         },
     .exact_params =
         [](int tokens) {

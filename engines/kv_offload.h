@@ -40,6 +40,8 @@ class OffloadTier {
   // Records one access; returns true on a hit. A miss loads the entry, evicting the least recently used
   // one when the tier is full.
   bool access(std::uint64_t entry);
+  // Whether the entry is on the device now; not an access.
+  bool holds(std::uint64_t entry) const { return where_.contains(entry); }
 
   OffloadStats stats() const;
 

@@ -2,6 +2,7 @@
 // that decreases linearly with depth (lower layers keep more), averaging SnapKV's C - W. The per-layer
 // budgets come from the pyramid, so there is no budget_per_layer. At the attention level (one layer) it keeps
 // the average and equals SnapKV.
+#include "engines/baseline.h"
 #include "engines/snapkv.h"
 
 namespace ctxbench::engines::snapkv {
@@ -13,10 +14,7 @@ const RegisterEngine registration{{
     .policy = KvPolicy::evicts,
     .params = schema(true),
     .make = [](const Json& p) { return make_engine(parse(p, true)); },
-    .exact_params =
-        [](int tokens) {
-          return Json{{"budget", tokens}};
-        },
+    .exact_params = budget_covering,
 }};
 
 }  // namespace

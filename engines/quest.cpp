@@ -5,12 +5,8 @@
 // pages) pages per query head. Prefill and the first `dense_layers` layers are dense. The whole cache stays
 // resident: Quest saves reads, not memory.
 #include <algorithm>
-#include <cmath>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
-#include "engines/selection.h"
+#include "engines/baseline.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -58,10 +54,13 @@ class PageBounds {
   std::vector<std::vector<float>> min_, max_;  // [head][page * dim + i]
 };
 
-class QuestSession final : public Session {
+class QuestSession final : public LoggedSession {
  public:
   QuestSession(const HeadLayout& layout, const QuestParams& params)
-      : layout_(layout), params_(params), cache_(layout), bounds_(layout.heads_kv, layout.head_dim, params.page_size) {}
+      : LoggedSession(layout),
+        params_(params),
+        cache_(layout),
+        bounds_(layout.heads_kv, layout.head_dim, params.page_size) {}
 
   void append(const float* k, const float* v, int n) override {
     cache_.append(k, v, n);
@@ -72,37 +71,25 @@ class QuestSession final : public Session {
     Stopwatch select;
     const int first = cache_.tokens() - n;
     const bool dense = phase == Phase::prefill || layout_.layer < params_.dense_layers;
-    const int group = layout_.heads_q / layout_.heads_kv;
-    kernels::SparsePlan plan{1, {}};
-    plan.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * n);
     log_.begin(layout_.heads_q, n, first, 1);
     std::vector<float> scores;
     std::uint64_t pages_scored = 0;
     for (int h = 0; h < layout_.heads_q; ++h) {
       for (int i = 0; i < n; ++i) {
         const int context = first + i + 1;
-        auto ranges = dense ? std::vector<KeyRange>{{0, context}}
-                            : choose(query_row(q, h, n, i, layout_.head_dim), h / group, context, scores);
+        log_.set(h, i,
+                 dense ? std::vector<KeyRange>{{0, context}}
+                       : choose(query_row(q, h, n, i, layout_.head_dim), h / group(), context, scores));
         if (!dense) pages_scored += (context + params_.page_size - 1) / params_.page_size;
-        log_.set(h, i, ranges);
-        plan.ranges[static_cast<std::size_t>(h) * n + i] = std::move(ranges);
       }
     }
     stats_.mask_seconds += select.seconds();
 
-    Stopwatch watch;
-    const kernels::QueryView query{q, layout_.heads_q, n, layout_.head_dim};
-    const kernels::CausalLayout causal{first, 1.0f / std::sqrt(static_cast<float>(layout_.head_dim))};
-    kernels::sparse_attention(query, cache_.keys(), cache_.values(), causal, plan, {out, nullptr}, params_.threads);
-    stats_.attention_seconds += watch.seconds();
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
+    attend_sparse(q, n, first, cache_, log_.plan(), out, nullptr, params_.threads);
     // Each query head read the min and max vectors of every page it bounded (same size as one key each).
     stats_.kv_bytes_read += pages_scored * key_bytes(layout_);
-    stats_.kv_bytes_resident = cache_.resident_bytes();
+    finish_call(cache_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
  private:
   std::vector<KeyRange> choose(const float* q, int kv_head, int context, std::vector<float>& scores) const {
@@ -120,23 +107,9 @@ class QuestSession final : public Session {
     return merge_ranges(std::move(ranges));
   }
 
-  HeadLayout layout_;
   QuestParams params_;
   KvCache cache_;
   PageBounds bounds_;
-  AttendLog log_;
-  SessionStats stats_;
-};
-
-class QuestEngine final : public Engine {
- public:
-  explicit QuestEngine(QuestParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<QuestSession>(layout, params_);
-  }
-
- private:
-  QuestParams params_;
 };
 
 const RegisterEngine registration{{
@@ -144,32 +117,15 @@ const RegisterEngine registration{{
     .description = "Quest: top pages by min/max key bounds at decode; dense prefill; full cache kept",
     .policy = KvPolicy::masks,
     .params = {Budget::spec(1024, "token budget per query row at decode (pages = budget / page_size, at least 3)"),
-               Budget::per_layer_spec(),
-               {.name = "page_size",
-                .type = ParamType::integer,
-                .default_value = 16,
-                .help = "tokens per page (chunk_size)",
-                .min = 1},
-               {.name = "dense_layers",
-                .type = ParamType::integer,
-                .default_value = 2,
-                .help = "first layers kept dense (HeadLayout.layer below this)",
-                .min = 0},
-               {.name = "threads",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "worker threads (0: all cores)",
-                .min = 0}},
+               Budget::per_layer_spec(), integer_param("page_size", 16, "tokens per page (chunk_size)"),
+               integer_param("dense_layers", 2, "first layers kept dense (HeadLayout.layer below this)", 0),
+               threads_param()},
     .make =
         [](const Json& p) {
-          return std::make_unique<QuestEngine>(
-              QuestParams{Budget::parse(p.at("budget"), p.at("budget_per_layer"), "quest"),
-                          p.at("page_size").get<int>(), p.at("dense_layers").get<int>(), p.at("threads").get<int>()});
+          return session_engine<QuestSession>(QuestParams{budget_param(p, "quest"), p.at("page_size").get<int>(),
+                                                          p.at("dense_layers").get<int>(), p.at("threads").get<int>()});
         },
-    .exact_params =
-        [](int tokens) {
-          return Json{{"budget", tokens}};
-        },
+    .exact_params = budget_covering,
 }};
 
 }  // namespace

@@ -82,6 +82,9 @@ class AttendLog {
   // KV head and call), to `stats`. `bytes_per_key` is K plus V of one key in one KV head.
   void account(SessionStats& stats, int heads_kv, std::uint64_t bytes_per_key) const;
 
+  // The logged ranges as a plan for the attention kernel, for methods whose cache indices are positions.
+  kernels::SparsePlan plan() const { return {query_block_, ranges_}; }
+
   int queries() const { return queries_; }
   int first_position() const { return first_position_; }
 

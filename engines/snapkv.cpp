@@ -12,42 +12,29 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engines/selection.h"
+#include "engines/baseline.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines::snapkv {
 namespace {
 
-class SnapSession final : public Session {
+class SnapSession final : public LoggedSession {
  public:
-  SnapSession(const HeadLayout& layout, const Params& params) : layout_(layout), params_(params), caches_(layout) {}
+  SnapSession(const HeadLayout& layout, const Params& params)
+      : LoggedSession(layout), params_(params), caches_(layout) {}
 
   void append(const float* k, const float* v, int n) override { caches_.append(k, v, n); }
 
   void attend(const float* q, int n, Phase phase, float* out) override {
-    const int group = layout_.heads_q / layout_.heads_kv;
     std::vector<float> lse(static_cast<std::size_t>(layout_.heads_q) * n);
-    log_.begin(layout_.heads_q, n, caches_.appended() - n, n);
-    Stopwatch watch;
-    for (int g = 0; g < layout_.heads_kv; ++g) {
-      const KvCache& cache = caches_.head(g);
-      const kernels::SparsePlan plan{n, std::vector<std::vector<KeyRange>>(group, {{0, cache.tokens()}})};
-      attend_head_group(q, n, layout_, g, cache, plan, out, lse.data(), params_.threads);
-      const auto positions = to_positions({{0, cache.tokens()}}, cache.positions());
-      for (int h = g * group; h < (g + 1) * group; ++h) log_.set(h, 0, positions);
-    }
-    stats_.attention_seconds += watch.seconds();
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
+    attend_all_kept(q, n, caches_, out, lse.data(), params_.threads);
     if (phase == Phase::prefill) {
       Stopwatch select;
       for (int g = 0; g < layout_.heads_kv; ++g) compress(g, q, n, lse);
       stats_.mask_seconds += select.seconds();
     }
-    stats_.kv_bytes_resident = caches_.resident_bytes();
+    finish_call(caches_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
  private:
   void compress(int g, const float* q, int n, const std::vector<float>& lse) {
@@ -67,39 +54,23 @@ class SnapSession final : public Session {
 
   // Probability mass the observation queries put on each prefix key, averaged over the group's heads.
   std::vector<float> window_scores(int g, const float* q, int n, const std::vector<float>& lse, int prefix) const {
-    const int group = layout_.heads_q / layout_.heads_kv;
     const int observed = std::min(params_.window, n);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(layout_.head_dim));
     const WideKeys keys(caches_.head(g).keys(), 0, prefix);
     std::vector<float> scores(prefix, 0.0f);
-    for (int h = g * group; h < (g + 1) * group; ++h) {
+    for (int h = g * group(); h < (g + 1) * group(); ++h) {
       for (int i = n - observed; i < n; ++i) {
         const float* row = query_row(q, h, n, i, layout_.head_dim);
         const float row_lse = lse[static_cast<std::size_t>(h) * n + i];
         for (int t = 0; t < prefix; ++t)
-          scores[t] += std::exp(scale * dot(row, keys.row(t), layout_.head_dim) - row_lse);
+          scores[t] += std::exp(scale() * dot(row, keys.row(t), layout_.head_dim) - row_lse);
       }
     }
-    for (float& s : scores) s /= static_cast<float>(group);
+    for (float& s : scores) s /= static_cast<float>(group());
     return scores;
   }
 
-  HeadLayout layout_;
   Params params_;
   PerHeadCaches caches_;
-  AttendLog log_;
-  SessionStats stats_;
-};
-
-class SnapEngine final : public Engine {
- public:
-  explicit SnapEngine(Params params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<SnapSession>(layout, params_);
-  }
-
- private:
-  Params params_;
 };
 
 }  // namespace
@@ -131,35 +102,23 @@ int prefix_keep(const Params& params, int capacity, int window, int prompt, int 
   return std::clamp(max_num - layer * steps, 0, prompt - window);
 }
 
-std::unique_ptr<Engine> make_engine(Params params) { return std::make_unique<SnapEngine>(std::move(params)); }
+std::unique_ptr<Engine> make_engine(Params params) { return session_engine<SnapSession>(std::move(params)); }
 
 ParamSchema schema(bool pyramid) {
   ParamSchema s = {
       Budget::spec(2048, pyramid ? "average max_capacity_prompt C over the layers, window included"
                                  : "max_capacity_prompt C: keys kept after the prefill, window included"),
-      {.name = "window",
-       .type = ParamType::integer,
-       .default_value = 32,
-       .help = "observation window W (queries scored, newest keys kept)",
-       .min = 1},
-      {.name = "kernel", .type = ParamType::integer, .default_value = 7, .help = "pooling kernel size (odd)", .min = 1},
+      integer_param("window", 32, "observation window W (queries scored, newest keys kept)"),
+      integer_param("kernel", 7, "pooling kernel size (odd)"),
       {.name = "pooling",
        .type = ParamType::string,
        .default_value = "max",
        .help = "pooling of the window scores",
        .choices = {"max", "avg"}},
-      {.name = "threads",
-       .type = ParamType::integer,
-       .default_value = 0,
-       .help = "worker threads (0: all cores)",
-       .min = 0},
+      threads_param(),
   };
   if (pyramid) {
-    s.push_back({.name = "beta",
-                 .type = ParamType::integer,
-                 .default_value = 20,
-                 .help = "the top layer keeps (C - W) / beta prefix keys",
-                 .min = 1});
+    s.push_back(integer_param("beta", 20, "the top layer keeps (C - W) / beta prefix keys"));
   } else {
     s.push_back(Budget::per_layer_spec());
   }
@@ -188,10 +147,7 @@ const RegisterEngine registration{{
     .policy = KvPolicy::evicts,
     .params = schema(false),
     .make = [](const Json& p) { return make_engine(parse(p, false)); },
-    .exact_params =
-        [](int tokens) {
-          return Json{{"budget", tokens}};
-        },
+    .exact_params = budget_covering,
 }};
 
 }  // namespace

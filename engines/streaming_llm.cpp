@@ -7,12 +7,8 @@
 // The original re-assigns RoPE positions by cache index. Keys reach an attention-level engine already rotated,
 // so that re-assignment belongs to the model runtime (BASELINES.md).
 #include <algorithm>
-#include <cmath>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
-#include "engines/selection.h"
+#include "engines/baseline.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -24,10 +20,10 @@ struct StreamingParams {
   int threads = 0;
 };
 
-class StreamingSession final : public Session {
+class StreamingSession final : public LoggedSession {
  public:
   StreamingSession(const HeadLayout& layout, const StreamingParams& params)
-      : layout_(layout), params_(params), cache_(layout) {}
+      : LoggedSession(layout), params_(params), cache_(layout) {}
 
   void append(const float* k, const float* v, int n) override { cache_.append(k, v, n); }
 
@@ -55,17 +51,9 @@ class StreamingSession final : public Session {
     }
     stats_.mask_seconds += select.seconds();
 
-    Stopwatch watch;
-    const kernels::QueryView query{q, layout_.heads_q, n, layout_.head_dim};
-    const kernels::CausalLayout causal{cache_.tokens() - n, 1.0f / std::sqrt(static_cast<float>(layout_.head_dim))};
-    kernels::sparse_attention(query, cache_.keys(), cache_.values(), causal, plan, {out, nullptr}, params_.threads);
-    stats_.attention_seconds += watch.seconds();
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
-    stats_.kv_bytes_resident = cache_.resident_bytes();
+    attend_sparse(q, n, cache_.tokens() - n, cache_, plan, out, nullptr, params_.threads);
+    finish_call(cache_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
  private:
   // Sinks plus the newest keys up to the query at `position`; the query always sees itself.
@@ -85,50 +73,22 @@ class StreamingSession final : public Session {
     if (static_cast<int>(keep.size()) < cache_.tokens()) cache_.keep(keep);
   }
 
-  HeadLayout layout_;
   StreamingParams params_;
   KvCache cache_;
-  AttendLog log_;
-  SessionStats stats_;
-};
-
-class StreamingEngine final : public Engine {
- public:
-  explicit StreamingEngine(StreamingParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<StreamingSession>(layout, params_);
-  }
-
- private:
-  StreamingParams params_;
 };
 
 const RegisterEngine registration{{
     .name = "streaming_llm",
     .description = "StreamingLLM: attention sinks + recent window, older tokens evicted",
     .policy = KvPolicy::evicts,
-    .params = {Budget::spec(516, "cache size: sinks + recent window (original 4 + 512)"),
-               Budget::per_layer_spec(),
-               {.name = "sinks",
-                .type = ParamType::integer,
-                .default_value = 4,
-                .help = "first tokens always kept (start_size)",
-                .min = 0},
-               {.name = "threads",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "worker threads (0: all cores)",
-                .min = 0}},
+    .params = {Budget::spec(516, "cache size: sinks + recent window (original 4 + 512)"), Budget::per_layer_spec(),
+               integer_param("sinks", 4, "first tokens always kept (start_size)", 0), threads_param()},
     .make =
         [](const Json& p) {
-          return std::make_unique<StreamingEngine>(
-              StreamingParams{Budget::parse(p.at("budget"), p.at("budget_per_layer"), "streaming_llm"),
-                              p.at("sinks").get<int>(), p.at("threads").get<int>()});
+          return session_engine<StreamingSession>(
+              StreamingParams{budget_param(p, "streaming_llm"), p.at("sinks").get<int>(), p.at("threads").get<int>()});
         },
-    .exact_params =
-        [](int tokens) {
-          return Json{{"budget", tokens}};
-        },
+    .exact_params = budget_covering,
     .decode_matches_prefill = true,
 }};
 

@@ -14,10 +14,7 @@
 #include <cmath>
 #include <limits>
 
-#include "engines/budget.h"
-#include "engines/engine.h"
-#include "engines/kv_cache.h"
-#include "engines/selection.h"
+#include "engines/baseline.h"
 #include "harness/timer.h"
 
 namespace ctxbench::engines {
@@ -33,10 +30,10 @@ struct VerticalSlashParams {
   int threads = 0;
 };
 
-class VerticalSlashSession final : public Session {
+class VerticalSlashSession final : public LoggedSession {
  public:
   VerticalSlashSession(const HeadLayout& layout, const VerticalSlashParams& params)
-      : layout_(layout), params_(params), cache_(layout) {}
+      : LoggedSession(layout), params_(params), cache_(layout) {}
 
   void append(const float* k, const float* v, int n) override { cache_.append(k, v, n); }
 
@@ -44,40 +41,27 @@ class VerticalSlashSession final : public Session {
     Stopwatch select;
     const int first = cache_.tokens() - n;
     const int block = phase == Phase::prefill ? params_.query_block : n;
-    kernels::SparsePlan plan{block, {}};
-    const int blocks = plan.num_query_blocks(n);
-    plan.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * blocks);
+    const int blocks = (n + block - 1) / block;
     log_.begin(layout_.heads_q, n, first, block);
-    const int group = layout_.heads_q / layout_.heads_kv;
     for (int g = 0; g < layout_.heads_kv; ++g) {
       const WideKeys keys(cache_.keys(), g, cache_.tokens());
-      for (int h = g * group; h < (g + 1) * group; ++h) {
+      for (int h = g * group(); h < (g + 1) * group(); ++h) {
         Pattern pattern = phase == Phase::prefill ? estimate(q, n, h, keys) : Pattern{};
         for (int b = 0; b < blocks; ++b) {
           const int lo = first + b * block, hi = std::min(first + n, lo + block) - 1;
-          auto ranges = phase == Phase::prefill ? pattern.keys(lo, hi) : std::vector<KeyRange>{{0, hi + 1}};
-          log_.set(h, b, ranges);
-          plan.ranges[static_cast<std::size_t>(h) * blocks + b] = std::move(ranges);
+          log_.set(h, b, phase == Phase::prefill ? pattern.keys(lo, hi) : std::vector<KeyRange>{{0, hi + 1}});
         }
       }
     }
     stats_.mask_seconds += select.seconds();
 
-    Stopwatch watch;
-    const kernels::QueryView query{q, layout_.heads_q, n, layout_.head_dim};
-    const kernels::CausalLayout causal{first, 1.0f / std::sqrt(static_cast<float>(layout_.head_dim))};
-    kernels::sparse_attention(query, cache_.keys(), cache_.values(), causal, plan, {out, nullptr}, params_.threads);
-    stats_.attention_seconds += watch.seconds();
-    log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
+    attend_sparse(q, n, first, cache_, log_.plan(), out, nullptr, params_.threads);
     if (phase == Phase::prefill) {
       // Estimating read every visible key once per KV head.
       stats_.kv_bytes_read += static_cast<std::uint64_t>(cache_.tokens()) * layout_.heads_kv * key_bytes(layout_) / 2;
     }
-    stats_.kv_bytes_resident = cache_.resident_bytes();
+    finish_call(cache_.resident_bytes());
   }
-
-  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
-  SessionStats stats() const override { return stats_; }
 
  private:
   struct Pattern {
@@ -100,7 +84,6 @@ class VerticalSlashSession final : public Session {
     const int vertical_size = std::min(context, std::max(vertical_budget, 30));
     const int slash_size = std::min(context, std::max(budget - vertical_budget, 50));
     const int observed = std::min(params_.last_q, n);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(layout_.head_dim));
     std::vector<float> vertical(context, 0.0f), slash(context, 0.0f), logits;
     for (int i = n - observed; i < n; ++i) {
       const int position = context - n + i;
@@ -108,7 +91,7 @@ class VerticalSlashSession final : public Session {
       logits.resize(position + 1);
       float max_logit = -std::numeric_limits<float>::infinity();
       for (int t = 0; t <= position; ++t) {
-        logits[t] = scale * dot(row, keys.row(t), layout_.head_dim);
+        logits[t] = scale() * dot(row, keys.row(t), layout_.head_dim);
         max_logit = std::max(max_logit, logits[t]);
       }
       double sum = 0.0;
@@ -125,27 +108,9 @@ class VerticalSlashSession final : public Session {
     return {top_k(vertical, vertical_size), top_k(slash, slash_size)};
   }
 
-  HeadLayout layout_;
   VerticalSlashParams params_;
   KvCache cache_;
-  AttendLog log_;
-  SessionStats stats_;
 };
-
-class VerticalSlashEngine final : public Engine {
- public:
-  explicit VerticalSlashEngine(VerticalSlashParams params) : params_(std::move(params)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<VerticalSlashSession>(layout, params_);
-  }
-
- private:
-  VerticalSlashParams params_;
-};
-
-ParamSpec count(const std::string& name, int value, const std::string& help, int min) {
-  return {.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = min};
-}
 
 const RegisterEngine registration{{
     .name = "vertical_slash",
@@ -159,17 +124,17 @@ const RegisterEngine registration{{
                 .help = "fraction of the budget for vertical columns (rest: slash diagonals)",
                 .min = 0.0,
                 .max = 1.0},
-               count("last_q", 64, "chunk queries that estimate the pattern", 1),
-               count("forced_vertical", 30, "first key columns always kept", 0),
-               count("forced_slash", 100, "nearest diagonals always kept", 0),
-               count("query_block", 64, "queries sharing one diagonal range (the kernel's block)", 1),
-               count("threads", 0, "worker threads (0: all cores)", 0)},
+               integer_param("last_q", 64, "chunk queries that estimate the pattern"),
+               integer_param("forced_vertical", 30, "first key columns always kept", 0),
+               integer_param("forced_slash", 100, "nearest diagonals always kept", 0),
+               integer_param("query_block", 64, "queries sharing one diagonal range (the kernel's block)"),
+               threads_param()},
     .make =
         [](const Json& p) {
-          return std::make_unique<VerticalSlashEngine>(VerticalSlashParams{
-              Budget::parse(p.at("budget"), p.at("budget_per_layer"), "vertical_slash"),
-              p.at("vertical_share").get<double>(), p.at("last_q").get<int>(), p.at("forced_vertical").get<int>(),
-              p.at("forced_slash").get<int>(), p.at("query_block").get<int>(), p.at("threads").get<int>()});
+          return session_engine<VerticalSlashSession>(VerticalSlashParams{
+              budget_param(p, "vertical_slash"), p.at("vertical_share").get<double>(), p.at("last_q").get<int>(),
+              p.at("forced_vertical").get<int>(), p.at("forced_slash").get<int>(), p.at("query_block").get<int>(),
+              p.at("threads").get<int>()});
         },
     .exact_params =
         [](int tokens) {

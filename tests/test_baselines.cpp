@@ -502,6 +502,7 @@ struct InfLLMModel {
   std::vector<std::vector<std::vector<double>>> representative;  // [block][head][dim]
   std::map<std::pair<int, int>, double> local;                   // (position, head) -> local attention
   std::set<int> observed;
+  std::vector<Positions> loaded;  // per execution block: the retrieved blocks, best first (torch topk order)
 
   std::vector<double> mean_query(int head, int from, int count) const {
     std::vector<double> m(p.layout.head_dim, 0.0);
@@ -559,6 +560,10 @@ struct InfLLMModel {
         scored.push_back({b, s});
       }
       const Positions retrieved = blocks <= topk ? range_of(0, blocks) : best(scored, topk);
+      Positions by_score = retrieved;
+      std::stable_sort(by_score.begin(), by_score.end(),
+                       [&](int a, int b) { return scored[a].second > scored[b].second; });
+      loaded.push_back(by_score);
       for (int i = e; i < e + len; ++i) {
         const int position = first + i;
         Positions keys;
@@ -579,6 +584,46 @@ struct InfLLMModel {
   }
 };
 
+// InfLLM's device cache as context_manager.py keeps it: cached_blocks maps a block to the load_count of its
+// last use, in dict insertion order; before a set is loaded, remove_lru_blocks drops the blocks with the
+// smallest counts (stable sort, so ties in insertion order) outside the set until the cache has room; then
+// the set gets the new count and MemoryUnit.load copies what was not on the device.
+struct OriginalBlockCache {
+  int max_cached_block;
+  std::vector<std::pair<int, int>> cached;  // (block, load_count) in insertion order
+  int load_count = 0;
+  std::uint64_t loads = 0, hits = 0;
+
+  bool has(int b) const {
+    return std::any_of(cached.begin(), cached.end(), [&](const auto& e) { return e.first == b; });
+  }
+
+  void load(const Positions& block_topk) {
+    int num_remove = static_cast<int>(cached.size()) - max_cached_block;
+    for (int b : block_topk) num_remove += has(b) ? 0 : 1;
+    auto lst = cached;
+    std::stable_sort(lst.begin(), lst.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    int removed = 0;
+    for (const auto& [idx, count] : lst) {
+      if (removed >= num_remove) break;
+      if (std::find(block_topk.begin(), block_topk.end(), idx) != block_topk.end()) continue;
+      cached.erase(std::find(cached.begin(), cached.end(), std::pair<int, int>(idx, count)));
+      ++removed;
+    }
+    ++load_count;
+    for (int b : block_topk) {
+      ++loads;
+      const auto it = std::find_if(cached.begin(), cached.end(), [&](const auto& e) { return e.first == b; });
+      if (it != cached.end()) {
+        ++hits;
+        it->second = load_count;
+      } else {
+        cached.push_back({b, load_count});
+      }
+    }
+  }
+};
+
 TEST_CASE("infllm: local window, sinks, top blocks by representative keys, per execution block", "[baselines]") {
   const auto L = layout(4, 2, 16);
   const Problem p = random_problem(L, 300, 44, 31);
@@ -590,7 +635,7 @@ TEST_CASE("infllm: local window, sinks, top blocks by representative keys, per e
                                              {"repr_topk", repr},
                                              {"exec_block", exec}});
   Runner run(*engine, p, p.tokens - p.queries);
-  InfLLMModel model{p, sinks, window, block, repr, exec, topk, 0, {}, {}, {}};
+  InfLLMModel model{p, sinks, window, block, repr, exec, topk, 0, {}, {}, {}, {}};
   const int chunk = 20;  // two execution blocks: 16 + 4
   const Rows rows = run.prefill(0, chunk);
   CHECK(rows == model.attend(0, chunk, run.position(0)));
@@ -603,6 +648,63 @@ TEST_CASE("infllm: local window, sinks, top blocks by representative keys, per e
   SECTION("the execution block may not exceed the window") {
     CHECK_THROWS_WITH(make_engine("infllm", {{"window", 64}, {"exec_block", 128}}),
                       Catch::Contains("infllm.exec_block"));
+  }
+}
+
+TEST_CASE("infllm: the device cache of memory blocks counts what the original's LRU loads", "[baselines]") {
+  for (const auto dtype : {kernels::DType::f32, kernels::DType::f16}) {
+    const auto L = layout(4, 2, 16, dtype);
+    Problem p = random_problem(L, 400, 60, dtype == kernels::DType::f32 ? 45 : 46);
+    // Decode queries revisiting seven directions in a scrambled order retrieve overlapping sets again and
+    // again, so hits, evictions and ties in recency all happen (checked by hand: touching the cached blocks
+    // in another order, or the missing ones in index order, or every block in score order, fails this).
+    for (int h = 0; h < L.heads_q; ++h) {
+      for (int t = 45; t < p.queries; ++t) {
+        std::copy_n(query_of(p, h, 40 + (t * t) % 7), L.head_dim,
+                    p.q.begin() + (static_cast<std::size_t>(h) * p.queries + t) * L.head_dim);
+      }
+    }
+    const int sinks = 4, window = 32, block = 8, repr = 2, exec = 16, topk = 4;
+    const std::uint64_t block_bytes = 2ull * L.heads_kv * block * L.head_dim * kernels::dtype_bytes(dtype);
+    for (int capacity : {4, 5, 6, 8}) {
+      Json params = {{"budget", sinks + window + topk * block},
+                     {"sinks", sinks},
+                     {"window", window},
+                     {"block_size", block},
+                     {"repr_topk", repr},
+                     {"exec_block", exec}};
+      // The same cache given in tokens (whole blocks) and in bytes.
+      params["offload_sa_tokens"] = capacity == 5 ? 0 : capacity * block + block - 1;
+      params["offload_sa_bytes"] = capacity == 5 ? static_cast<double>(capacity * block_bytes + 1) : 0.0;
+      const auto engine = make_engine("infllm", params);
+      Runner run(*engine, p, p.tokens - p.queries);
+      InfLLMModel model{p, sinks, window, block, repr, exec, topk, 0, {}, {}, {}, {}};
+      CHECK(run.prefill(0, 40) == model.attend(0, 40, run.position(0)));
+      for (int t = 40; t < p.queries; ++t) CHECK(run.decode(t) == model.attend(t, 1, run.position(t)));
+
+      OriginalBlockCache original{capacity, {}};
+      for (const auto& set : model.loaded) original.load(set);
+      std::map<std::string, double> extra;
+      for (const auto& m : run.session->extra_measurements()) extra[m.metric] = m.value();
+      REQUIRE(original.hits > 0);
+      REQUIRE(original.hits < original.loads);  // both hits and evictions happen
+      CHECK(extra.at("offload_sa_accesses") == original.loads);
+      CHECK(extra.at("offload_sa_hit_ratio") == Approx(static_cast<double>(original.hits) / original.loads));
+      CHECK(extra.at("offload_sa_bytes_to_device") == (original.loads - original.hits) * block_bytes);
+      CHECK(extra.at("offload_sa_device_bytes") == original.cached.size() * block_bytes);
+      CHECK(extra.at("offload_sa_capacity_bytes") == capacity * block_bytes);
+      // On the device besides the cached blocks: every token outside the memory blocks, and one
+      // representative key per block and query head.
+      const std::uint64_t outside = p.tokens - static_cast<std::uint64_t>(model.blocks) * block;
+      const std::uint64_t reps =
+          static_cast<std::uint64_t>(model.blocks) * L.heads_q * block_bytes / (2 * block * L.heads_kv);
+      CHECK(extra.at("device_kv_bytes") == original.cached.size() * block_bytes + outside * block_bytes / block + reps);
+    }
+  }
+  SECTION("cache sizes are checked") {
+    CHECK_THROWS_WITH(make_engine("infllm", {{"offload_sa_bytes", 1e6}}), Catch::Contains("not both"));
+    CHECK_THROWS_WITH(make_engine("infllm", {{"offload_sa_tokens", 100}}), Catch::Contains("offload_sa_tokens"));
+    CHECK(make_engine("infllm", {{"offload_sa_tokens", 0}})->open(layout(2, 1, 8))->extra_measurements().empty());
   }
 }
 

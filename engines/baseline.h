@@ -1,0 +1,66 @@
+// Plumbing shared by the baseline engines: an Engine that opens one session type with fixed parameters, a
+// session base holding the record of attended keys and the stats, and the parameters most of them declare.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engines/budget.h"
+#include "engines/engine.h"
+#include "engines/kv_cache.h"
+#include "engines/selection.h"
+
+namespace ctxbench::engines {
+
+// An engine whose sessions are `SessionT(layout, params)`.
+template <class SessionT, class ParamsT>
+std::unique_ptr<Engine> session_engine(ParamsT params) {
+  class Opener final : public Engine {
+   public:
+    explicit Opener(ParamsT p) : params_(std::move(p)) {}
+    std::unique_ptr<Session> open(const HeadLayout& layout) const override {
+      return std::make_unique<SessionT>(layout, params_);
+    }
+
+   private:
+    ParamsT params_;
+  };
+  return std::make_unique<Opener>(std::move(params));
+}
+
+// A session that reports the keys of its last call from `log_` and its totals from `stats_`.
+class LoggedSession : public Session {
+ public:
+  explicit LoggedSession(const HeadLayout& layout) : layout_(layout) {}
+  std::vector<KeyRange> attended(int head, int query) const override { return log_.attended(head, query); }
+  SessionStats stats() const override { return stats_; }
+
+ protected:
+  int group() const { return layout_.heads_q / layout_.heads_kv; }
+  float scale() const;
+
+  // Timed sparse attention of n queries [heads_q][n][dim] whose first sits at cache index `first`, over
+  // `cache` restricted to `plan` (cache indices); lse may be null.
+  void attend_sparse(const float* q, int n, int first, const KvCache& cache, const kernels::SparsePlan& plan,
+                     float* out, float* lse, int threads);
+  // Exact attention of every query head over all its KV head keeps in `caches`, logged.
+  void attend_all_kept(const float* q, int n, const PerHeadCaches& caches, float* out, float* lse, int threads);
+  // Adds the call's logged rows to the stats and records what stays resident.
+  void finish_call(std::uint64_t resident_bytes);
+
+  HeadLayout layout_;
+  AttendLog log_;
+  SessionStats stats_;
+};
+
+// "threads": worker threads of the attention kernel.
+ParamSpec threads_param();
+// An integer parameter with a lower bound.
+ParamSpec integer_param(const std::string& name, int value, const std::string& help, int min = 1);
+// The "budget" and "budget_per_layer" parameters as one Budget; `engine` names them in errors.
+Budget budget_param(const Json& params, const std::string& engine);
+// exact_params of a method that is dense once its budget covers the context.
+Json budget_covering(int tokens);
+
+}  // namespace ctxbench::engines
