@@ -100,14 +100,14 @@ CREATE INDEX cells_by_run ON cells(run_id, status);
     "ALTER TABLE runs ADD COLUMN shard TEXT NOT NULL DEFAULT '';",
     // LongRoPE factor searches (harness/longrope_store.cpp): every evaluated generation, for resuming.
     R"sql(
-CREATE TABLE longrope_searches (
+CREATE TABLE IF NOT EXISTS longrope_searches (
   id INTEGER PRIMARY KEY,
   settings TEXT NOT NULL UNIQUE,
   started_at TEXT NOT NULL,
   finished_at TEXT,
   status TEXT NOT NULL,
   result TEXT);
-CREATE TABLE longrope_individuals (
+CREATE TABLE IF NOT EXISTS longrope_individuals (
   search_id INTEGER NOT NULL REFERENCES longrope_searches(id) ON DELETE CASCADE,
   generation INTEGER NOT NULL,
   idx INTEGER NOT NULL,
