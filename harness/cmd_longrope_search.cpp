@@ -95,6 +95,7 @@ int longrope_search_command(const Args& args) {
   fit.documents = args.option("--documents", kHeldOutDocuments);
   fit.samples = static_cast<int>(integer_option(args, "--samples", 3, 1));
   fit.offset = args.option("--offset", "start");
+  fit.kind = args.option("--fitness", "perplexity");
   fit.seed = static_cast<std::uint64_t>(integer_option(args, "--seed", 0, 0));
   if (!args.option("--attention-factor", "").empty())
     fit.attention_factor = number_option(args, "--attention-factor", 1);
@@ -131,6 +132,7 @@ int longrope_search_command(const Args& args) {
   const Json key = {{"model", std::filesystem::weakly_canonical(fit.model_dir).string()},
                     {"model_fingerprint", model_fingerprint(fit.model_dir)},
                     {"target_length", fit.target_length},
+                    {"fitness", fit.kind},
                     {"documents", fit.documents},
                     {"samples", fit.samples},
                     {"offset", fit.offset},
@@ -150,7 +152,7 @@ int longrope_search_command(const Args& args) {
 
   fmt::print(
       "longrope search {} in {}: {} -> {} tokens (scale {:.3g}), {} rotary pairs, factors on [1, {:.2f}], "
-      "{} windows of {}, population {}, {} iterations, {} workers\n",
+      "{} {} windows, population {}, {} iterations, {} workers\n",
       id, args.option("--db", kDefaultDb), fitness.original_length(), fit.target_length, fitness.scale(), space.pairs,
       space.max_factor / 100.0, fitness.windows(), fit.documents, search.population, search.iterations, workers);
   std::fflush(stdout);
@@ -171,7 +173,8 @@ int longrope_search_command(const Args& args) {
     fmt::print("rope_scaling written to {}\n", out);
   }
   if (args.flag("--compare")) {
-    fmt::print("perplexity at {} tokens on the same windows:\n", fit.target_length);
+    fmt::print("{} at {} tokens on the same windows:\n", fit.kind == "passkey" ? "answer perplexity" : "perplexity",
+               fit.target_length);
     for (const auto& [name, rope_scaling] : baselines(fitness.scale(), fitness.original_length())) {
       fmt::print("  {:<16} {:.4f}\n", name, fitness.perplexity(rope_scaling));
       std::fflush(stdout);
@@ -188,7 +191,8 @@ const RegisterCommand registration{{
         "ctxbench longrope-search --model DIR --target-length N [--population 64] [--iterations 40]\n"
         "    [--parents P] [--mutations M] [--crossovers C] [--mutation-prob 0.3] [--crossover-prob 0.3]\n"
         "    [--n-hat 0|N|search] [--seed 0] [--documents PATH] [--samples 3] [--offset start|random]\n"
-        "    [--attention-factor X] [--workers 2] [--db FILE] [--out FILE] [--compare]\n\n"
+        "    [--fitness perplexity|passkey] [--attention-factor X] [--workers 2] [--db FILE] [--out FILE] "
+        "[--compare]\n\n"
         "LongRoPE's evolutionary search (microsoft/LongRoPE evolution/, dim_mono): one rescale factor per\n"
         "rotary pair, non-decreasing, on a 0.01 grid in [1, 1 + scale], scale = N / the model's training length.\n"
         "The first generation holds the PI, NTK and YaRN factors and mutations of them; each later one keeps the\n"
@@ -197,6 +201,8 @@ const RegisterCommand registration{{
         "--crossover-prob x 0.5) of random parents. Fitness: the perplexity task at N tokens (mean over --samples\n"
         "windows of --documents, default datasets/heldout: text the bundled model was not trained on), on dense\n"
         "attention, --workers candidates at a time.\n"
+        "  --fitness    perplexity (above), or passkey: LongRoPE2's needle-driven perplexity, on --samples passkey\n"
+        "               prompts of N tokens followed by the answer \" KEY.\", counting the answer tokens only\n"
         "  --n-hat      start tokens kept at the original angles: a fixed count, or `search` over\n"
         "               {0,1,2,4,8,...,32,64,128,256}\n"
         "  --attention-factor  magnitude of the searched scaling (default sqrt(1 + ln(scale) / ln(L0)))\n"
@@ -208,7 +214,7 @@ const RegisterCommand registration{{
         "  --compare    also prints the perplexity of plain RoPE, PI, NTK, dynamic NTK and YaRN on the windows",
     .options = {"--model", "--target-length", "--population", "--iterations", "--parents", "--mutations",
                 "--crossovers", "--mutation-prob", "--crossover-prob", "--n-hat", "--seed", "--documents", "--samples",
-                "--offset", "--attention-factor", "--workers", "--db", "--out"},
+                "--offset", "--fitness", "--attention-factor", "--workers", "--db", "--out"},
     .flags = {"--compare"},
     .run = longrope_search_command,
 }};

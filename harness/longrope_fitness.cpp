@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "engines/engine.h"
 #include "model/llama_generator.h"
 #include "model/tokenizer.h"
@@ -9,8 +11,6 @@
 
 namespace ctxbench::longrope {
 namespace {
-
-const tasks::TaskInfo& perplexity_task() { return tasks::TaskRegistry::instance().get("perplexity", "task"); }
 
 std::shared_ptr<const engines::Engine> single_thread_dense() {
   const auto& info = engines::EngineRegistry::instance().get("dense", "engine");
@@ -34,14 +34,38 @@ PerplexityFitness::PerplexityFitness(FitnessSettings settings)
   if (settings_.attention_factor && !(*settings_.attention_factor > 0)) {
     throw InputError(fmt::format("--attention-factor: expected a number > 0, got {}", *settings_.attention_factor));
   }
-  const Json given = {{"documents", settings_.documents},
-                      {"samples", settings_.samples},
-                      {"offset", settings_.offset},
-                      {"bos_token_id", config_.bos_token_id.value_or(-1)}};
-  const Json params = resolve_params(perplexity_task().params, given, "longrope-search perplexity windows");
   const auto tokenizer = model::load_tokenizer(settings_.model_dir, config_.vocab_size);
-  const tasks::CellContext cell{params, static_cast<int>(settings_.target_length), 0.0, settings_.seed};
-  samples_ = perplexity_task().make_text_samples(cell, *tokenizer);
+  const int bos = config_.bos_token_id.value_or(-1);
+  if (settings_.kind == "perplexity") {
+    const Json given = {{"documents", settings_.documents},
+                        {"samples", settings_.samples},
+                        {"offset", settings_.offset},
+                        {"bos_token_id", bos}};
+    const auto& task = tasks::TaskRegistry::instance().get("perplexity", "task");
+    const Json params = resolve_params(task.params, given, "longrope-search perplexity windows");
+    const tasks::CellContext cell{params, static_cast<int>(settings_.target_length), 0.0, settings_.seed};
+    for (const auto& sample : task.make_text_samples(cell, *tokenizer)) {
+      windows_.push_back({sample.extra.at("tokens").get<std::vector<int>>(), 1});
+    }
+  } else if (settings_.kind == "passkey") {
+    const auto& task = tasks::TaskRegistry::instance().get("passkey", "task");
+    const Json params = resolve_params(task.params, Json{{"samples", settings_.samples}}, "longrope-search passkey");
+    // Room for BOS and the answer within the target length.
+    const int prompt_tokens = static_cast<int>(settings_.target_length) - 16;
+    const tasks::CellContext cell{params, prompt_tokens, 50.0, settings_.seed};
+    for (const auto& sample : task.make_text_samples(cell, *tokenizer)) {
+      Window window;
+      if (bos >= 0) window.tokens.push_back(bos);
+      const auto prompt = tokenizer->encode(sample.prompt);
+      window.tokens.insert(window.tokens.end(), prompt.begin(), prompt.end());
+      window.scored_from = window.tokens.size();
+      const auto answer = tokenizer->encode(" " + sample.references.at(0) + ".");
+      window.tokens.insert(window.tokens.end(), answer.begin(), answer.end());
+      windows_.push_back(std::move(window));
+    }
+  } else {
+    throw InputError("--fitness: expected perplexity or passkey, got \"" + settings_.kind + "\"");
+  }
 }
 
 double PerplexityFitness::scale() const {
@@ -56,8 +80,13 @@ double PerplexityFitness::perplexity(const Json& rope_scaling) const {
   auto model = std::make_shared<const model::LlamaModel>(settings_.model_dir, rope_scaling, 1);
   model::LlamaGenerator generator(std::move(model), single_thread_dense());
   double sum = 0;
-  for (const auto& sample : samples_) sum += perplexity_task().evaluate(generator, sample).score;
-  return sum / static_cast<double>(samples_.size());
+  for (const auto& window : windows_) {
+    const auto logprobs = generator.token_logprobs(window.tokens);
+    double nll = 0;
+    for (std::size_t i = window.scored_from; i < logprobs.size(); ++i) nll -= logprobs[i];
+    sum += std::exp(nll / static_cast<double>(logprobs.size() - window.scored_from));
+  }
+  return sum / static_cast<double>(windows_.size());
 }
 
 double PerplexityFitness::operator()(const Candidate& candidate) const { return perplexity(rope_scaling(candidate)); }

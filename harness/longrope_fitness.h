@@ -1,6 +1,9 @@
-// The fitness of LongRoPE's factor search: the `perplexity` task's score (mean over its document windows of
-// exp(mean NLL)) at the target length, with the model run through the in-process Llama runtime on dense
-// attention, one thread per evaluation so that several candidates run side by side.
+// The fitness of LongRoPE's factor search, with the model run through the in-process Llama runtime on dense
+// attention, one thread per evaluation so that several candidates run side by side. Two kinds:
+//  - "perplexity": the `perplexity` task's score at the target length (mean over its document windows of
+//    exp(mean NLL of every token after BOS)), LongRoPE's fitness;
+//  - "passkey": LongRoPE2's needle-driven perplexity: `passkey` task prompts of the target length followed by
+//    the answer the bundled model is trained to give (" KEY."), NLL over the answer tokens only.
 #pragma once
 
 #include <cstdint>
@@ -20,10 +23,11 @@ struct FitnessSettings {
   std::string model_dir;
   std::int64_t target_length = 0;
   std::string documents;         // the perplexity task's "documents": a directory of *.txt or a jsonl file
-  int samples = 3;               // windows (one per document, round robin)
+  int samples = 3;               // windows (one per document, round robin) or passkey prompts
   std::string offset = "start";  // "start" or "random" (seeded by `seed`)
   std::uint64_t seed = 0;
   std::optional<double> attention_factor;  // of the searched longrope scaling; default sqrt(1 + ln s / ln L0)
+  std::string kind = "perplexity";         // or "passkey"
 };
 
 class PerplexityFitness {
@@ -41,13 +45,19 @@ class PerplexityFitness {
   std::int64_t original_length() const { return original_length_; }
   double scale() const;
   const FitnessSettings& settings() const { return settings_; }
-  std::size_t windows() const { return samples_.size(); }
+  std::size_t windows() const { return windows_.size(); }
 
  private:
+  // One scored sequence: tokens[scored_from..] count towards its perplexity.
+  struct Window {
+    std::vector<int> tokens;
+    std::size_t scored_from = 1;
+  };
+
   FitnessSettings settings_;
   model::LlamaConfig config_;
   std::int64_t original_length_ = 0;
-  std::vector<tasks::TextSample> samples_;
+  std::vector<Window> windows_;
 };
 
 }  // namespace ctxbench::longrope

@@ -14,6 +14,8 @@
 #include "harness/longrope_search.h"
 #include "harness/longrope_store.h"
 #include "model/llama_config.h"
+#include "model/tokenizer.h"
+#include "tasks/task.h"
 #include "tests/helpers.h"
 #include "tests/test_model_fixture.h"
 
@@ -357,4 +359,44 @@ TEST_CASE("longrope-search command: resumes a stored search and writes a loadabl
                                             CTXBENCH_BINARY, dir.file("model"), dir.file("docs"), dir.file("c.db"));
   CHECK(testing::run_shell(too_short, &output) == 2);
   CHECK_THAT(output, Catch::Contains("--target-length"));
+}
+
+TEST_CASE("longrope search: the passkey fitness scores the answer tokens only", "[longrope][model]") {
+  testing::TempDir dir;
+  const auto m = testing::write_tiny_model(dir.file(""), testing::TinySpec{.max_positions = 64}, 5);
+  FitnessSettings settings;
+  settings.model_dir = dir.file("");
+  settings.target_length = 320;
+  settings.samples = 2;
+  settings.kind = "passkey";
+  settings.attention_factor = 1.0;
+  const PerplexityFitness fitness(settings);
+  REQUIRE(fitness.windows() == 2);
+
+  // The same prompts from the passkey task, the answer " KEY." after them, plain RoPE in float64.
+  const auto& task = tasks::TaskRegistry::instance().get("passkey", "task");
+  const Json params = resolve_params(task.params, Json{{"samples", 2}}, "test");
+  const auto tokenizer = model::load_tokenizer(dir.file(""), 258);
+  double expected = 0;
+  for (const auto& sample : task.make_text_samples({params, 320 - 16, 50.0, 0}, *tokenizer)) {
+    std::vector<int> tokens = {256};
+    for (const unsigned char c : sample.prompt) tokens.push_back(c);
+    const std::size_t answer = tokens.size();
+    for (const unsigned char c : " " + sample.references[0] + ".") tokens.push_back(c);
+    REQUIRE(static_cast<int>(tokens.size()) <= 320);
+    const auto freqs = kernels::RopeConfig::standard_rope(m.spec.head_dim).frequencies(320);
+    const auto logits = testing::reference_logits(m, tokens, freqs);
+    double nll = 0;
+    for (std::size_t t = answer; t < tokens.size(); ++t) {
+      const auto& row = logits[t - 1];
+      const double top = *std::max_element(row.begin(), row.end());
+      double sum = 0;
+      for (const double v : row) sum += std::exp(v - top);
+      nll -= row[tokens[t]] - top - std::log(sum);
+    }
+    expected += std::exp(nll / static_cast<double>(tokens.size() - answer)) / 2;
+  }
+  CHECK(fitness(Candidate{std::vector<int>(4, 100), 0}) == Approx(expected).epsilon(1e-4));
+  settings.kind = "accuracy";
+  CHECK_THROWS_WITH(PerplexityFitness(settings), Catch::Contains("--fitness"));
 }
