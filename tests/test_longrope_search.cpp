@@ -10,9 +10,11 @@
 #include <numbers>
 #include <stdexcept>
 
+#include "harness/isolation.h"
 #include "harness/longrope_fitness.h"
 #include "harness/longrope_search.h"
 #include "harness/longrope_store.h"
+#include "harness/suite.h"
 #include "model/llama_config.h"
 #include "model/tokenizer.h"
 #include "tasks/task.h"
@@ -399,4 +401,27 @@ TEST_CASE("longrope search: the passkey fitness scores the answer tokens only", 
   CHECK(fitness(Candidate{std::vector<int>(4, 100), 0}) == Approx(expected).epsilon(1e-4));
   settings.kind = "accuracy";
   CHECK_THROWS_WITH(PerplexityFitness(settings), Catch::Contains("--fitness"));
+}
+
+TEST_CASE("isolated cells: a perplexity window that ends inside a UTF-8 character is stored", "[longrope][runner]") {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.file("model"));
+  std::filesystem::create_directory(dir.file("docs"));
+  testing::write_tiny_model(dir.file("model"), testing::TinySpec{}, 6);
+  std::string text = "ab";
+  for (int i = 0; i < 40; ++i) text += "\xc3\xa9";  // e-acute: two bytes each
+  testing::write_file(dir.file("docs/a.txt"), text);
+  const Json suite_json = {
+      {"name", "t"},
+      {"engines", {{{"name", "dense"}, {"params", {{"threads", 1}}}}}},
+      {"tasks",
+       {{{"name", "perplexity"},
+         {"params", {{"model", dir.file("model")}, {"documents", dir.file("docs")}, {"samples", 1}}}}}},
+      {"context_lengths", {3}}};  // "ab" and the first byte of an e-acute
+  const auto cells = parse_suite(suite_json, "t.json").cells();
+  REQUIRE(cells.size() == 1);
+  const auto out = run_cell_isolated(cells[0], Limits{});
+  REQUIRE(out.samples.size() == 1);
+  CHECK(out.samples[0].input.substr(0, 2) == "ab");
+  CHECK(out.samples[0].score > 1.0);
 }
