@@ -122,11 +122,19 @@ int longrope_search_command(const Args& args) {
   }
   auto space = longrope::SearchSpace::for_scale(rope.rotary_dim / 2, fitness.scale(), search_n_hat);
   if (!search_n_hat) space.n_hat_choices = {fixed_n_hat};
+  if (!args.option("--max-factor", "").empty()) {
+    const double max_factor = number_option(args, "--max-factor", 0);
+    if (!(max_factor >= 1.01 && max_factor <= 1e4)) {
+      throw InputError(fmt::format("--max-factor: expected a number in [1.01, 10000], got {}", max_factor));
+    }
+    space.max_factor = static_cast<int>(std::lround(max_factor * longrope::kGridSteps));
+  }
   kernels::RopeConfig base = rope;
   base.original_max_position_embeddings = fitness.original_length();
   std::vector<Candidate> seeds = {longrope::pi_candidate(base, fitness.scale(), space),
                                   longrope::ntk_candidate(base, fitness.scale(), space),
-                                  longrope::yarn_candidate(base, fitness.scale(), space)};
+                                  longrope::yarn_candidate(base, fitness.scale(), space),
+                                  longrope::dynamic_ntk_candidate(base, fitness.scale(), fit.target_length, space)};
   for (auto& seed : seeds) seed.n_hat = fixed_n_hat;
 
   const Json key = {{"model", std::filesystem::weakly_canonical(fit.model_dir).string()},
@@ -144,7 +152,8 @@ int longrope_search_command(const Args& args) {
                     {"crossovers", search.crossovers},
                     {"mutation_prob", search.ops.mutation_prob},
                     {"crossover_prob", search.ops.crossover_prob},
-                    {"n_hat", search_n_hat ? Json("search") : Json(fixed_n_hat)}};
+                    {"n_hat", search_n_hat ? Json("search") : Json(fixed_n_hat)},
+                    {"max_factor", space.max_factor}};
   longrope::SearchStore store(args.option("--db", kDefaultDb));
   const std::int64_t id = store.open_search(key);
   auto stored = store.generations(id);
@@ -191,12 +200,13 @@ const RegisterCommand registration{{
         "ctxbench longrope-search --model DIR --target-length N [--population 64] [--iterations 40]\n"
         "    [--parents P] [--mutations M] [--crossovers C] [--mutation-prob 0.3] [--crossover-prob 0.3]\n"
         "    [--n-hat 0|N|search] [--seed 0] [--documents PATH] [--samples 3] [--offset start|random]\n"
-        "    [--fitness perplexity|passkey] [--attention-factor X] [--workers 2] [--db FILE] [--out FILE] "
-        "[--compare]\n\n"
+        "    [--fitness perplexity|passkey] [--attention-factor X] [--max-factor X] [--workers 2] [--db FILE]\n"
+        "    [--out FILE] [--compare]\n\n"
         "LongRoPE's evolutionary search (microsoft/LongRoPE evolution/, dim_mono): one rescale factor per\n"
         "rotary pair, non-decreasing, on a 0.01 grid in [1, 1 + scale], scale = N / the model's training length.\n"
-        "The first generation holds the PI, NTK and YaRN factors and mutations of them; each later one keeps the\n"
-        "best P (default population/2) and adds M mutations (default population/4; each factor resampled between\n"
+        "The first generation holds the PI, NTK, YaRN and dynamic NTK factors (clamped to the range) and\n"
+        "mutations of them; each later one keeps the best P (default population/2) and adds M mutations\n"
+        "(default population/4; each factor resampled between\n"
         "its neighbours with --mutation-prob) and C crossovers (each factor taken from the other parent with\n"
         "--crossover-prob x 0.5) of random parents. Fitness: the perplexity task at N tokens (mean over --samples\n"
         "windows of --documents, default datasets/heldout: text the bundled model was not trained on), on dense\n"
@@ -206,15 +216,18 @@ const RegisterCommand registration{{
         "  --n-hat      start tokens kept at the original angles: a fixed count, or `search` over\n"
         "               {0,1,2,4,8,...,32,64,128,256}\n"
         "  --attention-factor  magnitude of the searched scaling (default sqrt(1 + ln(scale) / ln(L0)))\n"
+        "  --max-factor X  widens the factor range to [1, X] (default 1 + scale, the original's)\n"
         "  --db FILE    every evaluated generation is stored there (default ctxbench.db); running the same\n"
         "               command again resumes after the last stored generation (a larger --iterations extends\n"
         "               a finished search)\n"
         "  --out FILE   writes the rope_scaling object (HF config.json form, also accepted by a suite's\n"
         "               \"rope_scaling\" task parameter)\n"
         "  --compare    also prints the perplexity of plain RoPE, PI, NTK, dynamic NTK and YaRN on the windows",
-    .options = {"--model", "--target-length", "--population", "--iterations", "--parents", "--mutations",
-                "--crossovers", "--mutation-prob", "--crossover-prob", "--n-hat", "--seed", "--documents", "--samples",
-                "--offset", "--fitness", "--attention-factor", "--workers", "--db", "--out"},
+    .options = {"--model",          "--target-length", "--population", "--iterations",
+                "--parents",        "--mutations",     "--crossovers", "--mutation-prob",
+                "--crossover-prob", "--n-hat",         "--seed",       "--documents",
+                "--samples",        "--offset",        "--fitness",    "--attention-factor",
+                "--max-factor",     "--workers",       "--db",         "--out"},
     .flags = {"--compare"},
     .run = longrope_search_command,
 }};

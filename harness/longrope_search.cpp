@@ -20,14 +20,17 @@ namespace {
 int to_grid(double lambda) { return static_cast<int>(std::lround(lambda * kGridSteps)); }
 
 // The rescale factors of a classic method: inv_freq of plain RoPE over the method's inv_freq, on the grid.
-Candidate method_candidate(kernels::RopeConfig rope, kernels::RopeType type, double scale, const SearchSpace& space) {
+// `seq_len` matters to dynamic NTK only.
+Candidate method_candidate(kernels::RopeConfig rope, kernels::RopeType type, double scale, const SearchSpace& space,
+                           std::int64_t seq_len = 0) {
   rope.type = type;
   rope.factor = scale;
   if (rope.original_max_position_embeddings < 1) rope.original_max_position_embeddings = rope.max_position_embeddings;
+  if (rope.max_position_embeddings < 1) rope.max_position_embeddings = rope.original_max_position_embeddings;
   rope.validate();
   kernels::RopeConfig plain = rope;
   plain.type = kernels::RopeType::standard;
-  const auto scaled = rope.inv_freq(rope.original_max_position_embeddings);
+  const auto scaled = rope.inv_freq(std::max(seq_len, rope.original_max_position_embeddings));
   const auto original = plain.inv_freq(rope.original_max_position_embeddings);
   Candidate c;
   for (std::size_t i = 0; i < scaled.size(); ++i) {
@@ -105,12 +108,12 @@ class Evaluator {
 
 Generation initial_population(const SearchSpace& space, const std::vector<Candidate>& seeds,
                               const SearchSettings& settings, std::set<Candidate>& seen) {
-  static const char* kSeedNames[] = {"pi", "ntk", "yarn"};
+  static const char* kSeedNames[] = {"pi", "ntk", "yarn", "dynamic"};
   Generation out;
   for (std::size_t i = 0; i < seeds.size() && out.size() < static_cast<std::size_t>(settings.population); ++i) {
     if (!space.contains(seeds[i])) throw std::invalid_argument("longrope search: a seed is outside the search space");
     if (!seen.insert(seeds[i]).second) continue;
-    out.push_back({seeds[i], 0, i < 3 ? kSeedNames[i] : "seed"});
+    out.push_back({seeds[i], 0, i < 4 ? kSeedNames[i] : "seed"});
   }
   const std::size_t distinct = out.size();
   Rng rng(generation_seed(settings.seed, 0));
@@ -195,6 +198,13 @@ Candidate pi_candidate(const kernels::RopeConfig& rope, double scale, const Sear
 
 Candidate ntk_candidate(const kernels::RopeConfig& rope, double scale, const SearchSpace& space) {
   return method_candidate(rope, kernels::RopeType::ntk, scale, space);
+}
+
+Candidate dynamic_ntk_candidate(const kernels::RopeConfig& rope, double scale, std::int64_t target_length,
+                                const SearchSpace& space) {
+  kernels::RopeConfig dynamic = rope;
+  dynamic.max_position_embeddings = rope.original_max_position_embeddings;
+  return method_candidate(dynamic, kernels::RopeType::dynamic, scale, space, target_length);
 }
 
 Candidate yarn_candidate(const kernels::RopeConfig& rope, double scale, const SearchSpace& space) {

@@ -33,14 +33,14 @@ struct Candidate {
 struct Individual {
   Candidate candidate;
   double perplexity = 0;  // +inf when the model's output was not finite
-  std::string origin;     // pi, ntk, yarn, mutation, crossover, parent
+  std::string origin;     // pi, ntk, yarn, dynamic, mutation, crossover, parent
 };
 
 using Generation = std::vector<Individual>;
 
 struct SearchSpace {
   int pairs = 0;       // rotary_dim / 2
-  int max_factor = 0;  // grid units: round(100 * (1 + scale)), the original's evo_list maximum
+  int max_factor = 0;  // grid units: round(100 * (1 + scale)), the original's evo_list maximum, unless widened
   std::vector<int> n_hat_choices = {0};
 
   // The space for extending a model to scale = target / original length (> 1).
@@ -59,6 +59,11 @@ const std::vector<int>& paper_n_hat_choices();
 Candidate pi_candidate(const kernels::RopeConfig& rope, double scale, const SearchSpace& space);
 Candidate ntk_candidate(const kernels::RopeConfig& rope, double scale, const SearchSpace& space);
 Candidate yarn_candidate(const kernels::RopeConfig& rope, double scale, const SearchSpace& space);
+// Dynamic NTK (HF) at the target length: base theta * (scale * N / L0 - (scale - 1))^(d/(d-2)), so
+// lambda_i = (scale^2 - scale + 1)^(2i/(d-2)) at N = scale * L0; mostly beyond 1 + scale (clamped), so it is
+// only a seed of its own with a wider --max-factor. Not one of the original's seeds.
+Candidate dynamic_ntk_candidate(const kernels::RopeConfig& rope, double scale, std::int64_t target_length,
+                                const SearchSpace& space);
 
 struct Operators {
   double mutation_prob = 0.3;   // per dimension: resampled between its neighbours

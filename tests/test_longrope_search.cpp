@@ -425,3 +425,17 @@ TEST_CASE("isolated cells: a perplexity window that ends inside a UTF-8 characte
   CHECK(out.samples[0].input.substr(0, 2) == "ab");
   CHECK(out.samples[0].score > 1.0);
 }
+
+TEST_CASE("longrope search: the dynamic NTK seed follows HF's base at the target length", "[longrope]") {
+  const auto rope = llama2_like_rope();
+  auto space = SearchSpace::for_scale(64, 4.0, false);
+  space.max_factor = 2000;  // wide enough for every factor
+  const Candidate dynamic = dynamic_ntk_candidate(rope, 4.0, 16384, space);
+  for (int i = 0; i < 64; ++i) {
+    // base * (4 * 16384 / 4096 - 3)^(d/(d-2)): lambda_i = 13^(2i/(d-2))
+    CHECK(dynamic.factors[i] == static_cast<int>(std::lround(100 * std::pow(13.0, 2.0 * i / 126))));
+  }
+  const Candidate clamped = dynamic_ntk_candidate(rope, 4.0, 16384, SearchSpace::for_scale(64, 4.0, false));
+  CHECK(clamped.factors.back() == 500);
+  CHECK(is_monotone(clamped.factors));
+}
