@@ -163,7 +163,8 @@ int longrope_search_command(const Args& args) {
       "longrope search {} in {}: {} -> {} tokens (scale {:.3g}), {} rotary pairs, factors on [1, {:.2f}], "
       "{} {} windows, population {}, {} iterations, {} workers\n",
       id, args.option("--db", kDefaultDb), fitness.original_length(), fit.target_length, fitness.scale(), space.pairs,
-      space.max_factor / 100.0, fitness.windows(), fit.documents, search.population, search.iterations, workers);
+      space.max_factor / 100.0, fitness.windows(), fit.kind == "passkey" ? "passkey" : fit.documents, search.population,
+      search.iterations, workers);
   std::fflush(stdout);
   const longrope::SearchHooks hooks{
       .on_generation = [&](int g, const longrope::Generation& generation) { store.save_generation(id, g, generation); },
