@@ -3,16 +3,16 @@
 // object for config.json or a suite's "rope_scaling" parameter.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 
 #include "harness/cli.h"
 #include "harness/longrope_fitness.h"
 #include "harness/longrope_search.h"
 #include "harness/longrope_store.h"
 #include "harness/timer.h"
-#include "tasks/model_backend.h"
 
 namespace ctxbench {
 namespace {
