@@ -44,7 +44,13 @@ void write_all(int fd, const std::string& data) {
   } catch (const std::exception& e) {
     message = {{"error", e.what()}};
   }
-  write_all(fd, message.dump());
+  // Text cut at a token boundary (a byte tokenizer's window) may end inside a UTF-8 character. Nothing may
+  // unwind out of here: the child would go on running the parent's suite loop.
+  try {
+    write_all(fd, message.dump(-1, ' ', false, Json::error_handler_t::replace));
+  } catch (...) {
+    _exit(1);
+  }
   close(fd);
   _exit(0);
 }

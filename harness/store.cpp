@@ -98,6 +98,25 @@ CREATE TABLE samples (
 CREATE INDEX cells_by_run ON cells(run_id, status);
 )sql",
     "ALTER TABLE runs ADD COLUMN shard TEXT NOT NULL DEFAULT '';",
+    // LongRoPE factor searches (harness/longrope_store.cpp): every evaluated generation, for resuming.
+    R"sql(
+CREATE TABLE IF NOT EXISTS longrope_searches (
+  id INTEGER PRIMARY KEY,
+  settings TEXT NOT NULL UNIQUE,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  status TEXT NOT NULL,
+  result TEXT);
+CREATE TABLE IF NOT EXISTS longrope_individuals (
+  search_id INTEGER NOT NULL REFERENCES longrope_searches(id) ON DELETE CASCADE,
+  generation INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  factors TEXT NOT NULL,
+  n_hat INTEGER NOT NULL,
+  perplexity REAL,
+  origin TEXT NOT NULL,
+  PRIMARY KEY (search_id, generation, idx));
+)sql",
 };
 
 // Runs f inside a write transaction that takes the lock up front, so concurrent writers queue on the busy

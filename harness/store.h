@@ -19,7 +19,7 @@ namespace ctxbench {
 struct Cell;
 struct Suite;
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct RunInfo {
   std::int64_t id = 0;
