@@ -3,9 +3,11 @@
 // keeps the whole cache, so it saves neither memory nor much compute: it is the accuracy upper bound of any
 // method that selects `budget` tokens per query.
 #include <algorithm>
+#include <atomic>
 
 #include "engines/baseline.h"
 #include "harness/timer.h"
+#include "kernels/thread_pool.h"
 
 namespace ctxbench::engines {
 namespace {
@@ -28,13 +30,18 @@ class OracleSession final : public LoggedSession {
     Stopwatch select;
     const int first = cache_.tokens() - n;
     log_.begin(layout_.heads_q, n, first, 1);
-    std::vector<float> scores;
     for (int g = 0; g < layout_.heads_kv; ++g) {
       const WideKeys keys(cache_.keys(), g, cache_.tokens());
-      for (int h = g * group(); h < (g + 1) * group(); ++h) {
-        for (int i = 0; i < n; ++i)
+      // Rows are independent and scoring every key is the whole cost: workers take rows from a shared counter.
+      const int rows = group() * n;
+      std::atomic<int> next{0};
+      kernels::run_parallel(std::min(kernels::resolve_threads(params_.threads), rows), [&](int) {
+        std::vector<float> scores;
+        for (int row = next++; row < rows; row = next++) {
+          const int h = g * group() + row / n, i = row % n;
           log_.set(h, i, choose(query_row(q, h, n, i, layout_.head_dim), keys, first + i, scores));
-      }
+        }
+      });
     }
     stats_.mask_seconds += select.seconds();
 
