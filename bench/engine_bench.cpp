@@ -8,6 +8,9 @@
 //  - engine_prefill1k/NAME/KEYS: a 1024-query prefill chunk at the end of KEYS keys (the chunk's own keys
 //    included); every iteration builds the masks afresh.
 //
+// "infinite_hip_rope" is infinite_hip with InfiniteHiP's RoPE modes on (prune_rope per_layer, attention_rope
+// streaming), fed un-rotated keys and Llama-3's RoPE (theta 500000) through Engine::open_unrotated.
+//
 // Compare engines as ratios within one run: e.g. engine_decode/dense/131072 over engine_decode/hip/131072.
 // One session (up to 4 GiB of K/V at 1M keys) is alive at a time.
 #include <benchmark/benchmark.h>
@@ -59,9 +62,21 @@ engines::HeadLayout layout() {
           .num_layers = 1};
 }
 
+constexpr const char* kRopeVariant = "infinite_hip_rope";
+
 std::unique_ptr<engines::Engine> make_engine(const std::string& name) {
-  const auto& info = engines::EngineRegistry::instance().get(name, "engine_bench");
-  return info.make(resolve_params(info.params, Json::object(), name));
+  const bool rope = name == kRopeVariant;
+  const std::string method = rope ? "infinite_hip" : name;
+  const Json params = rope ? Json{{"prune_rope", "per_layer"}, {"attention_rope", "streaming"}} : Json::object();
+  const auto& info = engines::EngineRegistry::instance().get(method, "engine_bench");
+  return info.make(resolve_params(info.params, params, method));
+}
+
+std::unique_ptr<engines::Session> open_session(const engines::Engine& engine) {
+  if (!engine.wants_unrotated_kv()) return engine.open(layout());
+  const engines::RopeSpec rope{kernels::RopeConfig::standard_rope(kDim, 500000.0).frequencies(1 << 20),
+                               kernels::RopeLayout::neox};
+  return engine.open_unrotated(layout(), rope);
 }
 
 // Appends `tokens` tokens of K/V to the session in chunks.
@@ -91,7 +106,7 @@ LiveSession& live_session(const std::string& engine, int prompt, const std::stri
   if (live.key != key) {
     live.session.reset();
     live.engine = make_engine(engine);
-    live.session = live.engine->open(layout());
+    live.session = open_session(*live.engine);
     append_tokens(*live.session, 0, prompt);
     live.tokens = prompt;
     live.key = key;
@@ -142,7 +157,7 @@ void run_prefill(benchmark::State& state, const std::string& engine, int keys) {
 const bool registered = [] {
   // Context lengths outer, engines inner: one session per (engine, length), freed before the next.
   for (int keys : {32768, 65536, 131072, 262144, 524288, 1048576}) {
-    for (const char* engine : {"dense", "hip", "infinite_hip"}) {
+    for (const char* engine : {"dense", "hip", "infinite_hip", kRopeVariant}) {
       const std::string name = std::string("engine_decode/") + engine + "/" + std::to_string(keys);
       benchmark::RegisterBenchmark(name.c_str(), run_decode, std::string(engine), keys)
           ->Iterations(kDecodeSteps)
@@ -150,7 +165,7 @@ const bool registered = [] {
           ->Unit(benchmark::kMillisecond);
     }
   }
-  for (const char* engine : {"dense", "hip", "infinite_hip"}) {
+  for (const char* engine : {"dense", "hip", "infinite_hip", kRopeVariant}) {
     const std::string name = std::string("engine_prefill1k/") + engine + "/131072";
     benchmark::RegisterBenchmark(name.c_str(), run_prefill, std::string(engine), 131072)
         ->Iterations(1)
