@@ -1,5 +1,7 @@
 // Whole-engine attention speed (mask building included) on one Llama-3-8B layer: 32 query heads, 8 KV heads,
-// head_dim 128, fp16 K/V, engines with their default parameters as a one-layer (sparse) session.
+// head_dim 128, fp16 K/V, engines with their default parameters as a one-layer (sparse) session. Every
+// registered attention engine runs at 4K, 16K, 64K and 256K keys; dense, hip and infinite_hip also at 32K-1M
+// (the reference engine's speedup curve).
 //
 //  - engine_decode/NAME/KEYS: one iteration = one decode step (append one token, attend one query) after a
 //    prompt of about KEYS tokens. Iterations are fixed at 32 per repetition and the session lives across
@@ -9,10 +11,15 @@
 //    included); every iteration builds the masks afresh.
 //
 // "infinite_hip_rope" is infinite_hip with InfiniteHiP's RoPE modes on (prune_rope per_layer, attention_rope
-// streaming), fed un-rotated keys and Llama-3's RoPE (theta 500000) through Engine::open_unrotated.
+// streaming), fed un-rotated keys and Llama-3's RoPE (theta 500000) through Engine::open_unrotated; it runs
+// wherever infinite_hip does.
 //
+// Counters: GBps = K/V bytes the attention read per second, GFLOPs = 4 x head_dim flops per (query row, key
+// attended) per second (scores and weighted sum), keys_attended per query row, mask_share of engine time.
 // Compare engines as ratios within one run: e.g. engine_decode/dense/131072 over engine_decode/hip/131072.
 // One session (up to 4 GiB of K/V at 1M keys) is alive at a time.
+#include "bench/engine_bench.h"
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -117,7 +124,12 @@ LiveSession& live_session(const std::string& engine, int prompt, const std::stri
 void report(benchmark::State& state, const engines::SessionStats& before, const engines::SessionStats& after,
             int queries_per_iteration) {
   const double rows = static_cast<double>(state.iterations()) * kQueryHeads * queries_per_iteration;
-  state.counters["keys_attended"] = static_cast<double>(after.keys_attended - before.keys_attended) / rows;
+  const auto keys = static_cast<double>(after.keys_attended - before.keys_attended);
+  using benchmark::Counter;
+  state.counters["GBps"] =
+      Counter(static_cast<double>(after.kv_bytes_read - before.kv_bytes_read) / 1e9, Counter::kIsRate);
+  state.counters["GFLOPs"] = Counter(4.0 * kDim * keys / 1e9, Counter::kIsRate);
+  state.counters["keys_attended"] = keys / rows;
   state.counters["mask_share"] = (after.mask_seconds - before.mask_seconds) /
                                  std::max(1e-12, (after.mask_seconds - before.mask_seconds) +
                                                      (after.attention_seconds - before.attention_seconds));
@@ -154,25 +166,44 @@ void run_prefill(benchmark::State& state, const std::string& engine, int keys) {
   report(state, before, live.session->stats(), kPrefillQueries);
 }
 
-const bool registered = [] {
-  // Context lengths outer, engines inner: one session per (engine, length), freed before the next.
-  for (int keys : {32768, 65536, 131072, 262144, 524288, 1048576}) {
-    for (const char* engine : {"dense", "hip", "infinite_hip", kRopeVariant}) {
-      const std::string name = std::string("engine_decode/") + engine + "/" + std::to_string(keys);
-      benchmark::RegisterBenchmark(name.c_str(), run_decode, std::string(engine), keys)
-          ->Iterations(kDecodeSteps)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
-    }
-  }
-  for (const char* engine : {"dense", "hip", "infinite_hip", kRopeVariant}) {
-    const std::string name = std::string("engine_prefill1k/") + engine + "/131072";
-    benchmark::RegisterBenchmark(name.c_str(), run_prefill, std::string(engine), 131072)
-        ->Iterations(1)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
-  return true;
-}();
+void register_decode(const std::string& engine, int keys) {
+  const std::string name = "engine_decode/" + engine + "/" + std::to_string(keys);
+  benchmark::RegisterBenchmark(name.c_str(), run_decode, engine, keys)
+      ->Iterations(kDecodeSteps)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+void register_prefill(const std::string& engine, int keys) {
+  const std::string name = "engine_prefill1k/" + engine + "/" + std::to_string(keys);
+  benchmark::RegisterBenchmark(name.c_str(), run_prefill, engine, keys)
+      ->Iterations(1)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+bool is_reference(const std::string& engine) {
+  return engine == "dense" || engine == "hip" || engine == "infinite_hip" || engine == kRopeVariant;
+}
 
 }  // namespace
+
+void ctxbench::bench::register_engine_benchmarks() {
+  // Context lengths outer, engines inner: one session per (engine, length), freed before the next.
+  std::vector<std::string> attention_engines;
+  for (const auto& name : engines::EngineRegistry::instance().names()) {
+    if (engines::EngineRegistry::instance().get(name, "engine_bench").make) attention_engines.push_back(name);
+  }
+  attention_engines.push_back(kRopeVariant);
+  for (int keys : {4096, 16384, 32768, 65536, 131072, 262144, 524288, 1048576}) {
+    const bool issue_shape = keys == 4096 || keys == 16384 || keys == 65536 || keys == 262144;
+    for (const auto& engine : attention_engines) {
+      if (issue_shape || (keys >= 32768 && is_reference(engine))) register_decode(engine, keys);
+    }
+  }
+  for (int keys : {4096, 16384, 65536, 131072, 262144}) {
+    for (const auto& engine : attention_engines) {
+      if (keys != 131072 || is_reference(engine)) register_prefill(engine, keys);
+    }
+  }
+}

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 
 #include "harness/cli.h"
@@ -12,13 +13,30 @@
 namespace ctxbench::reports {
 namespace {
 
-// Mean of a metric's cell values over the cells of one group (depths and seeds); NaN when absent.
-double mean_of(const std::vector<const CellRecord*>& cells, const std::string& metric) {
+// Mean over the cells of one group (depths and seeds) of the first of `names` each cell measured;
+// NaN when no cell has any. Attention-level and model-level cells name some quantities differently.
+double mean_of(const std::vector<const CellRecord*>& cells, std::initializer_list<const char*> names) {
   double sum = 0;
   int n = 0;
   for (const auto* c : cells) {
-    if (const auto* m = find_metric(*c, metric)) {
-      sum += m->value();
+    for (const char* name : names) {
+      if (const auto* m = find_metric(*c, name)) {
+        sum += m->value();
+        ++n;
+        break;
+      }
+    }
+  }
+  return n ? sum / n : std::nan("");
+}
+
+// Accuracy in points: the task's own metric for text tasks, needle recall x 100 for attention-level ones.
+double mean_accuracy(const std::vector<const CellRecord*>& cells) {
+  double sum = 0;
+  int n = 0;
+  for (const auto* c : cells) {
+    if (const auto* m = accuracy_measurement(*c)) {
+      sum += accuracy_points(*m);
       ++n;
     }
   }
@@ -47,16 +65,17 @@ void print_run(Store& store, std::int64_t id) {
     else
       failed.push_back(&c);
   }
-  fmt::print("  {:<18} {:<16} {:>9} {:>6} {:>8} {:>12} {:>12} {:>10} {:>12}\n", "task", "engine", "context", "cells",
-             "recall", "rel_error", "decode_ms", "prefill_ms", "keys/query");
+  const char* row = "  {:<20} {:<16} {:>9} {:>6} {:>9} {:>10} {:>10} {:>11} {:>11} {:>6}\n";
+  fmt::print(fmt::runtime(row), "task", "engine", "context", "cells", "accuracy", "rel_error", "decode_ms",
+             "prefill_ms", "keys/query", "attn%");
   for (const auto& [key, group] : groups) {
     const auto& [task, engine, length] = key;
-    fmt::print("  {:<18} {:<16} {:>9} {:>6} {:>8} {:>12} {:>12} {:>10} {:>12}\n", task, engine, length, group.size(),
-               cell_text(mean_of(group, "needle_recall"), "{:.3f}"),
-               cell_text(mean_of(group, "output_rel_error"), "{:.2e}"),
-               cell_text(1e3 * mean_of(group, "decode_seconds_per_step"), "{:.3f}"),
-               cell_text(1e3 * mean_of(group, "prefill_seconds"), "{:.2f}"),
-               cell_text(mean_of(group, "keys_attended_mean"), "{:.0f}"));
+    fmt::print(fmt::runtime(row), task, engine, length, group.size(), cell_text(mean_accuracy(group), "{:.1f}"),
+               cell_text(mean_of(group, {"output_rel_error"}), "{:.2e}"),
+               cell_text(1e3 * mean_of(group, {"decode_seconds_per_step", "decode_seconds_per_token"}), "{:.3f}"),
+               cell_text(1e3 * mean_of(group, {"prefill_seconds"}), "{:.2f}"),
+               cell_text(mean_of(group, {"keys_attended_mean", "keys_per_query"}), "{:.0f}"),
+               cell_text(100 * mean_of(group, {"attention_share"}), "{:.0f}"));
   }
   if (!failed.empty()) {
     fmt::print("\n  failed cells:\n");
@@ -95,6 +114,9 @@ const RegisterCommand registration{{
     .usage =
         "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]\n\n"
         "Means over depths and seeds of each (task, engine, context length) group. Without --run, the newest run.\n"
+        "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), output error\n"
+        "against float64 dense, decode time per step or token, prefill time, keys attended per query, and\n"
+        "attention's share of generation time (model level).\n"
         "--html writes one self-contained page instead (inline SVG, no script, nothing fetched): run metadata,\n"
         "accuracy per task and engine, a depth x length heatmap per engine for tasks with several depths,\n"
         "time and speedup-over-dense curves for prefill and decode, memory held against context length,\n"

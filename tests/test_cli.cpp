@@ -203,7 +203,7 @@ TEST_CASE("run, then export prints one CSV row per cell and metric", "[cli]") {
   CHECK(doc["runs"][0]["results"].size() == 22);
   std::string report;
   REQUIRE(run_shell(kBinary + " report" + db, &report) == 0);
-  CHECK_THAT(report, Catch::Contains("attention_needle") && Catch::Contains("1.000"));
+  CHECK_THAT(report, Catch::Contains("attention_needle") && Catch::Contains("100.0"));
 }
 
 TEST_CASE("every command answers --help, and unknown commands and options are named", "[cli]") {
