@@ -10,6 +10,10 @@
 //  - engine_prefill1k/NAME/KEYS: a 1024-query prefill chunk at the end of KEYS keys (the chunk's own keys
 //    included); every iteration builds the masks afresh.
 //
+// "infinite_hip_rope" is infinite_hip with InfiniteHiP's RoPE modes on (prune_rope per_layer, attention_rope
+// streaming), fed un-rotated keys and Llama-3's RoPE (theta 500000) through Engine::open_unrotated; it runs
+// wherever infinite_hip does.
+//
 // Counters: GBps = K/V bytes the attention read per second, GFLOPs = 4 x head_dim flops per (query row, key
 // attended) per second (scores and weighted sum), keys_attended per query row, mask_share of engine time.
 // Compare engines as ratios within one run: e.g. engine_decode/dense/131072 over engine_decode/hip/131072.
@@ -65,9 +69,21 @@ engines::HeadLayout layout() {
           .num_layers = 1};
 }
 
+constexpr const char* kRopeVariant = "infinite_hip_rope";
+
 std::unique_ptr<engines::Engine> make_engine(const std::string& name) {
-  const auto& info = engines::EngineRegistry::instance().get(name, "engine_bench");
-  return info.make(resolve_params(info.params, Json::object(), name));
+  const bool rope = name == kRopeVariant;
+  const std::string method = rope ? "infinite_hip" : name;
+  const Json params = rope ? Json{{"prune_rope", "per_layer"}, {"attention_rope", "streaming"}} : Json::object();
+  const auto& info = engines::EngineRegistry::instance().get(method, "engine_bench");
+  return info.make(resolve_params(info.params, params, method));
+}
+
+std::unique_ptr<engines::Session> open_session(const engines::Engine& engine) {
+  if (!engine.wants_unrotated_kv()) return engine.open(layout());
+  const engines::RopeSpec rope{kernels::RopeConfig::standard_rope(kDim, 500000.0).frequencies(1 << 20),
+                               kernels::RopeLayout::neox};
+  return engine.open_unrotated(layout(), rope);
 }
 
 // Appends `tokens` tokens of K/V to the session in chunks.
@@ -97,7 +113,7 @@ LiveSession& live_session(const std::string& engine, int prompt, const std::stri
   if (live.key != key) {
     live.session.reset();
     live.engine = make_engine(engine);
-    live.session = live.engine->open(layout());
+    live.session = open_session(*live.engine);
     append_tokens(*live.session, 0, prompt);
     live.tokens = prompt;
     live.key = key;
@@ -167,7 +183,7 @@ void register_prefill(const std::string& engine, int keys) {
 }
 
 bool is_reference(const std::string& engine) {
-  return engine == "dense" || engine == "hip" || engine == "infinite_hip";
+  return engine == "dense" || engine == "hip" || engine == "infinite_hip" || engine == kRopeVariant;
 }
 
 }  // namespace
@@ -178,6 +194,7 @@ void ctxbench::bench::register_engine_benchmarks() {
   for (const auto& name : engines::EngineRegistry::instance().names()) {
     if (engines::EngineRegistry::instance().get(name, "engine_bench").make) attention_engines.push_back(name);
   }
+  attention_engines.push_back(kRopeVariant);
   for (int keys : {4096, 16384, 32768, 65536, 131072, 262144, 524288, 1048576}) {
     const bool issue_shape = keys == 4096 || keys == 16384 || keys == 65536 || keys == 262144;
     for (const auto& engine : attention_engines) {

@@ -24,12 +24,20 @@ class BlockSparseSession : public Session {
   // Attention over `plan` (ranges already built with block_ranges, so causal and disjoint) for n queries at
   // the end of the cache; records keys attended, bytes read and attention time.
   void attend_plan(const float* q, int n, kernels::SparsePlan plan, float* out);
+  // The same plan for un-rotated queries and cache (HeadLayout::rope): queries are rotated to their real
+  // positions; each query block's keys are gathered, rotated to their streaming positions (contiguous,
+  // the last at the block's last query: kernels::hip_streaming_key_positions) or, without `streaming`, to
+  // their real positions, and attended exactly. Needs the block's queries inside its ranges (window >= 1).
+  void attend_plan_rotated(const float* q, int n, kernels::SparsePlan plan, const kernels::RopeRotator& rotator,
+                           bool streaming, float* out);
 
   // Each KV head's union over its query heads of the plan's ranges for query block `block` (the keys the
   // attention reads once per KV head and block), in KV-head order.
   std::vector<std::vector<KeyRange>> kv_ranges(int block) const;
 
   int queries_in_block(int block, int n) const;
+  // Keys attended and bytes read by the plan_ of an n-query call (plan_ and last_* already set).
+  void record_plan_stats(int n);
   int group() const { return layout_.heads_q / layout_.heads_kv; }
 
   HeadLayout layout_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,19 @@
 #include "harness/params.h"
 #include "harness/registry.h"
 #include "kernels/attention.h"
+#include "kernels/rope.h"
 #include "tasks/text.h"
 
 namespace ctxbench::engines {
 
 using kernels::DType;
 using kernels::KeyRange;
+
+// The rotary embedding a model runtime would have applied to queries and keys.
+struct RopeSpec {
+  kernels::RopeFrequencies frequencies;
+  kernels::RopeLayout layout = kernels::RopeLayout::neox;
+};
 
 struct HeadLayout {
   int heads_q = 1;
@@ -65,6 +73,16 @@ class Engine {
  public:
   virtual ~Engine() = default;
   virtual std::unique_ptr<Session> open(const HeadLayout& layout) const = 0;
+  // Whether the method places keys and queries at positions of its own (InfiniteHiP's remapped RoPE modes):
+  // a model runtime then opens it with open_unrotated instead of open.
+  virtual bool wants_unrotated_kv() const { return false; }
+  // A session fed un-rotated queries and keys, which applies `rope` itself. Key t of the session sits at real
+  // position t, the n queries of an attend call at the last n positions appended. Only for engines whose
+  // wants_unrotated_kv() is true.
+  virtual std::unique_ptr<Session> open_unrotated(const HeadLayout& layout, const RopeSpec& rope) const {
+    (void)layout, (void)rope;
+    throw std::logic_error("open_unrotated: this engine takes rotated queries and keys (wants_unrotated_kv is false)");
+  }
 };
 
 struct EngineInfo {

@@ -3,10 +3,13 @@
 // mask on a three-level schedule: step % 32 == 0 reruns every stage, % 16 reruns from the second stage's
 // cached input, % 8 reruns the last stage; other steps reuse the mask while the window moves on.
 //
-// RoPE: InfiniteHiP caches keys un-rotated and rotates them with "relative" or "chunk-indexed" positions for
-// pruning and "streaming" positions for attention. Those modes belong to a model runtime, which owns the
-// rotation; at the attention level this engine works on the keys and queries it is given (rope_mode
-// "given"), i.e. already rotated or position-free.
+// RoPE: with prune_rope and attention_rope "none" the engine works on the queries and keys it is given
+// (rotated at their real positions by a model runtime, or position-free at the attention level). Otherwise it
+// declares wants_unrotated_kv(): the model runtime hands over un-rotated queries and keys plus its RoPE, the
+// cache holds keys un-rotated as in the original, and the engine rotates them itself: pruning at
+// "relative" or "chunk-indexed" positions (or "per_layer": chunk-indexed on the dense-ish layers, relative
+// elsewhere, the original's choice), attention at "streaming" positions (the attended keys laid out
+// contiguously ending at the query) or at their real positions (kernels/rope.h).
 //
 // KV offload accounting (engines/kv_offload.h): with a device cache size set, every key row the pruning
 // reads goes through a simulated key tier and every K|V row the attention reads through a second tier,
@@ -28,8 +31,13 @@ namespace {
 using hip::ChunkLists;
 using hip::KeyRange;
 
+enum class PruneRope { none, relative, chunk_indexed, per_layer };
+
 struct InfiniteHipSettings {
   hip::PruningParams pruning;  // the last stage's keep is resolved from the budget per call
+  PruneRope prune_rope = PruneRope::none;
+  bool streaming_attention = false;  // attention_rope "streaming"
+  bool unrotated() const { return prune_rope != PruneRope::none || streaming_attention; }
   Budget budget;
   std::vector<int> refresh_intervals = {32, 16, 8};  // one per stage
   std::vector<int> dense_layers = {0, 1, 2, 3, -1};  // -1: the last layer
@@ -40,8 +48,18 @@ struct InfiniteHipSettings {
 
 class InfiniteHipSession final : public hip::BlockSparseSession {
  public:
-  InfiniteHipSession(const InfiniteHipSettings& s, const HeadLayout& layout)
+  // `rope` is set when the session is fed un-rotated queries and keys (Engine::open_unrotated).
+  InfiniteHipSession(const InfiniteHipSettings& s, const HeadLayout& layout, const RopeSpec* rope)
       : BlockSparseSession(layout, s.threads), s_(s), dense_layer_(is_dense_layer(s, layout)) {
+    if (s.unrotated()) {
+      if (!rope) {
+        throw InputError(
+            "infinite_hip: prune_rope and attention_rope other than \"none\" need un-rotated keys and the model's "
+            "RoPE, which only a model runtime provides; at the attention level set both to \"none\"");
+      }
+      rotator_.emplace(rope->frequencies, rope->layout);
+      scan_rope_ = {&*rotator_, scan_positions(s.prune_rope, dense_layer_)};
+    }
     const std::uint64_t key_row = static_cast<std::uint64_t>(layout.head_dim) * kernels::dtype_bytes(layout.kv_dtype);
     if (auto entries = offload_capacity_entries(s.offload, "offload_mask", layout.heads_kv, key_row, "infinite_hip")) {
       mask_tier_.emplace(*entries, key_row);
@@ -55,6 +73,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   void attend(const float* q, int n, Phase phase, float* out) override {
     const bool decode_step = phase == Phase::decode && n == 1;
     const std::optional<int> from_stage = decode_step ? decode_refresh_stage() : 0;
+    if (rotator_) rotator_->reserve(std::max(cache_.tokens(), s_.pruning.window + 2));
     if (decode_step) ++decode_steps_;
     if (from_stage) {
       Stopwatch watch;
@@ -62,7 +81,11 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
       stats_.mask_seconds += watch.seconds();
     }
     decode_mask_ = decode_step;
-    attend_plan(q, n, plan(n), out);
+    if (rotator_) {
+      attend_plan_rotated(q, n, plan(n), *rotator_, s_.streaming_attention, out);
+    } else {
+      attend_plan(q, n, plan(n), out);
+    }
     if (sa_tier_) account_attention(n);
   }
 
@@ -97,6 +120,17 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
       if (layer == layout.layer || (layer < 0 && layout.num_layers + layer == layout.layer)) return true;
     }
     return false;
+  }
+
+  static kernels::HipPrunePositions scan_positions(PruneRope mode, bool dense_layer) {
+    switch (mode) {
+      case PruneRope::none: return kernels::HipPrunePositions::real;
+      case PruneRope::relative: return kernels::HipPrunePositions::relative;
+      case PruneRope::chunk_indexed: return kernels::HipPrunePositions::chunk_indexed;
+      case PruneRope::per_layer:
+        return dense_layer ? kernels::HipPrunePositions::chunk_indexed : kernels::HipPrunePositions::relative;
+    }
+    return kernels::HipPrunePositions::real;
   }
 
   // The stage a decode step reruns from, or nothing to reuse the last mask.
@@ -136,7 +170,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
       std::vector<ChunkLists> scratch;
       auto& inputs = decode_step ? stage_inputs_ : scratch;
       selected_[b] = hip::prune(p, tile, keys, layout_.heads_kv, from_stage, inputs, s_.threads, &counters_,
-                                mask_tier_ ? &*mask_tier_ : nullptr);
+                                mask_tier_ ? &*mask_tier_ : nullptr, rotator_ ? &scan_rope_ : nullptr);
       stage_scans_ += p.stages.size() - from_stage;
     }
     if (!decode_step) stage_inputs_.clear();
@@ -185,13 +219,20 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   std::vector<ChunkLists> stage_inputs_;  // per stage, of the last decode mask
   hip::MaskCounters counters_;
   std::optional<OffloadTier> mask_tier_, sa_tier_;
+  std::optional<kernels::RopeRotator> rotator_;  // when the queries and keys arrive un-rotated
+  hip::ScanRope scan_rope_;
 };
 
 class InfiniteHipEngine final : public Engine {
  public:
   explicit InfiniteHipEngine(InfiniteHipSettings s) : s_(std::move(s)) {}
   std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<InfiniteHipSession>(s_, layout);
+    return std::make_unique<InfiniteHipSession>(s_, layout, nullptr);
+  }
+  bool wants_unrotated_kv() const override { return s_.unrotated(); }
+  std::unique_ptr<Session> open_unrotated(const HeadLayout& layout, const RopeSpec& rope) const override {
+    if (!s_.unrotated()) throw std::logic_error("infinite_hip: open_unrotated with prune_rope and attention_rope none");
+    return std::make_unique<InfiniteHipSession>(s_, layout, &rope);
   }
 
  private:
@@ -228,6 +269,17 @@ std::unique_ptr<Engine> make(const Json& p) {
   s.dense_layers = p.at("dense_layers").get<std::vector<int>>();
   s.dense_layer_budget = p.at("dense_layer_budget").get<int>();
   s.threads = p.at("threads").get<int>();
+  const std::string prune_rope = p.at("prune_rope").get<std::string>();
+  s.prune_rope = prune_rope == "relative"        ? PruneRope::relative
+                 : prune_rope == "chunk_indexed" ? PruneRope::chunk_indexed
+                 : prune_rope == "per_layer"     ? PruneRope::per_layer
+                                                 : PruneRope::none;
+  s.streaming_attention = p.at("attention_rope").get<std::string>() == "streaming";
+  if (s.unrotated() && s.pruning.window < 1) {
+    throw InputError(
+        "infinite_hip.window: must be >= 1 when prune_rope or attention_rope is not \"none\" (each "
+        "query's own key anchors its streaming positions)");
+  }
   for (const char* name : {"offload_mask_tokens", "offload_mask_bytes", "offload_sa_tokens", "offload_sa_bytes"}) {
     s.offload[name] = p.at(name);
   }
@@ -271,12 +323,20 @@ ParamSchema schema() {
       integers("dense_layers", {0, 1, 2, 3, -1},
                "in a model (num_layers > 1), layers using dense_layer_budget (-1: the last layer)", -1),
       integer("dense_layer_budget", 4096, "final kept tokens on dense_layers", 1),
-      {.name = "rope_mode",
+      {.name = "prune_rope",
        .type = ParamType::string,
-       .default_value = "given",
-       .help = "keys and queries arrive already rotated (the relative / chunk-indexed pruning and streaming "
-               "attention positions of InfiniteHiP are applied by a model runtime)",
-       .choices = {"given"}},
+       .default_value = "none",
+       .help = "positions the pruning scores at: none (queries and keys as given, i.e. real positions), relative "
+               "(left half's key at 0, right at 1, query at window - first chunk + 1), chunk_indexed (chunk j at "
+               "j), per_layer (the original: chunk_indexed on dense_layers, relative elsewhere); not none needs a "
+               "model runtime (un-rotated keys)",
+       .choices = {"none", "relative", "chunk_indexed", "per_layer"}},
+      {.name = "attention_rope",
+       .type = ParamType::string,
+       .default_value = "none",
+       .help = "positions the attention uses: none (keys at their real positions), streaming (attended keys laid "
+               "out contiguously ending at the query); streaming needs a model runtime (un-rotated keys)",
+       .choices = {"none", "streaming"}},
       integer("threads", 0, "worker threads (0: all cores)", 0),
   };
   for (const auto& spec : offload_capacity_params("offload_mask", "the key rows the pruning stages read")) {

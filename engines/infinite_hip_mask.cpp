@@ -19,10 +19,26 @@ int descent_steps(int size) {
 // Scans one stage's chunks for a set of heads and reduces their scores per chunk.
 class StageScanner {
  public:
-  StageScanner(const PruningParams& p, const QueryTile& tile, const KeyRows& keys, int heads_kv, int stride)
-      : keys_(keys), group_(tile.heads / heads_kv), limit_(tile.first_position - p.scan_window()) {
+  // `input` is the stage's chunk lists per group (their lengths place chunk-indexed queries).
+  StageScanner(const PruningParams& p, const QueryTile& tile, const KeyRows& keys, int heads_kv, int stride,
+               const ChunkLists& input, const ScanRope* rope)
+      : keys_(keys), group_(tile.heads / heads_kv), limit_(tile.first_position - p.scan_window()), rope_(rope) {
     for (int h = 0; h < tile.heads; ++h) {
-      pooled_.push_back(pool_queries(tile.head_queries(h), tile.count, tile.dim, stride));
+      if (!rope) {
+        pooled_.push_back(pool_queries(tile.head_queries(h), tile.count, tile.dim, stride));
+        continue;
+      }
+      const kernels::HipScanGeometry geometry{static_cast<std::int64_t>(input[input.size() == 1 ? 0 : h].size()),
+                                              p.window, p.stages.front().chunk};
+      std::vector<float> rotated(tile.head_queries(h),
+                                 tile.head_queries(h) + static_cast<std::size_t>(tile.count) * tile.dim);
+      for (int t = 0; t < tile.count; ++t) {
+        const std::int64_t position = tile.first_position + t;
+        const std::int64_t pooled_first = tile.first_position + t / stride * stride;
+        rope->rotator->rotate(rotated.data() + static_cast<std::size_t>(t) * tile.dim,
+                              kernels::hip_prune_query_position(rope->positions, position, pooled_first, geometry));
+      }
+      pooled_.push_back(pool_queries(rotated.data(), tile.count, tile.dim, stride));
     }
     vectors_ = (tile.count + stride - 1) / stride;
   }
@@ -34,7 +50,7 @@ class StageScanner {
     const int n = end - begin;
     std::vector<int> left(n), right(n), steps(n);
     std::vector<float> best(n);
-    std::vector<float> scratch(keys_.dim());
+    std::vector<float> scratch(keys_.dim()), rotated(rope_ ? keys_.dim() : 0);
     const int heads_kv = static_cast<int>(pooled_.size()) / group_;
     for (int head : heads) {
       const int kv = head / group_;
@@ -47,10 +63,17 @@ class StageScanner {
         steps[i] = descent_steps(right[i] - left[i]);
         max_steps = std::max(max_steps, steps[i]);
       }
-      auto score = [&](int token) {
+      // Scores `token` as the left or right representative of chunk `chunk` (an index into `chunks`).
+      auto score = [&](int token, int chunk, bool right_half) {
         const float* key = keys_.row(kv, token, scratch.data());
         ++*rows_read;
         if (rows) rows->push_back(static_cast<std::uint64_t>(token) * heads_kv + kv);
+        if (rope_) {
+          std::copy(key, key + keys_.dim(), rotated.begin());
+          rope_->rotator->rotate(rotated.data(),
+                                 kernels::hip_prune_key_position(rope_->positions, token, chunk, right_half));
+          key = rotated.data();
+        }
         return max_dot(q, vectors_, key, keys_.dim());
       };
       auto active = [&](int i, int step) { return step < steps[i] && left[i] < right[i] && left[i] <= limit_; };
@@ -64,8 +87,8 @@ class StageScanner {
           }
           if (!active(i, step)) continue;
           const int centre = (left[i] + right[i]) / 2;
-          const float score_left = score((left[i] + centre) / 2);
-          const float score_right = score((centre + right[i]) / 2);
+          const float score_left = score((left[i] + centre) / 2, begin + i, false);
+          const float score_right = score((centre + right[i]) / 2, begin + i, true);
           if (score_left > score_right) {
             right[i] = centre;
             best[i] = std::max(best[i], score_left);
@@ -83,6 +106,7 @@ class StageScanner {
   const KeyRows& keys_;
   int group_;
   int limit_;  // a chunk is scanned while its left end is at most this position
+  const ScanRope* rope_;
   int vectors_ = 0;
   std::vector<std::vector<float>> pooled_;
 };
@@ -157,7 +181,8 @@ std::vector<Chunk> initial_chunks(const PruningParams& p, int tokens) {
 }
 
 ChunkLists prune(const PruningParams& p, const QueryTile& tile, const KeyRows& keys, int heads_kv, int from_stage,
-                 std::vector<ChunkLists>& stage_inputs, int threads, MaskCounters* counters, OffloadTier* tier) {
+                 std::vector<ChunkLists>& stage_inputs, int threads, MaskCounters* counters, OffloadTier* tier,
+                 const ScanRope* rope) {
   const int groups = p.head_reduction ? 1 : tile.heads;
   stage_inputs.resize(p.stages.size());
   if (from_stage == 0) stage_inputs[0] = ChunkLists(groups, initial_chunks(p, keys.tokens()));
@@ -165,7 +190,7 @@ ChunkLists prune(const PruningParams& p, const QueryTile& tile, const KeyRows& k
   for (int s = from_stage; s < static_cast<int>(p.stages.size()); ++s) {
     const PruningStage& stage = p.stages[s];
     const ChunkLists& input = stage_inputs[s];
-    const StageScanner scanner(p, tile, keys, heads_kv, stage.query_stride);
+    const StageScanner scanner(p, tile, keys, heads_kv, stage.query_stride, input, rope);
     std::vector<std::vector<float>> scores(groups);
     struct Task {
       int group, begin, end;

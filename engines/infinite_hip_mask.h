@@ -21,6 +21,7 @@
 
 #include "engines/hip_common.h"
 #include "engines/kv_offload.h"
+#include "kernels/rope.h"
 
 namespace ctxbench::engines::hip {
 
@@ -59,6 +60,14 @@ struct QueryTile {
   }
 };
 
+// Pruning over un-rotated queries and keys: each query is rotated to its mode position before pooling and
+// each key row to its mode position as it is read (kernels/rope.h, hip_prune_*_position). The rotator must
+// cover every position in play (the cache's tokens and window + 2).
+struct ScanRope {
+  const kernels::RopeRotator* rotator = nullptr;
+  kernels::HipPrunePositions positions = kernels::HipPrunePositions::real;
+};
+
 // Chunk lists per mask group: one group shared by every head with head reduction, else one per query head.
 using ChunkLists = std::vector<std::vector<Chunk>>;
 
@@ -72,8 +81,9 @@ std::vector<Chunk> initial_chunks(const PruningParams& p, int tokens);
 // is built here, later ones are filled in as stages run (a decode step may restart from a cached stage by
 // passing its input). Returns the last stage's kept chunks per group, ascending. Key rows read are counted
 // in `counters` and, in order, accessed in `tier` as entries token * heads_kv + kv_head (both optional).
+// Without `rope` the queries and keys are scored as given (rotated already, or position-free).
 ChunkLists prune(const PruningParams& p, const QueryTile& tile, const KeyRows& keys, int heads_kv, int from_stage,
                  std::vector<ChunkLists>& stage_inputs, int threads, MaskCounters* counters = nullptr,
-                 OffloadTier* tier = nullptr);
+                 OffloadTier* tier = nullptr, const ScanRope* rope = nullptr);
 
 }  // namespace ctxbench::engines::hip

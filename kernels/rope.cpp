@@ -469,3 +469,120 @@ std::vector<std::int64_t> hip_streaming_positions(std::int64_t num_sinks, std::i
 }
 
 }  // namespace ctxbench::kernels
+
+namespace ctxbench::kernels {
+
+std::int64_t hip_prune_query_position(HipPrunePositions mode, std::int64_t query, std::int64_t pooled_first,
+                                      const HipScanGeometry& geometry) {
+  switch (mode) {
+    case HipPrunePositions::real: return query;
+    case HipPrunePositions::relative:
+      return rope_math::hip_scan_query_position(HipScanPositions::relative, query, geometry.num_chunks, geometry.window,
+                                                geometry.first_chunk);
+    case HipPrunePositions::chunk_indexed:
+      return rope_math::hip_scan_query_position(HipScanPositions::chunk_indexed, pooled_first, geometry.num_chunks,
+                                                geometry.window, geometry.first_chunk);
+  }
+  return query;
+}
+
+std::int64_t hip_prune_key_position(HipPrunePositions mode, std::int64_t token, std::int64_t chunk_index,
+                                    bool right_half) {
+  switch (mode) {
+    case HipPrunePositions::real: return token;
+    case HipPrunePositions::relative:
+      return rope_math::hip_scan_key_position(HipScanPositions::relative, chunk_index, right_half);
+    case HipPrunePositions::chunk_indexed:
+      return rope_math::hip_scan_key_position(HipScanPositions::chunk_indexed, chunk_index, right_half);
+  }
+  return token;
+}
+
+std::vector<std::int64_t> hip_chunk_indexed_positions(std::span<const KeyRange> chunks) {
+  std::vector<std::int64_t> out;
+  for (std::size_t j = 0; j < chunks.size(); ++j) {
+    for (int t = chunks[j].begin; t < chunks[j].end; ++t) {
+      out.push_back(hip_prune_key_position(HipPrunePositions::chunk_indexed, t, static_cast<std::int64_t>(j), false));
+    }
+  }
+  return out;
+}
+
+std::vector<std::int64_t> hip_streaming_key_positions(std::span<const KeyRange> attended, std::int64_t query) {
+  std::int64_t total = 0;
+  std::int64_t previous_end = 0;
+  for (const KeyRange& r : attended) {
+    if (r.begin < previous_end || r.end < r.begin || r.end > query + 1) {
+      throw std::invalid_argument(
+          "hip_streaming_key_positions: ranges must be sorted, disjoint and end at or before "
+          "the query " +
+          std::to_string(query) + ", got [" + std::to_string(r.begin) + ", " + std::to_string(r.end) + ")");
+    }
+    previous_end = r.end;
+    total += r.end - r.begin;
+  }
+  std::vector<std::int64_t> out(static_cast<std::size_t>(total));
+  for (std::int64_t slot = 0; slot < total; ++slot) {
+    out[slot] = rope_math::hip_streaming_key_position(slot, total, query);
+  }
+  return out;
+}
+
+RopeRotator::RopeRotator(RopeFrequencies freqs, RopeLayout layout)
+    : freqs_(std::move(freqs)), layout_(layout), pairs_(freqs_.rotary_dim / 2) {
+  if (freqs_.inv_freq.size() != static_cast<std::size_t>(pairs_)) {
+    throw std::invalid_argument("RopeRotator: inv_freq has " + std::to_string(freqs_.inv_freq.size()) +
+                                " entries, expected rotary_dim/2 = " + std::to_string(pairs_));
+  }
+  fill_rows(fine_cos_, fine_sin_, 0, kFine, 1, freqs_.inv_freq);
+  if (freqs_.start_tokens > 0) {
+    std::vector<std::int64_t> positions(static_cast<std::size_t>(freqs_.start_tokens));
+    for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<std::int64_t>(i);
+    start_ = make_rope_table(freqs_, positions);
+  }
+  reserve(kFine);
+}
+
+void RopeRotator::fill_rows(std::vector<double>& cos, std::vector<double>& sin, std::int64_t first, std::int64_t count,
+                            std::int64_t stride, const std::vector<double>& inv) const {
+  for (std::int64_t r = first; r < first + count; ++r) {
+    for (int i = 0; i < pairs_; ++i) {
+      const double angle = rope_math::rope_angle(r * stride, inv[i]);
+      cos.push_back(std::cos(angle));
+      sin.push_back(std::sin(angle));
+    }
+  }
+}
+
+void RopeRotator::reserve(std::int64_t positions) {
+  const auto rows = static_cast<std::size_t>((std::max<std::int64_t>(positions, 1) + kFine - 1) / kFine);
+  if (rows <= coarse_rows_) return;
+  fill_rows(coarse_cos_, coarse_sin_, static_cast<std::int64_t>(coarse_rows_),
+            static_cast<std::int64_t>(rows - coarse_rows_), kFine, freqs_.inv_freq);
+  coarse_rows_ = rows;
+}
+
+void RopeRotator::rotate(float* x, std::int64_t position) const {
+  if (position < 0 || position >= capacity()) {
+    throw std::out_of_range("RopeRotator: position " + std::to_string(position) + " outside [0, " +
+                            std::to_string(capacity()) + ")");
+  }
+  if (position < freqs_.start_tokens) {
+    for (int i = 0; i < pairs_; ++i) {
+      const rope_math::PairIndex pair = rope_math::pair_index(layout_, i, freqs_.rotary_dim);
+      rope_math::rotate_pair(x[pair.first], x[pair.second], start_.cos_row(position)[i], start_.sin_row(position)[i]);
+    }
+    return;
+  }
+  const std::size_t hi = static_cast<std::size_t>(position / kFine) * pairs_;
+  const std::size_t lo = static_cast<std::size_t>(position % kFine) * pairs_;
+  for (int i = 0; i < pairs_; ++i) {
+    const double c = coarse_cos_[hi + i] * fine_cos_[lo + i] - coarse_sin_[hi + i] * fine_sin_[lo + i];
+    const double s = coarse_sin_[hi + i] * fine_cos_[lo + i] + coarse_cos_[hi + i] * fine_sin_[lo + i];
+    const rope_math::PairIndex pair = rope_math::pair_index(layout_, i, freqs_.rotary_dim);
+    rope_math::rotate_pair(x[pair.first], x[pair.second], static_cast<float>(c * freqs_.attention_factor),
+                           static_cast<float>(s * freqs_.attention_factor));
+  }
+}
+
+}  // namespace ctxbench::kernels

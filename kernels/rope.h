@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/rope_math.h"
 
 namespace ctxbench::kernels {
@@ -128,5 +129,70 @@ std::vector<PositionPair> self_extend_key_positions(std::int64_t query, const Se
 // numbering), never below 0.
 std::vector<std::int64_t> hip_streaming_positions(std::int64_t num_sinks, std::int64_t num_selected,
                                                   std::int64_t num_window, std::int64_t end);
+
+// ---- InfiniteHiP position modes over key lists (an engine that caches un-rotated keys) -------------
+
+// Where one pruning stage puts its query vectors and the keys it scores: `real` keeps every token's own
+// position (what keys rotated once at their positions give); `relative` and `chunk_indexed` are the
+// remappings of rope_math.h.
+enum class HipPrunePositions { real, relative, chunk_indexed };
+
+struct HipScanGeometry {
+  std::int64_t num_chunks = 0;   // chunks of the stage being scanned (its input list)
+  std::int64_t window = 0;       // the sliding window
+  std::int64_t first_chunk = 0;  // the first stage's chunk size (hip-attention shrinks the window by it)
+};
+
+// Position of a query whose real position is `query`; `pooled_first` is the real position of the first
+// query of the pooled vector it belongs to (hip-attention rotates a pooled group at one position).
+std::int64_t hip_prune_query_position(HipPrunePositions mode, std::int64_t query, std::int64_t pooled_first,
+                                      const HipScanGeometry& geometry);
+
+// Position of key `token` when it represents the left or right half of chunk `chunk_index` (0-based in the
+// stage's sorted chunk list) during the descent.
+std::int64_t hip_prune_key_position(HipPrunePositions mode, std::int64_t token, std::int64_t chunk_index,
+                                    bool right_half);
+
+// Chunk-indexed positions of every token of `chunks` (sorted, disjoint), in order: all of chunk j at j.
+std::vector<std::int64_t> hip_chunk_indexed_positions(std::span<const KeyRange> chunks);
+
+// Streaming positions of the keys of `attended` (sorted, disjoint, none after `query`), in order: laid out
+// contiguously so that the last key sits at `query`. A key of the unbroken run ending at the query (the
+// window) keeps its real position; every other key moves closer. Throws std::invalid_argument on ranges
+// that are unsorted, overlapping or past the query.
+std::vector<std::int64_t> hip_streaming_key_positions(std::span<const KeyRange> attended, std::int64_t query);
+
+// Rotates head vectors to arbitrary positions with any RoPE of the family without a table row per
+// position: p = hi * 1024 + lo, and cos/sin of p come from a fine table (lo) and a coarse one (hi) by the
+// angle-addition formulas in double, rounded to float once, like make_rope_table (LongRoPE start tokens
+// keep their own rows). Memory is O(sqrt(positions)); rotate() is thread-safe, reserve() is not.
+class RopeRotator {
+ public:
+  RopeRotator(RopeFrequencies freqs, RopeLayout layout);
+
+  // Makes rotate() valid for positions in [0, positions).
+  void reserve(std::int64_t positions);
+  std::int64_t capacity() const { return static_cast<std::int64_t>(coarse_rows_) * kFine; }
+  int rotary_dim() const { return freqs_.rotary_dim; }
+  RopeLayout layout() const { return layout_; }
+  const RopeFrequencies& frequencies() const { return freqs_; }
+
+  // Rotates the first rotary_dim elements of one head vector to `position` (cos and sin carry the
+  // attention factor). Throws std::out_of_range outside [0, capacity()).
+  void rotate(float* x, std::int64_t position) const;
+
+ private:
+  static constexpr int kFine = 1024;
+  void fill_rows(std::vector<double>& cos, std::vector<double>& sin, std::int64_t first, std::int64_t count,
+                 std::int64_t stride, const std::vector<double>& inv) const;
+
+  RopeFrequencies freqs_;
+  RopeLayout layout_;
+  int pairs_;
+  std::vector<double> fine_cos_, fine_sin_;      // [kFine][pairs]: angle lo * inv
+  std::vector<double> coarse_cos_, coarse_sin_;  // [coarse_rows_][pairs]: angle hi * kFine * inv
+  std::size_t coarse_rows_ = 0;
+  RopeTable start_;  // LongRoPE start tokens [0, start_tokens)
+};
 
 }  // namespace ctxbench::kernels

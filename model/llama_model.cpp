@@ -108,6 +108,7 @@ Sequence LlamaModel::start(const engines::Engine& engine, std::int64_t capacity,
   Sequence seq;
   seq.capacity = capacity;
   seq.rope = config_.rope.frequencies(capacity);
+  seq.unrotated_kv = engine.wants_unrotated_kv();
   for (int i = 0; i < config_.num_layers; ++i) {
     const engines::HeadLayout layout{.heads_q = config_.num_heads,
                                      .heads_kv = config_.num_kv_heads,
@@ -115,7 +116,8 @@ Sequence LlamaModel::start(const engines::Engine& engine, std::int64_t capacity,
                                      .kv_dtype = kv_dtype,
                                      .layer = i,
                                      .num_layers = config_.num_layers};
-    seq.sessions.push_back(engine.open(layout));
+    seq.sessions.push_back(seq.unrotated_kv ? engine.open_unrotated(layout, {seq.rope, kernels::RopeLayout::neox})
+                                            : engine.open(layout));
   }
   return seq;
 }
@@ -169,8 +171,10 @@ void LlamaModel::attention_block(Sequence& seq, const Layer& layer, int layer_in
   rows_to_heads(seq.q.data(), n, c.num_heads, hd, seq.heads_q.data());
   rows_to_heads(seq.k.data(), n, c.num_kv_heads, hd, seq.heads_k.data());
   rows_to_heads(seq.v.data(), n, c.num_kv_heads, hd, seq.heads_v.data());
-  kernels::apply_rope(seq.heads_q.data(), c.num_heads, n, hd, table, kernels::RopeLayout::neox);
-  kernels::apply_rope(seq.heads_k.data(), c.num_kv_heads, n, hd, table, kernels::RopeLayout::neox);
+  if (!seq.unrotated_kv) {
+    kernels::apply_rope(seq.heads_q.data(), c.num_heads, n, hd, table, kernels::RopeLayout::neox);
+    kernels::apply_rope(seq.heads_k.data(), c.num_kv_heads, n, hd, table, kernels::RopeLayout::neox);
+  }
 
   Stopwatch watch;
   engines::Session& session = *seq.sessions[layer_index];

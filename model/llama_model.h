@@ -23,6 +23,7 @@ struct Sequence {
   kernels::RopeFrequencies rope;
   std::int64_t length = 0;       // tokens processed so far (the next token's position)
   std::int64_t capacity = 0;     // tokens the frequencies were chosen for
+  bool unrotated_kv = false;     // the engine rotates queries and keys itself (Engine::wants_unrotated_kv)
   double attention_seconds = 0;  // appending to and attending through the sessions
   // Scratch buffers reused across calls.
   std::vector<float> x, h, q, k, v, heads_q, heads_k, heads_v, attended, gate, up;

@@ -2,7 +2,9 @@
 // dual_stage_quadratic_hip_attention in attention_extend.py and chunk_controllable_sampling_mask_cuda in
 // scan_stage.py): per-head left/right arrays, the tile-wide descent count, head reduction by amax, topk,
 // sort, realign and split with the original's floor arithmetic. Float64, small integer inputs (exact dot
-// products), so the kept chunks must agree exactly.
+// products), so the kept chunks must agree exactly. With un-rotated inputs, the transcription rotates every
+// query and scored key in float64 to the positions of the RoPE mode (load_keys_with_rope and pool_queries
+// in scan_stage.py).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -43,7 +45,24 @@ struct HeadState {
   std::vector<double> score;
 };
 
-ChunkLists transcribed_prune(const Problem& pr) {
+// RoPE mode of the transcription: frequencies (NeoX layout) and which positions the scan uses.
+struct TranscribedRope {
+  kernels::RopeFrequencies freqs;
+  kernels::HipPrunePositions mode;
+};
+
+// x rotated to `position` in float64, NeoX pairs (i, i + d/2), cos and sin times the magnitude.
+void rotate_in_double(double* x, const kernels::RopeFrequencies& f, long position) {
+  const int half = f.rotary_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(position) * f.inv_freq[i];
+    const double a = x[i], b = x[i + half];
+    x[i] = (a * std::cos(angle) - b * std::sin(angle)) * f.attention_factor;
+    x[i + half] = (a * std::sin(angle) + b * std::cos(angle)) * f.attention_factor;
+  }
+}
+
+ChunkLists transcribed_prune(const Problem& pr, const TranscribedRope* rope = nullptr) {
   const PruningParams& p = pr.p;
   const int group = pr.heads / pr.heads_kv;
   long chunk_size = p.stages[0].chunk;
@@ -95,25 +114,43 @@ ChunkLists transcribed_prune(const Problem& pr) {
     // pooled queries: mean over each run of `stride` queries of the block
     const int vectors = (pr.count + stage.query_stride - 1) / stage.query_stride;
     const long pos_tdst_min = pr.first_position - sliding_window;
+    using kernels::HipPrunePositions;
     for (int h = 0; h < pr.heads; ++h) {
+      const long stage_chunks = static_cast<long>(st[h].left.size());
       std::vector<double> pooled(static_cast<std::size_t>(vectors) * pr.dim, 0.0);
       for (int v = 0; v < vectors; ++v) {
         int n = 0;
         for (int t = v * stage.query_stride; t < std::min(pr.count, (v + 1) * stage.query_stride); ++t, ++n) {
-          for (int i = 0; i < pr.dim; ++i) {
-            pooled[v * pr.dim + i] += pr.q[(static_cast<std::size_t>(h) * pr.count + t) * pr.dim + i];
+          std::vector<double> query(pr.dim);
+          for (int i = 0; i < pr.dim; ++i) query[i] = pr.q[(static_cast<std::size_t>(h) * pr.count + t) * pr.dim + i];
+          if (rope) {
+            // relative: query at sliding_window + 1; streaming scan (chunk-indexed): min(pos_tdst, chunks + sw)
+            const long group_first = pr.first_position + v * stage.query_stride;
+            const long position = rope->mode == HipPrunePositions::relative ? sliding_window + 1
+                                  : rope->mode == HipPrunePositions::chunk_indexed
+                                      ? std::min(group_first, stage_chunks + sliding_window)
+                                      : pr.first_position + t;
+            rotate_in_double(query.data(), rope->freqs, position);
           }
+          for (int i = 0; i < pr.dim; ++i) pooled[v * pr.dim + i] += query[i];
         }
         for (int i = 0; i < pr.dim; ++i) pooled[v * pr.dim + i] /= n;
       }
-      auto sample = [&](long token) {
+      // Scores `token` as the left or right representative of chunk c of this stage.
+      auto sample = [&](long token, std::size_t c, bool right) {
+        std::vector<double> key(pr.dim);
+        for (int i = 0; i < pr.dim; ++i)
+          key[i] = pr.k[(static_cast<std::size_t>(h / group) * pr.tokens + token) * pr.dim + i];
+        if (rope) {
+          const long position = rope->mode == HipPrunePositions::relative        ? (right ? 1 : 0)
+                                : rope->mode == HipPrunePositions::chunk_indexed ? static_cast<long>(c)
+                                                                                 : token;
+          rotate_in_double(key.data(), rope->freqs, position);
+        }
         double best = -std::numeric_limits<double>::infinity();
         for (int v = 0; v < vectors; ++v) {
           double sum = 0;
-          for (int i = 0; i < pr.dim; ++i) {
-            sum +=
-                pooled[v * pr.dim + i] * pr.k[(static_cast<std::size_t>(h / group) * pr.tokens + token) * pr.dim + i];
-          }
+          for (int i = 0; i < pr.dim; ++i) sum += pooled[v * pr.dim + i] * key[i];
           best = std::max(best, sum);
         }
         return best;
@@ -128,8 +165,8 @@ ChunkLists transcribed_prune(const Problem& pr) {
           const bool active = s.left[c] < s.right[c] && s.left[c] <= pos_tdst_min && s.left[c] >= 0;
           if (!active) continue;
           const long centre = (s.left[c] + s.right[c]) / 2;
-          const double score_left = sample((s.left[c] + centre) / 2);
-          const double score_right = sample((centre + s.right[c]) / 2);
+          const double score_left = sample((s.left[c] + centre) / 2, c, false);
+          const double score_right = sample((centre + s.right[c]) / 2, c, true);
           if (score_left > score_right) {
             s.right[c] = centre;
             s.score[c] = std::max(s.score[c], score_left);
@@ -180,12 +217,13 @@ ChunkLists transcribed_prune(const Problem& pr) {
 }
 
 ChunkLists run_prune(const Problem& pr, int threads, std::vector<ChunkLists>& inputs, int from_stage = 0,
-                     engines::hip::MaskCounters* counters = nullptr, engines::OffloadTier* tier = nullptr) {
+                     engines::hip::MaskCounters* counters = nullptr, engines::OffloadTier* tier = nullptr,
+                     const engines::hip::ScanRope* rope = nullptr) {
   const kernels::KvView k{
       pr.k.data(), kernels::DType::f32, pr.heads_kv, pr.tokens, pr.dim, static_cast<std::size_t>(pr.tokens) * pr.dim};
   const engines::hip::QueryTile tile{pr.q.data(), pr.heads, pr.count, pr.dim, 0, pr.count, pr.first_position};
   return engines::hip::prune(pr.p, tile, engines::hip::KeyRows(k), pr.heads_kv, from_stage, inputs, threads, counters,
-                             tier);
+                             tier, rope);
 }
 
 PruningParams small_params(bool head_reduction) {
@@ -310,4 +348,40 @@ TEST_CASE("InfiniteHiP pruning parameters are checked", "[hip][infinite][mask]")
   p = PruningParams{};
   p.stages.clear();
   CHECK_THROWS_WITH(p.validate("x"), Catch::Contains("at least one"));
+}
+
+TEST_CASE("InfiniteHiP pruning on un-rotated inputs equals the transcription at each RoPE mode's positions",
+          "[hip][infinite][mask][hip_rope]") {
+  using kernels::HipPrunePositions;
+  struct Case {
+    int heads, heads_kv, dim, tokens, count;
+    bool head_reduction;
+  };
+  const Case cases[] = {{4, 1, 16, 3000, 1, true}, {4, 2, 16, 3001, 64, false}, {2, 2, 16, 5003, 32, true}};
+  const kernels::RopeConfig yarn = kernels::RopeConfig::from_hf_json(
+      {{"hidden_size", 64},
+       {"num_attention_heads", 4},
+       {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 1024}}}});
+  for (const Case& c : cases) {
+    for (HipPrunePositions mode :
+         {HipPrunePositions::real, HipPrunePositions::relative, HipPrunePositions::chunk_indexed}) {
+      for (bool scaled : {false, true}) {
+        const Problem pr = make_problem(c.heads, c.heads_kv, c.dim, c.tokens, c.count, small_params(c.head_reduction),
+                                        c.tokens * 3 + c.count);
+        const kernels::RopeConfig config = scaled ? yarn : kernels::RopeConfig::standard_rope(c.dim);
+        REQUIRE(config.head_dim == c.dim);
+        const TranscribedRope reference{config.frequencies(c.tokens), mode};
+        kernels::RopeRotator rotator(reference.freqs, kernels::RopeLayout::neox);
+        rotator.reserve(c.tokens);
+        const engines::hip::ScanRope rope{&rotator, mode};
+        DYNAMIC_SECTION("T=" << c.tokens << " queries=" << c.count << " mode=" << static_cast<int>(mode)
+                             << " yarn=" << scaled) {
+          std::vector<ChunkLists> inputs;
+          const auto mine = run_prune(pr, 2, inputs, 0, nullptr, nullptr, &rope);
+          CHECK(same(mine, transcribed_prune(pr, &reference)));
+          if (mode != HipPrunePositions::real) CHECK_FALSE(same(mine, transcribed_prune(pr)));  // positions matter
+        }
+      }
+    }
+  }
 }
