@@ -112,7 +112,8 @@ TEST_CASE("attention_needle: with needle_above noise_max exact top-k over HiP's 
     for (const char* mode : {"decode", "prefill"}) {
       std::size_t hits = 0, total = 0;
       for (double depth : {10.0, 50.0, 90.0}) {
-        const Json params = locality_params({{"mode", mode}, {"queries", std::string(mode) == "decode" ? 4 : 32}});
+        // 8 prefill queries rather than the suites' 32 keep the float64 scoring short (one row is one query).
+        const Json params = locality_params({{"mode", mode}, {"queries", std::string(mode) == "decode" ? 4 : 8}});
         const auto p = needle_task().make_attention_problem({params, tokens, depth, 2002});
         for (int h = 0; h < p.layout.heads_q; ++h) {
           for (int s = 0; s < p.queries; ++s) {
