@@ -98,7 +98,7 @@ void prefetch_rows(const RowAccess& rows, const KeyTile& next, int j_begin, int 
     const auto begin = reinterpret_cast<std::uintptr_t>(rows.row(next.pos[j]));
     const std::uintptr_t last_line = (begin + rows.stride - 1) & ~std::uintptr_t{63};
     for (std::uintptr_t line = begin & ~std::uintptr_t{63}; line <= last_line; line += 64) {
-      __builtin_prefetch(reinterpret_cast<const void*>(line));
+      simd::prefetch(reinterpret_cast<const void*>(line));
     }
   }
 }
