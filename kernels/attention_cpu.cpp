@@ -399,8 +399,8 @@ float narrow_softmax(float* s, int visible, int count, tile::SoftmaxState& state
 }
 
 // out[r][chunk c0 .. c0+CG) = out * correction[r] + sum_{j < keys} p[r][j] * V[j]; with Partial, the one
-// chunk c0 is the partial last one.
-// `prefetch`: the next tile, whose value rows are fetched meanwhile (null: none).
+// chunk c0 is the partial last one. `prefetch`: the next tile, whose value rows are fetched meanwhile
+// (null: none).
 template <DType dtype, int RG, int CG, bool Partial = false>
 [[gnu::noinline]] void narrow_values(const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, int keys,
                                      const KeyTile* prefetch, float* out, const float* correction, int c0) {
