@@ -1,6 +1,7 @@
 #include "kernels/attention_cpu.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -52,19 +53,30 @@ struct KeyTile {
   int pos[kKeyTile];
 };
 
+// Calls f(tile, next) for each tile in order; `next` is the tile after it (count 0 after the last one),
+// so that a kernel can prefetch its rows.
 template <typename F>
 void for_each_tile(const KeyRange* ranges, int range_count, F&& f) {
-  KeyTile tile;
+  KeyTile tiles[2];
+  int filling = 0;
+  bool have_previous = false;
   for (int i = 0; i < range_count; ++i) {
     for (int t = ranges[i].begin; t < ranges[i].end; ++t) {
+      KeyTile& tile = tiles[filling];
       tile.pos[tile.count++] = t;
-      if (tile.count == kKeyTile) {
-        f(tile);
-        tile.count = 0;
-      }
+      if (tile.count < kKeyTile) continue;
+      if (have_previous) f(tiles[1 - filling], tile);
+      have_previous = true;
+      filling = 1 - filling;
+      tiles[filling].count = 0;
     }
   }
-  if (tile.count > 0) f(tile);
+  KeyTile& last = tiles[filling];
+  if (have_previous) f(tiles[1 - filling], last);
+  if (last.count > 0) {
+    const KeyTile none{};
+    f(last, none);
+  }
 }
 
 // Rows of a K/V head: base pointer and byte stride between tokens.
@@ -76,6 +88,20 @@ struct RowAccess {
       : base(kv.row(head, 0)), stride(static_cast<std::size_t>(kv.dim) * dtype_bytes(kv.dtype)) {}
   const std::byte* row(int token) const { return base + static_cast<std::size_t>(token) * stride; }
 };
+
+// Asks for the rows of keys [j_begin, j_end) of `next` to be fetched while the current tile is computed:
+// the hardware prefetcher alone leaves the decode loops waiting on loads (rows of gathered sparse tiles
+// jump, and K and V are two interleaved streams).
+void prefetch_rows(const RowAccess& rows, const KeyTile& next, int j_begin, int j_end) {
+  j_end = std::min(j_end, next.count);
+  for (int j = j_begin; j < j_end; ++j) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(rows.row(next.pos[j]));
+    const std::uintptr_t last_line = (begin + rows.stride - 1) & ~std::uintptr_t{63};
+    for (std::uintptr_t line = begin & ~std::uintptr_t{63}; line <= last_line; line += 64) {
+      simd::prefetch(reinterpret_cast<const void*>(line));
+    }
+  }
+}
 
 template <typename F>
 decltype(auto) with_dtype(DType dtype, F&& f) {
@@ -271,7 +297,7 @@ void attend_wide(const ItemInputs& in, const RowSink& sink) {
 
   const RowAccess k_rows(in.k, item.kv_head), v_rows(in.v, item.kv_head);
   const int first_query_pos = w.query_pos[0];
-  for_each_tile(in.plan.ranges.data() + item.ranges_offset, item.range_count, [&](const KeyTile& tile) {
+  for_each_tile(in.plan.ranges.data() + item.ranges_offset, item.range_count, [&](const KeyTile& tile, const KeyTile&) {
     const int padded_keys = round_up(tile.count, kKeyGroup);
     with_dtype(in.k.dtype, [&](auto dt) {
       widen_tile<decltype(dt)::value>(k_rows, tile, w.dim, w.padded_dim, padded_keys, w.keys);
@@ -319,9 +345,10 @@ struct NarrowItem {
 // together); keys past the tile's end repeat its last key and are ignored later.
 template <DType dtype, int RG>
 [[gnu::noinline]] void narrow_scores(const NarrowItem& w, const RowAccess& k_rows, const KeyTile& tile,
-                                     const float* queries) {
+                                     const KeyTile& next, const float* queries) {
   constexpr int KS = kLanes / RG;
   for (int j0 = 0; j0 < tile.count; j0 += KS) {
+    prefetch_rows(k_rows, next, j0, j0 + KS);
     const std::byte* rows[KS];
     for (int jj = 0; jj < KS; ++jj) rows[jj] = k_rows.row(tile.pos[std::min(j0 + jj, tile.count - 1)]);
     Vec acc[kLanes];
@@ -372,10 +399,11 @@ float narrow_softmax(float* s, int visible, int count, tile::SoftmaxState& state
 }
 
 // out[r][chunk c0 .. c0+CG) = out * correction[r] + sum_{j < keys} p[r][j] * V[j]; with Partial, the one
-// chunk c0 is the partial last one.
+// chunk c0 is the partial last one. `prefetch`: the next tile, whose value rows are fetched meanwhile
+// (null: none).
 template <DType dtype, int RG, int CG, bool Partial = false>
 [[gnu::noinline]] void narrow_values(const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, int keys,
-                                     float* out, const float* correction, int c0) {
+                                     const KeyTile* prefetch, float* out, const float* correction, int c0) {
   static_assert(!Partial || CG == 1);
   Vec acc[RG][CG];
   for (int r = 0; r < RG; ++r) {
@@ -384,6 +412,7 @@ template <DType dtype, int RG, int CG, bool Partial = false>
     }
   }
   for (int j = 0; j < keys; ++j) {
+    if (prefetch) prefetch_rows(v_rows, *prefetch, j, j + 1);
     const std::byte* row = v_rows.row(tile.pos[j]);
     Vec value[CG];
     for (int cc = 0; cc < CG; ++cc) {
@@ -400,26 +429,28 @@ template <DType dtype, int RG, int CG, bool Partial = false>
   }
 }
 
+// The first pass over the tile's value rows also prefetches the next tile's.
 template <DType dtype, int RG>
-void narrow_all_values(const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, int keys, float* out,
-                       const float* correction) {
-  for (int c0 = 0; c0 < w.full_chunks; c0 += kValueChunks) {
+void narrow_all_values(const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, const KeyTile& next, int keys,
+                       float* out, const float* correction) {
+  const KeyTile* prefetch = &next;
+  for (int c0 = 0; c0 < w.full_chunks; c0 += kValueChunks, prefetch = nullptr) {
     switch (std::min(kValueChunks, w.full_chunks - c0)) {
-      case 1: narrow_values<dtype, RG, 1>(w, v_rows, tile, keys, out, correction, c0); break;
-      case 2: narrow_values<dtype, RG, 2>(w, v_rows, tile, keys, out, correction, c0); break;
-      case 3: narrow_values<dtype, RG, 3>(w, v_rows, tile, keys, out, correction, c0); break;
-      default: narrow_values<dtype, RG, 4>(w, v_rows, tile, keys, out, correction, c0); break;
+      case 1: narrow_values<dtype, RG, 1>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
+      case 2: narrow_values<dtype, RG, 2>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
+      case 3: narrow_values<dtype, RG, 3>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
+      default: narrow_values<dtype, RG, 4>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
     }
   }
   if (w.full_chunks < w.chunks)
-    narrow_values<dtype, RG, 1, true>(w, v_rows, tile, keys, out, correction, w.full_chunks);
+    narrow_values<dtype, RG, 1, true>(w, v_rows, tile, keys, prefetch, out, correction, w.full_chunks);
 }
 
 template <int RG>
 void narrow_group(NarrowItem& w, const ItemInputs& in, const RowAccess& k_rows, const RowAccess& v_rows,
-                  const KeyTile& tile, bool causal_edge, int r0) {
+                  const KeyTile& tile, const KeyTile& next, bool causal_edge, int r0) {
   const float* queries = w.queries + r0 * w.padded_dim;
-  with_dtype(in.k.dtype, [&](auto dt) { narrow_scores<decltype(dt)::value, RG>(w, k_rows, tile, queries); });
+  with_dtype(in.k.dtype, [&](auto dt) { narrow_scores<decltype(dt)::value, RG>(w, k_rows, tile, next, queries); });
   float correction[RG];
   int keys = 0;
   for (int r = 0; r < RG; ++r) {
@@ -428,8 +459,9 @@ void narrow_group(NarrowItem& w, const ItemInputs& in, const RowAccess& k_rows, 
     keys = std::max(keys, visible);
   }
   float* out = w.out + r0 * w.padded_dim;
-  with_dtype(in.v.dtype,
-             [&](auto dt) { narrow_all_values<decltype(dt)::value, RG>(w, v_rows, tile, keys, out, correction); });
+  with_dtype(in.v.dtype, [&](auto dt) {
+    narrow_all_values<decltype(dt)::value, RG>(w, v_rows, tile, next, keys, out, correction);
+  });
 }
 
 void attend_narrow(const ItemInputs& in, const RowSink& sink) {
@@ -460,22 +492,23 @@ void attend_narrow(const ItemInputs& in, const RowSink& sink) {
   }
 
   const RowAccess k_rows(in.k, item.kv_head), v_rows(in.v, item.kv_head);
-  for_each_tile(in.plan.ranges.data() + item.ranges_offset, item.range_count, [&](const KeyTile& tile) {
-    const bool causal_edge = tile.pos[tile.count - 1] > w.query_pos[0];
-    for (int r0 = 0; r0 < w.rows;) {
-      const int left = w.rows - r0;
-      if (left >= 4) {
-        narrow_group<4>(w, in, k_rows, v_rows, tile, causal_edge, r0);
-        r0 += 4;
-      } else if (left >= 2) {
-        narrow_group<2>(w, in, k_rows, v_rows, tile, causal_edge, r0);
-        r0 += 2;
-      } else {
-        narrow_group<1>(w, in, k_rows, v_rows, tile, causal_edge, r0);
-        r0 += 1;
-      }
-    }
-  });
+  for_each_tile(in.plan.ranges.data() + item.ranges_offset, item.range_count,
+                [&](const KeyTile& tile, const KeyTile& next) {
+                  const bool causal_edge = tile.pos[tile.count - 1] > w.query_pos[0];
+                  for (int r0 = 0; r0 < w.rows;) {
+                    const int left = w.rows - r0;
+                    if (left >= 4) {
+                      narrow_group<4>(w, in, k_rows, v_rows, tile, next, causal_edge, r0);
+                      r0 += 4;
+                    } else if (left >= 2) {
+                      narrow_group<2>(w, in, k_rows, v_rows, tile, next, causal_edge, r0);
+                      r0 += 2;
+                    } else {
+                      narrow_group<1>(w, in, k_rows, v_rows, tile, next, causal_edge, r0);
+                      r0 += 1;
+                    }
+                  }
+                });
 
   for (int r = 0; r < w.rows; ++r) write_row(in, sink, r, w.state[r], w.out + r * w.padded_dim, 1);
 }

@@ -61,6 +61,11 @@ inline float reduce_add(Vec a) { return _mm512_reduce_add_ps(a.v); }
 // memory operand of each, which makes a loop bound by loads.
 inline void keep_in_register(Vec& a) { asm("" : "+v"(a.v)); }
 
+// Fetches the cache line holding p into L1. (asm, because g++ deletes __builtin_prefetch from some loops;
+// the address goes in a register, because a memory operand made g++ store every live accumulator to the
+// stack before each prefetch.)
+inline void prefetch(const void* p) { asm volatile("prefetcht0 (%0)" : : "r"(p)); }
+
 // Lanes i where positions[i] >= key.
 inline Mask at_or_after(const int* positions, int key) {
   return _mm512_cmpge_epi32_mask(_mm512_loadu_si512(positions), _mm512_set1_epi32(key));
@@ -203,6 +208,7 @@ inline Vec sum_each(const Vec (&a)[16]) {
   return lanewise([&](int i) { return reduce_add(a[i]); });
 }
 inline void keep_in_register(Vec&) {}
+inline void prefetch(const void* p) { __builtin_prefetch(p); }
 
 #endif
 

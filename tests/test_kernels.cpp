@@ -54,6 +54,30 @@ TEST_CASE("dense attention matches the float64 reference", "[kernels]") {
   }
 }
 
+TEST_CASE("decode at key counts around the 64-key tile matches the float64 reference", "[kernels]") {
+  // The decode kernel builds each tile one ahead (to prefetch its rows): key counts of exactly one or
+  // several tiles leave no partial last tile, one more or one fewer key leaves a tile of 1 or 63.
+  for (int keys : {1, 63, 64, 65, 128, 129, 192}) {
+    for (int group : {1, 4, 8}) {
+      for (DType dtype : {DType::f32, DType::f16, DType::bf16}) check_dense({group, 1, 1, keys, 128, dtype}, 1);
+    }
+  }
+  // Several KV heads and a head_dim that is not a multiple of 16.
+  check_dense({8, 2, 1, 256, 45, DType::bf16}, 2);
+}
+
+TEST_CASE("sparse decode whose ranges fill whole tiles matches the float64 reference", "[kernels]") {
+  // Ranges that add up to exactly two tiles, with the second tile gathered from three ranges.
+  const Problem p{4, 1, 1, 600, 128, DType::bf16};
+  const Inputs in(p);
+  SparsePlan plan;
+  plan.query_block = 64;
+  plan.ranges.assign(p.q_heads, {{10, 74}, {100, 120}, {300, 330}, {586, 600}});
+  Outputs got(in.q);
+  sparse_attention(in.q, in.k.view, in.v.view, in.layout, plan, got.view(), 1);
+  check_against_reference(in, got, &plan);
+}
+
 TEST_CASE("dense attention splits long keys across threads and merges them exactly", "[kernels]") {
   // One KV head and few rows leave fewer items than threads, so keys are split and merged by lse.
   check_dense({4, 1, 1, 9000, 128, DType::f16}, 3);
