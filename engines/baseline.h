@@ -1,5 +1,5 @@
-// Plumbing shared by the baseline engines: an Engine that opens one session type with fixed parameters, a
-// session base holding the record of attended keys and the stats, and the parameters most of them declare.
+// Plumbing shared by the baseline engines: a session base holding the record of attended keys and the stats,
+// and the parameters most of them declare.
 #pragma once
 
 #include <memory>
@@ -12,22 +12,6 @@
 #include "engines/selection.h"
 
 namespace ctxbench::engines {
-
-// An engine whose sessions are `SessionT(layout, params)`.
-template <class SessionT, class ParamsT>
-std::unique_ptr<Engine> session_engine(ParamsT params) {
-  class Opener final : public Engine {
-   public:
-    explicit Opener(ParamsT p) : params_(std::move(p)) {}
-    std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-      return std::make_unique<SessionT>(layout, params_);
-    }
-
-   private:
-    ParamsT params_;
-  };
-  return std::make_unique<Opener>(std::move(params));
-}
 
 // A session that reports the keys of its last call from `log_` and its totals from `stats_`.
 class LoggedSession : public Session {

@@ -85,6 +85,22 @@ class Engine {
   }
 };
 
+// An engine whose sessions are `SessionT(layout, params)`.
+template <class SessionT, class ParamsT>
+std::unique_ptr<Engine> session_engine(ParamsT params) {
+  class Opener final : public Engine {
+   public:
+    explicit Opener(ParamsT p) : params_(std::move(p)) {}
+    std::unique_ptr<Session> open(const HeadLayout& layout) const override {
+      return std::make_unique<SessionT>(layout, params_);
+    }
+
+   private:
+    ParamsT params_;
+  };
+  return std::make_unique<Opener>(std::move(params));
+}
+
 struct EngineInfo {
   std::string name;
   std::string description;

@@ -24,7 +24,7 @@ struct HipSettings {
 
 class HipSession final : public hip::BlockSparseSession {
  public:
-  HipSession(const HipSettings& s, const HeadLayout& layout)
+  HipSession(const HeadLayout& layout, const HipSettings& s)
       : BlockSparseSession(layout, s.threads),
         s_(s),
         // The first layers stay dense in a model; at the attention level the one layer is a sparse layer.
@@ -105,17 +105,6 @@ class HipSession final : public hip::BlockSparseSession {
   hip::MaskCounters counters_;
 };
 
-class HipEngine final : public Engine {
- public:
-  explicit HipEngine(HipSettings s) : s_(std::move(s)) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<HipSession>(s_, layout);
-  }
-
- private:
-  HipSettings s_;
-};
-
 std::unique_ptr<Engine> make(const Json& p) {
   HipSettings s;
   s.budget = Budget::parse(p.at("budget"), p.at("budget_per_layer"), "hip");
@@ -132,7 +121,7 @@ std::unique_ptr<Engine> make(const Json& p) {
   } catch (const std::invalid_argument& e) {
     throw InputError(e.what());
   }
-  return std::make_unique<HipEngine>(std::move(s));
+  return session_engine<HipSession>(std::move(s));
 }
 
 ParamSpec integer(const std::string& name, int value, const std::string& help, int min) {

@@ -11,6 +11,7 @@
 #include "harness/attention_driver.h"
 #include "kernels/reference.h"
 #include "tasks/task.h"
+#include "tests/engine_problems.h"
 #include "tests/helpers.h"
 
 using namespace ctxbench;
@@ -39,15 +40,6 @@ Problem random_problem(int heads_q, int heads_kv, int dim, int tokens, int queri
   return p;
 }
 
-std::vector<float> slice(const std::vector<float>& src, int heads, int tokens, int dim, int first, int count) {
-  std::vector<float> out;
-  for (int h = 0; h < heads; ++h) {
-    const auto begin = src.begin() + (static_cast<std::size_t>(h) * tokens + first) * dim;
-    out.insert(out.end(), begin, begin + static_cast<std::size_t>(count) * dim);
-  }
-  return out;
-}
-
 std::unique_ptr<engines::Engine> make_engine(const std::string& name, const Json& params) {
   const auto& info = engines::EngineRegistry::instance().get(name, "test");
   return info.make(resolve_params(info.params, params, name));
@@ -59,7 +51,7 @@ std::vector<double> reference_for(const Problem& p, const engines::Session& sess
   const auto& L = p.layout;
   kernels::SparsePlan plan{.query_block = 1, .ranges = {}};
   for (int h = 0; h < L.heads_q; ++h) plan.ranges.push_back(session.attended(h, t_in_call));
-  const auto q = slice(p.q, L.heads_q, p.queries, L.head_dim, query_index, 1);
+  const auto q = testing::slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, query_index, 1);
   const kernels::QueryView query{q.data(), L.heads_q, 1, L.head_dim};
   const kernels::KvView k{p.k.data(), kernels::DType::f32, L.heads_kv,
                           p.tokens,   L.head_dim,          static_cast<std::size_t>(p.tokens) * L.head_dim};
@@ -70,7 +62,7 @@ std::vector<double> reference_for(const Problem& p, const engines::Session& sess
 }
 
 std::vector<float> head_rows(const std::vector<float>& out, int heads, int tokens, int dim, int t) {
-  return slice(out, heads, tokens, dim, t, 1);
+  return testing::slice_tokens(out, heads, tokens, dim, t, 1);
 }
 
 // Runs decode steps over the problem's last `queries` tokens; returns every step's session measurements.
@@ -86,14 +78,15 @@ DecodeRun run_decode(const engines::Engine& engine, const Problem& p, bool check
   const auto& L = p.layout;
   auto session = engine.open(L);
   const int prompt = p.tokens - p.queries;
-  session->append(slice(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
-                  slice(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
+  session->append(testing::slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
+                  testing::slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
   DecodeRun run;
   std::vector<float> step(static_cast<std::size_t>(L.heads_q) * L.head_dim);
   for (int t = 0; t < p.queries; ++t) {
-    session->append(slice(p.k, L.heads_kv, p.tokens, L.head_dim, prompt + t, 1).data(),
-                    slice(p.v, L.heads_kv, p.tokens, L.head_dim, prompt + t, 1).data(), 1);
-    session->attend(slice(p.q, L.heads_q, p.queries, L.head_dim, t, 1).data(), 1, Phase::decode, step.data());
+    session->append(testing::slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, prompt + t, 1).data(),
+                    testing::slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, prompt + t, 1).data(), 1);
+    session->attend(testing::slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, t, 1).data(), 1, Phase::decode,
+                    step.data());
     run.head0.push_back(session->attended(0, 0));
     if (check) run.max_error.push_back(relative_l2_error(step, reference_for(p, *session, t, prompt + t, 0)));
   }

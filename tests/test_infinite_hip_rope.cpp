@@ -11,6 +11,7 @@
 #include "harness/attention_driver.h"
 #include "model/llama_model.h"
 #include "tasks/model_backend.h"
+#include "tests/engine_problems.h"
 #include "tests/helpers.h"
 
 using namespace ctxbench;
@@ -74,15 +75,6 @@ Problem random_problem(int layer, int tokens, std::uint64_t seed) {
   return p;
 }
 
-std::vector<float> slice(const std::vector<float>& src, int heads, int tokens, int dim, int first, int count) {
-  std::vector<float> out;
-  for (int h = 0; h < heads; ++h) {
-    const auto begin = src.begin() + (static_cast<std::size_t>(h) * tokens + first) * dim;
-    out.insert(out.end(), begin, begin + static_cast<std::size_t>(count) * dim);
-  }
-  return out;
-}
-
 // Float64 output of query head h at `position` over `ranges`, keys at streaming positions (the attended keys
 // numbered contiguously up to the query) or at their real positions.
 std::vector<double> reference_row(const Problem& p, const kernels::RopeFrequencies& f, int h, int position,
@@ -121,13 +113,13 @@ std::uint64_t check_session(const engines::Engine& engine, const Problem& p, con
   const auto& L = p.layout;
   auto session = engine.open_unrotated(L, {f, kernels::RopeLayout::neox});
   const int prompt = p.tokens - prefill - steps;
-  session->append(slice(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
-                  slice(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
+  session->append(testing::slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
+                  testing::slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
   auto run = [&](int first, int n, Phase phase) {
-    session->append(slice(p.k, L.heads_kv, p.tokens, L.head_dim, first, n).data(),
-                    slice(p.v, L.heads_kv, p.tokens, L.head_dim, first, n).data(), n);
+    session->append(testing::slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, first, n).data(),
+                    testing::slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, first, n).data(), n);
     std::vector<float> out(static_cast<std::size_t>(L.heads_q) * n * L.head_dim);
-    session->attend(slice(p.q, L.heads_q, p.tokens, L.head_dim, first, n).data(), n, phase, out.data());
+    session->attend(testing::slice_tokens(p.q, L.heads_q, p.tokens, L.head_dim, first, n).data(), n, phase, out.data());
     std::vector<double> expected;
     for (int h = 0; h < L.heads_q; ++h) {
       for (int t = 0; t < n; ++t) {
