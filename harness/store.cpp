@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/suite.h"
 
@@ -154,7 +155,7 @@ Store::Store(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 60000);
   try {
-    exec("PRAGMA journal_mode=WAL");
+    enable_wal();
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     migrate();
@@ -167,6 +168,21 @@ Store::Store(const std::string& path) : path_(path) {
 }
 
 Store::~Store() { sqlite3_close(db_); }
+
+// Switching a new file to WAL takes an exclusive lock for which SQLite does not call the busy handler, so
+// processes that open the same new database together wait here instead of failing.
+void Store::enable_wal() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (true) {
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      return;
+    } catch (const std::runtime_error&) {
+      if (sqlite3_errcode(db_) != SQLITE_BUSY || std::chrono::steady_clock::now() > deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
 
 void Store::exec(const std::string& sql) {
   char* message = nullptr;

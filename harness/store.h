@@ -105,6 +105,7 @@ class Store {
 
  private:
   std::unique_ptr<Statement> prepare(const std::string& sql);
+  void enable_wal();
   void migrate();
 
   std::string path_;
