@@ -43,7 +43,8 @@ TEST_CASE("lower covers ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic, le
   CHECK(py::lower("\u0531") == "\u0531");  // Armenian is outside the covered blocks
 }
 
-TEST_CASE("decimal runs follow the Unicode digit class of Python re, and ascii_digits reads them like int()", "[scoring]") {
+TEST_CASE("decimal runs follow the Unicode digit class of Python re, and ascii_digits reads them like int()",
+          "[scoring]") {
   CHECK(py::find_decimal_runs("a12b007 3") == Strings{"12", "007", "3"});
   CHECK(py::find_decimal_runs("no digits") == Strings{});
   CHECK(py::find_decimal_runs("\uff11\uff12x\u0663") == Strings{"\uff11\uff12", "\u0663"});  // full-width, Arabic-Indic
@@ -54,7 +55,8 @@ TEST_CASE("decimal runs follow the Unicode digit class of Python re, and ascii_d
   CHECK(py::decimal_value(U':') == -1);
 }
 
-TEST_CASE("word characters match the word class of Python re on Latin-1 and the documented non-word blocks", "[scoring]") {
+TEST_CASE("word characters match the word class of Python re on Latin-1 and the documented non-word blocks",
+          "[scoring]") {
   CHECK(py::is_word_char(U'_'));
   CHECK(py::is_word_char(U'7'));
   CHECK_FALSE(py::is_word_char(U'-'));
