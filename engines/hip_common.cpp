@@ -1,43 +1,9 @@
 #include "engines/hip_common.h"
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <vector>
 
 namespace ctxbench::engines::hip {
-
-void parallel_for(int tasks, int threads, const std::function<void(int task)>& body) {
-  if (tasks <= 0) return;
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = std::min(threads, tasks);
-  if (threads == 1) {
-    for (int task = 0; task < tasks; ++task) body(task);
-    return;
-  }
-  std::atomic<int> next{0};
-  auto worker = [&] {
-    for (int task = next++; task < tasks; task = next++) body(task);
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-}
-
-std::vector<KeyRange> merge_ranges(std::vector<KeyRange> ranges) {
-  std::sort(ranges.begin(), ranges.end(), [](KeyRange a, KeyRange b) { return a.begin < b.begin; });
-  std::vector<KeyRange> out;
-  for (const KeyRange& r : ranges) {
-    if (r.begin >= r.end) continue;
-    if (!out.empty() && r.begin <= out.back().end) {
-      out.back().end = std::max(out.back().end, r.end);
-    } else {
-      out.push_back(r);
-    }
-  }
-  return out;
-}
 
 std::vector<KeyRange> block_ranges(int sinks, int window, std::vector<KeyRange> selected, int first_position,
                                    int last_position) {

@@ -6,15 +6,12 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <vector>
 
+#include "engines/dot.h"
+#include "engines/selection.h"
 #include "kernels/attention.h"
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define CTXBENCH_HIP_AVX2 1
-#endif
+#include "kernels/thread_pool.h"
 
 namespace ctxbench::engines::hip {
 
@@ -40,8 +37,6 @@ class KeyRows {
   kernels::KvView keys_;
 };
 
-float dot(const float* a, const float* b, int dim);
-
 // Key rows a mask builder read (each (KV head, token) row counted once per read).
 struct MaskCounters {
   std::uint64_t key_rows_read = 0;
@@ -50,14 +45,8 @@ struct MaskCounters {
 // max over the `count` vectors of `queries` ([count][dim], row-major) of q.key.
 float max_dot(const float* queries, int count, const float* key, int dim);
 
-// Runs body(task) for task in [0, tasks) on up to `threads` threads (<= 0: all cores); tasks are handed out
-// dynamically so that uneven tasks balance.
-void parallel_for(int tasks, int threads, const std::function<void(int task)>& body);
-
 using kernels::KeyRange;
-
-// Sorts and merges overlapping or touching ranges; empty ranges are dropped.
-std::vector<KeyRange> merge_ranges(std::vector<KeyRange> ranges);
+using kernels::parallel_for;
 
 // What a query block attends: the sinks, the selected ranges and the window of every query of the block
 // (positions first..last), merged and cut after the last query.
@@ -72,27 +61,7 @@ std::vector<KeyRange> visible_ranges(const std::vector<KeyRange>& ranges, int po
 
 // ---- inline definitions ----
 
-inline float dot(const float* a, const float* b, int dim) {
-  int i = 0;
-  float sum = 0.0f;
-#ifdef CTXBENCH_HIP_AVX2
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (; i + 16 <= dim; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= dim; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-  half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
-  sum = _mm_cvtss_f32(half);
-#endif
-  for (; i < dim; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-#ifdef CTXBENCH_HIP_AVX2
+#ifdef CTXBENCH_ENGINES_AVX2
 // q.key for 8 consecutive queries at once, one lane each: the key row is loaded once per 8 queries, the 8
 // accumulators are independent chains, and one reduction serves all 8 (dim a multiple of 8).
 inline __m256 dot8(const float* queries, const float* key, int dim) {
@@ -113,7 +82,7 @@ inline __m256 dot8(const float* queries, const float* key, int dim) {
 inline float max_dot(const float* queries, int count, const float* key, int dim) {
   float best = -__builtin_inff();
   int i = 0;
-#ifdef CTXBENCH_HIP_AVX2
+#ifdef CTXBENCH_ENGINES_AVX2
   if (dim % 8 == 0 && count >= 8) {
     __m256 best8 = _mm256_set1_ps(best);
     for (; i + 8 <= count; i += 8)
@@ -138,7 +107,7 @@ inline const float* KeyRows::row(int head, int token, float* scratch) const {
     case kernels::DType::f16: {
       const auto* half = reinterpret_cast<const std::uint16_t*>(src);
       int i = 0;
-#ifdef CTXBENCH_HIP_AVX2
+#ifdef CTXBENCH_ENGINES_AVX2
       for (; i + 8 <= dim; i += 8) {
         _mm256_storeu_ps(scratch + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + i))));
       }

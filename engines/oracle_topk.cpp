@@ -3,7 +3,6 @@
 // keeps the whole cache, so it saves neither memory nor much compute: it is the accuracy upper bound of any
 // method that selects `budget` tokens per query.
 #include <algorithm>
-#include <atomic>
 
 #include "engines/baseline.h"
 #include "harness/timer.h"
@@ -33,14 +32,9 @@ class OracleSession final : public LoggedSession {
     for (int g = 0; g < layout_.heads_kv; ++g) {
       const WideKeys keys(cache_.keys(), g, cache_.tokens());
       // Rows are independent and scoring every key is the whole cost: workers take rows from a shared counter.
-      const int rows = group() * n;
-      std::atomic<int> next{0};
-      kernels::run_parallel(std::min(kernels::resolve_threads(params_.threads), rows), [&](int) {
-        std::vector<float> scores;
-        for (int row = next++; row < rows; row = next++) {
-          const int h = g * group() + row / n, i = row % n;
-          log_.set(h, i, choose(query_row(q, h, n, i, layout_.head_dim), keys, first + i, scores));
-        }
+      kernels::parallel_for(group() * n, params_.threads, [&](int row) {
+        const int h = g * group() + row / n, i = row % n;
+        log_.set(h, i, choose(query_row(q, h, n, i, layout_.head_dim), keys, first + i));
       });
     }
     stats_.mask_seconds += select.seconds();
@@ -52,14 +46,14 @@ class OracleSession final : public LoggedSession {
   }
 
  private:
-  std::vector<KeyRange> choose(const float* q, const WideKeys& keys, int position, std::vector<float>& scores) const {
+  std::vector<KeyRange> choose(const float* q, const WideKeys& keys, int position) const {
     const int context = position + 1;
     const int keep = params_.budget.tokens(context, layout_.layer);
     if (keep >= context) return {{0, context}};
     const int sinks = std::min(params_.sinks, keep);
     const int window = std::min(params_.window, keep - sinks);
     const int candidates_end = context - window;
-    scores.resize(candidates_end - sinks);
+    std::vector<float> scores(candidates_end - sinks);
     for (int t = sinks; t < candidates_end; ++t) scores[t - sinks] = dot(q, keys.row(t), layout_.head_dim);
     std::vector<int> chosen = top_k(scores, keep - sinks - window);
     for (int& t : chosen) t += sinks;

@@ -101,12 +101,6 @@ WideKeys::WideKeys(const kernels::KvView& keys, int head, int end, int begin) : 
   base_ = widened_.data();
 }
 
-float dot(const float* a, const float* b, int dim) {
-  float s = 0.0f;
-  for (int i = 0; i < dim; ++i) s += a[i] * b[i];
-  return s;
-}
-
 PerHeadCaches::PerHeadCaches(const HeadLayout& layout) {
   HeadLayout one = layout;
   one.heads_kv = 1;

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "engines/dot.h"
 #include "engines/engine.h"
 #include "engines/kv_cache.h"
 
@@ -41,8 +42,6 @@ class WideKeys {
   int begin_ = 0;
   std::size_t stride_ = 0;
 };
-
-float dot(const float* a, const float* b, int dim);
 
 // Query row (head, token) of a [heads][tokens][dim] buffer.
 inline const float* query_row(const float* q, int head, int tokens, int token, int dim) {

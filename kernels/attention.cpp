@@ -1,7 +1,6 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
-#include <atomic>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -58,13 +57,9 @@ void run_plan(const QueryView& q, const KvView& k, const KvView& v, const Causal
   std::iota(order.begin(), order.end(), 0);
   auto cost = [&](int i) { return plan.items[i].keys * plan.items[i].rows(); };
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cost(a) > cost(b); });
-  std::atomic<std::size_t> next{0};
-  const int workers = std::min<int>(threads, static_cast<int>(plan.items.size()));
-  run_parallel(workers, [&](int) {
-    for (std::size_t i = next++; i < order.size(); i = next++) {
-      const WorkItem& item = plan.items[order[i]];
-      cpu::attend_item({q, k, v, layout, plan, item}, item.partial_row >= 0 ? partial_sink : final_sink);
-    }
+  parallel_for(static_cast<int>(order.size()), threads, [&](int i) {
+    const WorkItem& item = plan.items[order[i]];
+    cpu::attend_item({q, k, v, layout, plan, item}, item.partial_row >= 0 ? partial_sink : final_sink);
   });
   merge_groups(plan, partial_out, partial_lse, final_sink);
 }

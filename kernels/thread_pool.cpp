@@ -1,6 +1,7 @@
 #include "kernels/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -105,6 +106,14 @@ void run_parallel(int workers, const std::function<void(int)>& body) {
     return;
   }
   pool().run(workers, body);
+}
+
+void parallel_for(int tasks, int threads, const std::function<void(int task)>& task) {
+  if (tasks <= 0) return;
+  std::atomic<int> next{0};
+  run_parallel(std::min(resolve_threads(threads), tasks), [&](int) {
+    for (int t = next++; t < tasks; t = next++) task(t);
+  });
 }
 
 }  // namespace ctxbench::kernels

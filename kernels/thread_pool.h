@@ -14,4 +14,8 @@ int resolve_threads(int threads);
 // inside another runs on the calling thread alone, as body(0).
 void run_parallel(int workers, const std::function<void(int)>& body);
 
+// Runs task(i) for i in [0, tasks) on up to `threads` workers (<= 0: all cores): each worker takes the next
+// unclaimed task, so uneven tasks balance.
+void parallel_for(int tasks, int threads, const std::function<void(int task)>& task);
+
 }  // namespace ctxbench::kernels

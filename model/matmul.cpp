@@ -5,7 +5,6 @@
 #include "model/matmul.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -159,11 +158,7 @@ void matmul_typed(const float* x, int m, const W* w, int n, int k, float* y, boo
     if (work < kParallelWork) {
       for (int t = 0; t < tasks; ++t) task(t);
     } else {
-      // Tasks outnumber the threads: each thread takes the next unclaimed one, so uneven tasks balance.
-      std::atomic<int> next{0};
-      kernels::run_parallel(std::min(threads, tasks), [&](int) {
-        for (int t = next++; t < tasks; t = next++) task(t);
-      });
+      kernels::parallel_for(tasks, threads, task);
     }
   };
   if (m < kTile) {
