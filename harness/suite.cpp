@@ -67,6 +67,18 @@ std::vector<double> parse_grid(const Checker& c, const Json& value, const std::s
   c.fail(path, "expected a list of numbers, {\"linspace\": [from, to, count]} or {\"sigmoid\": [from, to, count]}");
 }
 
+// Rules between parameters (one interval per pruning stage, sinks a multiple of the block, ...) are checked
+// when an engine is made: making each one here reports them before any cell runs, not once per cell.
+void check_engine_params(const Checker& c, const engines::EngineInfo& info, const Json& params,
+                         const std::string& path) {
+  if (!info.make) return;
+  try {
+    info.make(params);
+  } catch (const InputError& e) {
+    c.fail(path, e.what());
+  }
+}
+
 std::vector<ComponentSpec> parse_components(const Checker& c, const Json& doc, const std::string& field, bool engines) {
   const std::string path = "$." + field;
   const Json& list = c.required(doc, field, "$");
@@ -85,10 +97,14 @@ std::vector<ComponentSpec> parse_components(const Checker& c, const Json& doc, c
     spec.method = c.string(c.required(entry, "name", item), item + ".name");
     spec.label = entry.contains("label") ? c.string(entry.at("label"), item + ".label") : spec.method;
     const Json given = entry.value("params", Json::object());
-    const ParamSchema& schema =
-        engines ? engines::EngineRegistry::instance().get(spec.method, c.where(item + ".name")).params
-                : tasks::TaskRegistry::instance().get(spec.method, c.where(item + ".name")).params;
-    spec.params = resolve_params(schema, given, c.where(item + ".params"));
+    if (engines) {
+      const auto& info = engines::EngineRegistry::instance().get(spec.method, c.where(item + ".name"));
+      spec.params = resolve_params(info.params, given, c.where(item + ".params"));
+      check_engine_params(c, info, spec.params, item + ".params");
+    } else {
+      const auto& info = tasks::TaskRegistry::instance().get(spec.method, c.where(item + ".name"));
+      spec.params = resolve_params(info.params, given, c.where(item + ".params"));
+    }
     if (!labels.insert(spec.label).second) {
       c.fail(item + ".label",
              fmt::format("label \"{}\" is used twice; give each entry a distinct \"label\"", spec.label));

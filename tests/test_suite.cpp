@@ -110,6 +110,19 @@ TEST_CASE("malformed suites fail before any work with the file, the JSON path an
   doc = minimal();
   doc["repetitions"] = 0;
   CHECK_THAT(error_of(doc), Catch::Contains("$.repetitions"));
+
+  // Rules between an engine's parameters are checked at load, not once per cell.
+  doc = minimal();
+  doc["engines"].push_back(
+      {{"name", "infinite_hip"},
+       {"params", {{"stage_chunks", {32, 8}}, {"stage_keeps", {256}}, {"stage_query_strides", {4, 1}}}}});
+  CHECK_THAT(error_of(doc), Catch::Contains("s.json: $.engines[1].params: infinite_hip.refresh_intervals: expected "
+                                            "one interval per stage (2), got 3"));
+
+  doc = minimal();
+  doc["engines"][0] = {{"name", "hip"}, {"params", {{"sinks", 3}}}};
+  CHECK_THAT(error_of(doc),
+             Catch::Contains("s.json: $.engines[0].params: hip: sinks must be a multiple of block_size_k"));
 }
 
 TEST_CASE("a suite file that is not JSON names the file", "[suite]") {
