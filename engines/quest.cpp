@@ -70,7 +70,9 @@ class QuestSession final : public LoggedSession {
   void attend(const float* q, int n, Phase phase, float* out) override {
     Stopwatch select;
     const int first = cache_.tokens() - n;
-    const bool dense = phase == Phase::prefill || layout_.layer < params_.dense_layers;
+    // As HiP's and InfiniteHiP's dense layers: a lone attention-level layer is always sparse.
+    const bool dense_layer = layout_.num_layers > 1 && layout_.layer < params_.dense_layers;
+    const bool dense = phase == Phase::prefill || dense_layer;
     log_.begin(layout_.heads_q, n, first, 1);
     std::vector<float> scores;
     std::uint64_t pages_scored = 0;
@@ -118,7 +120,10 @@ const RegisterEngine registration{{
     .policy = KvPolicy::masks,
     .params = {Budget::spec(1024, "token budget per query row at decode (pages = budget / page_size, at least 3)"),
                Budget::per_layer_spec(), integer_param("page_size", 16, "tokens per page (chunk_size)"),
-               integer_param("dense_layers", 2, "first layers kept dense (HeadLayout.layer below this)", 0),
+               integer_param("dense_layers", 2,
+                             "in a model (num_layers > 1), layers below this index are dense; a lone "
+                             "attention-level layer is always sparse",
+                             0),
                threads_param()},
     .make =
         [](const Json& p) {

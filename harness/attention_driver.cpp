@@ -10,26 +10,10 @@
 namespace ctxbench {
 namespace {
 
+using engines::KeyRange;
 using engines::Phase;
 using tasks::AttentionProblem;
-
-// Copies token `t` of a [heads][tokens][dim] buffer into a [heads][1][dim] one.
-std::vector<float> column(const std::vector<float>& src, int heads, int tokens, int dim, int t) {
-  std::vector<float> out(static_cast<std::size_t>(heads) * dim);
-  for (int h = 0; h < heads; ++h) {
-    std::copy_n(src.begin() + (static_cast<std::size_t>(h) * tokens + t) * dim, dim, out.begin() + h * dim);
-  }
-  return out;
-}
-
-std::vector<float> token_range(const std::vector<float>& src, int heads, int tokens, int dim, int first, int count) {
-  std::vector<float> out(static_cast<std::size_t>(heads) * count * dim);
-  for (int h = 0; h < heads; ++h) {
-    std::copy_n(src.begin() + (static_cast<std::size_t>(h) * tokens + first) * dim,
-                static_cast<std::size_t>(count) * dim, out.begin() + static_cast<std::size_t>(h) * count * dim);
-  }
-  return out;
-}
+using tasks::slice_tokens;
 
 // Needle recall and keys attended over the measured query rows only (decode mode's observe call excluded).
 struct RecallCounter {
@@ -60,6 +44,17 @@ struct RecallCounter {
   }
 };
 
+// The query tokens whose outputs are checked against float64: up to `error_queries`, spread over the problem.
+std::vector<int> checked_queries(const AttentionProblem& p) {
+  const int checked = std::max(1, std::min(p.error_queries, p.queries));
+  std::vector<int> out;
+  for (int i = 0; i < checked; ++i) {
+    out.push_back(checked == 1 ? p.queries - 1
+                               : static_cast<int>(static_cast<long long>(i) * (p.queries - 1) / (checked - 1)));
+  }
+  return out;
+}
+
 struct RepetitionResult {
   double seconds = 0.0;          // the measured phase: the prefill chunk, or all decode steps
   double observe_seconds = 0.0;  // decode only
@@ -68,23 +63,38 @@ struct RepetitionResult {
   std::uint64_t observe_bytes_read = 0;  // decode only: what the observe call read, left out of kv_bytes_read
   std::vector<Measurement> extra;
   RecallCounter recall;
+  std::vector<std::vector<std::vector<KeyRange>>> checked_ranges;  // [checked query][head]: ranges attended
 };
+
+// Stores the attended ranges of every head for query token `t` when it is a checked one; `row` is its index
+// within the session's last attend call.
+void keep_checked_ranges(const engines::Session& session, const AttentionProblem& p, const std::vector<int>& checked,
+                         int t, int row, RepetitionResult& r) {
+  for (std::size_t i = 0; i < checked.size(); ++i) {
+    if (checked[i] != t) continue;
+    r.checked_ranges[i].resize(p.layout.heads_q);
+    for (int h = 0; h < p.layout.heads_q; ++h) r.checked_ranges[i][h] = session.attended(h, row);
+  }
+}
 
 RepetitionResult run_once(const engines::Engine& engine, const AttentionProblem& p) {
   const auto& L = p.layout;
   const int prompt = p.tokens - p.queries;
   auto session = engine.open(L);
-  session->append(token_range(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
-                  token_range(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
+  session->append(slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(),
+                  slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, 0, prompt).data(), prompt);
   RepetitionResult r;
+  const auto checked = checked_queries(p);
+  r.checked_ranges.resize(checked.size());
   r.out.assign(static_cast<std::size_t>(L.heads_q) * p.queries * L.head_dim, std::nanf(""));
   if (p.phase == Phase::prefill) {
-    session->append(token_range(p.k, L.heads_kv, p.tokens, L.head_dim, prompt, p.queries).data(),
-                    token_range(p.v, L.heads_kv, p.tokens, L.head_dim, prompt, p.queries).data(), p.queries);
+    session->append(slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, prompt, p.queries).data(),
+                    slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, prompt, p.queries).data(), p.queries);
     Stopwatch watch;
     session->attend(p.q.data(), p.queries, Phase::prefill, r.out.data());
     r.seconds = watch.seconds();
     r.recall.count(*session, p, p.queries, prompt);
+    for (const int t : checked) keep_checked_ranges(*session, p, checked, t, t, r);
   } else {
     if (p.observe > 0) {
       std::vector<float> scratch(p.q_observe.size());
@@ -95,14 +105,15 @@ RepetitionResult run_once(const engines::Engine& engine, const AttentionProblem&
     }
     std::vector<float> step_out(static_cast<std::size_t>(L.heads_q) * L.head_dim);
     for (int s = 0; s < p.queries; ++s) {
-      const auto k = column(p.k, L.heads_kv, p.tokens, L.head_dim, prompt + s);
-      const auto v = column(p.v, L.heads_kv, p.tokens, L.head_dim, prompt + s);
-      const auto q = column(p.q, L.heads_q, p.queries, L.head_dim, s);
+      const auto k = slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, prompt + s, 1);
+      const auto v = slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, prompt + s, 1);
+      const auto q = slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, s, 1);
       session->append(k.data(), v.data(), 1);
       Stopwatch watch;
       session->attend(q.data(), 1, Phase::decode, step_out.data());
       r.seconds += watch.seconds();
       r.recall.count(*session, p, 1, prompt + s);
+      keep_checked_ranges(*session, p, checked, s, 0, r);
       for (int h = 0; h < L.heads_q; ++h) {
         std::copy_n(step_out.begin() + h * L.head_dim, L.head_dim,
                     r.out.begin() + (static_cast<std::size_t>(h) * p.queries + s) * L.head_dim);
@@ -114,29 +125,46 @@ RepetitionResult run_once(const engines::Engine& engine, const AttentionProblem&
   return r;
 }
 
-// Output error on up to `error_queries` query tokens spread over the problem, every head, against float64.
-double output_error(const AttentionProblem& p, const std::vector<float>& out) {
+struct Fidelity {
+  double output_error = 0;      // relative L2 error of the checked outputs against float64 dense attention
+  double attention_recall = 0;  // mean over checked rows of the dense attention mass on the keys attended
+};
+
+// Both on the checked query tokens, every head, against float64 dense attention over the stored K/V.
+Fidelity fidelity(const AttentionProblem& p, const RepetitionResult& r) {
   const auto& L = p.layout;
-  const int checked = std::max(1, std::min(p.error_queries, p.queries));
   const kernels::KvView k{p.k.data(), kernels::DType::f32, L.heads_kv,
                           p.tokens,   L.head_dim,          static_cast<std::size_t>(p.tokens) * L.head_dim};
   kernels::KvView v = k;
   v.data = p.v.data();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(L.head_dim));
+  const auto checked = checked_queries(p);
   std::vector<float> actual;
   std::vector<double> expected;
-  for (int i = 0; i < checked; ++i) {
-    const int t =
-        checked == 1 ? p.queries - 1 : static_cast<int>(static_cast<long long>(i) * (p.queries - 1) / (checked - 1));
-    const auto q = column(p.q, L.heads_q, p.queries, L.head_dim, t);
+  double mass = 0;
+  for (std::size_t i = 0; i < checked.size(); ++i) {
+    const int t = checked[i], position = p.tokens - p.queries + t;
+    const auto q = slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, t, 1);
     const kernels::QueryView query{q.data(), L.heads_q, 1, L.head_dim};
-    const kernels::CausalLayout causal{p.tokens - p.queries + t, 1.0f / std::sqrt(static_cast<float>(L.head_dim))};
     // The reference sees the stored precision of K/V, so only the method's error is measured.
-    const auto reference = kernels::reference_attention(query, k, v, causal);
+    const auto reference = kernels::reference_attention(query, k, v, {position, static_cast<float>(scale)});
     expected.insert(expected.end(), reference.out.begin(), reference.out.end());
-    const auto mine = column(out, L.heads_q, p.queries, L.head_dim, t);
+    const auto mine = slice_tokens(r.out, L.heads_q, p.queries, L.head_dim, t, 1);
     actual.insert(actual.end(), mine.begin(), mine.end());
+    for (int h = 0; h < L.heads_q; ++h) {
+      const float* qh = q.data() + static_cast<std::size_t>(h) * L.head_dim;
+      const int kv_head = h / (L.heads_q / L.heads_kv);
+      for (const KeyRange& range : r.checked_ranges[i][h]) {
+        for (int key = range.begin; key < std::min(range.end, position + 1); ++key) {
+          const float* kt = p.k.data() + (static_cast<std::size_t>(kv_head) * p.tokens + key) * L.head_dim;
+          double score = 0;
+          for (int d = 0; d < L.head_dim; ++d) score += static_cast<double>(qh[d]) * kt[d];
+          mass += std::exp(score * scale - reference.lse[h]);
+        }
+      }
+    }
   }
-  return relative_l2_error(actual, expected);
+  return {relative_l2_error(actual, expected), mass / (static_cast<double>(checked.size()) * L.heads_q)};
 }
 
 void round_to_stored_precision(AttentionProblem& p) {
@@ -177,6 +205,7 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
     observe.repetitions.push_back(last.observe_seconds);
   }
   const auto& s = last.stats;
+  const Fidelity quality = fidelity(p, last);
   const double bytes_per_token = 2.0 * p.layout.heads_kv * p.layout.head_dim * kernels::dtype_bytes(p.layout.kv_dtype);
   std::vector<Measurement> out = {
       time,
@@ -189,7 +218,8 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
       {"kv_bytes_read", "B", {static_cast<double>(s.kv_bytes_read - last.observe_bytes_read)}},
       {"kv_bytes_resident", "B", {static_cast<double>(s.kv_bytes_resident)}},
       {"kv_bytes_full", "B", {bytes_per_token * p.tokens}},
-      {"output_rel_error", "ratio", {output_error(p, last.out)}},
+      {"output_rel_error", "ratio", {quality.output_error}},
+      {"attention_recall", "ratio", {quality.attention_recall}},
   };
   if (p.phase == Phase::decode && p.observe > 0) out.push_back(observe);
   out.insert(out.end(), last.extra.begin(), last.extra.end());

@@ -65,12 +65,13 @@ void print_run(Store& store, std::int64_t id) {
     else
       failed.push_back(&c);
   }
-  const char* row = "  {:<20} {:<16} {:>9} {:>6} {:>9} {:>10} {:>10} {:>11} {:>11} {:>6}\n";
-  fmt::print(fmt::runtime(row), "task", "engine", "context", "cells", "accuracy", "rel_error", "decode_ms",
+  const char* row = "  {:<20} {:<16} {:>9} {:>6} {:>9} {:>6} {:>10} {:>10} {:>11} {:>11} {:>6}\n";
+  fmt::print(fmt::runtime(row), "task", "engine", "context", "cells", "accuracy", "mass%", "rel_error", "decode_ms",
              "prefill_ms", "keys/query", "attn%");
   for (const auto& [key, group] : groups) {
     const auto& [task, engine, length] = key;
     fmt::print(fmt::runtime(row), task, engine, length, group.size(), cell_text(mean_accuracy(group), "{:.1f}"),
+               cell_text(100 * mean_of(group, {"attention_recall"}), "{:.1f}"),
                cell_text(mean_of(group, {"output_rel_error"}), "{:.2e}"),
                cell_text(1e3 * mean_of(group, {"decode_seconds_per_step", "decode_seconds_per_token"}), "{:.3f}"),
                cell_text(1e3 * mean_of(group, {"prefill_seconds"}), "{:.2f}"),
@@ -114,8 +115,9 @@ const RegisterCommand registration{{
     .usage =
         "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]\n\n"
         "Means over depths and seeds of each (task, engine, context length) group. Without --run, the newest run.\n"
-        "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), output error\n"
-        "against float64 dense, decode time per step or token, prefill time, keys attended per query, and\n"
+        "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), the share of\n"
+        "dense attention's mass on the keys attended (attention level), output error against float64 dense,\n"
+        "decode time per step or token, prefill time, keys attended per query, and\n"
         "attention's share of generation time (model level).\n"
         "--html writes one self-contained page instead (inline SVG, no script, nothing fetched): run metadata,\n"
         "accuracy per task and engine, a depth x length heatmap per engine for tasks with several depths,\n"

@@ -30,6 +30,7 @@ const std::map<std::string, MetricInfo>& known_metrics() {
       {"offload_hit_ratio", {"Offload cache hit ratio", K::other, false, ""}},
       {"output_rel_error", {"Output relative error", K::error, false, ""}},
       {"needle_recall", {"Needle recall", K::accuracy, false, ""}},
+      {"attention_recall", {"Attention mass recall", K::accuracy, false, ""}},
       {"samples", {"Samples", K::count, false, ""}},
       {"prompt_tokens", {"Prompt tokens", K::count, false, ""}},
       {"generated_tokens", {"Generated tokens", K::count, false, ""}},

@@ -41,6 +41,18 @@ struct AttentionProblem {
   int error_queries = 4;            // query tokens (all heads) checked against the float64 reference
 };
 
+// Tokens [first, first + count) of every head of a [heads][tokens][dim] buffer, as [heads][count][dim].
+inline std::vector<float> slice_tokens(const std::vector<float>& src, int heads, int tokens, int dim, int first,
+                                       int count) {
+  std::vector<float> out;
+  out.reserve(static_cast<std::size_t>(heads) * count * dim);
+  for (int h = 0; h < heads; ++h) {
+    const auto begin = src.begin() + (static_cast<std::size_t>(h) * tokens + first) * dim;
+    out.insert(out.end(), begin, begin + static_cast<std::size_t>(count) * dim);
+  }
+  return out;
+}
+
 // What `evaluate` returns for one sample: the score and what the generator did (its text is stored as the
 // prediction).
 struct SampleOutcome {

@@ -38,15 +38,7 @@ inline Problem random_problem(const engines::HeadLayout& layout, int tokens, int
   return p;
 }
 
-inline std::vector<float> slice_tokens(const std::vector<float>& src, int heads, int tokens, int dim, int first,
-                                       int count) {
-  std::vector<float> out;
-  for (int h = 0; h < heads; ++h) {
-    const auto begin = src.begin() + (static_cast<std::size_t>(h) * tokens + first) * dim;
-    out.insert(out.end(), begin, begin + static_cast<std::size_t>(count) * dim);
-  }
-  return out;
-}
+using tasks::slice_tokens;
 
 inline kernels::KvView full_view(const Problem& p, const std::vector<float>& data) {
   return {data.data(), kernels::DType::f32, p.layout.heads_kv,

@@ -294,6 +294,7 @@ TEST_CASE("quest: the page bound is an upper bound of every score in the page", 
 TEST_CASE("quest selects the top pages by bound at decode, with dense prefill and early layers", "[baselines]") {
   for (const auto dtype : {kernels::DType::f32, kernels::DType::bf16}) {
     auto L = layout(8, 2, 32, dtype);
+    L.num_layers = 4;
     const Problem p = random_problem(L, 500, 12, 21);
     const int budget = 64, page = 8;
     const auto engine = make_engine("quest", {{"budget", budget}, {"page_size", page}, {"dense_layers", 2}});
@@ -312,6 +313,12 @@ TEST_CASE("quest selects the top pages by bound at decode, with dense prefill an
     CHECK(run.session->stats().kv_bytes_resident == 2ull * 2 * 32 * kernels::dtype_bytes(dtype) * deep.tokens);
     Runner early(*engine, p, p.tokens - p.queries);  // layer 0 < dense_layers
     CHECK(early.decode(0)[3][0] == all_up_to(early.position(0)));
+    auto lone = p;  // one layer alone, as at the attention level: sparse whatever dense_layers says
+    lone.layout.num_layers = 1;
+    Runner single(*engine, lone, lone.tokens - lone.queries);
+    for (int t = 0; t < 3; ++t) {
+      CHECK(single.decode(t)[3][0] == quest_rule(lone, 3, query_of(lone, 3, t), single.position(t), budget, page));
+    }
   }
 }
 

@@ -209,13 +209,13 @@ TEST_CASE("run, then export prints one CSV row per cell and metric", "[cli]") {
   std::string csv;
   REQUIRE(run_shell(kBinary + " export --format csv" + db, &csv) == 0);
   CHECK(csv.rfind("run_id,cell_key,engine,", 0) == 0);
-  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 2 * 11);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 2 * 12);
   CHECK_THAT(csv, Catch::Contains(",needle_recall,1,ratio,"));
   std::string json;
   REQUIRE(run_shell(kBinary + " export --format json" + db, &json) == 0);
   const auto doc = Json::parse(json);
   CHECK(doc["runs"][0]["context"]["num_cpus"].get<int>() > 0);
-  CHECK(doc["runs"][0]["results"].size() == 22);
+  CHECK(doc["runs"][0]["results"].size() == 24);
   std::string report;
   REQUIRE(run_shell(kBinary + " report" + db, &report) == 0);
   CHECK_THAT(report, Catch::Contains("attention_needle") && Catch::Contains("100.0"));

@@ -216,7 +216,9 @@ TEST_CASE("report's table shows attention-level and model-level cells in the sam
   {
     SyntheticRuns runs(path);
     const auto run = runs.begin();
-    runs.cell(run, 0, measured({2e-3, 4e-3}, 0.25));  // attention level: recall 0.25, decode 3 ms per step
+    auto attention = measured({2e-3, 4e-3}, 0.25);  // attention level: recall 0.25, decode 3 ms per step
+    attention.push_back({"attention_recall", "ratio", {0.5}});
+    runs.cell(run, 0, attention);
     runs.cell(run, 1,
               {{"accuracy", "%", {80}},  // model level: the task's metric, per-token decode, attention share
                {"decode_seconds_per_token", "s", {5e-4}},
@@ -226,10 +228,11 @@ TEST_CASE("report's table shows attention-level and model-level cells in the sam
   std::string out;
   REQUIRE(run_shell(kBinary + " report" + db, &out) == 0);
   INFO(out);
-  CHECK_THAT(out, Catch::Contains("accuracy") && Catch::Contains("attn%"));
-  CHECK_THAT(out, Catch::Matches("[\\s\\S]*attention_needle +dense +1024 +1 +25\\.0 +- +3\\.000 +- +- +-\n[\\s\\S]*"));
+  CHECK_THAT(out, Catch::Contains("accuracy") && Catch::Contains("mass%") && Catch::Contains("attn%"));
+  CHECK_THAT(
+      out, Catch::Matches("[\\s\\S]*attention_needle +dense +1024 +1 +25\\.0 +50\\.0 +- +3\\.000 +- +- +-\n[\\s\\S]*"));
   CHECK_THAT(out,
-             Catch::Matches("[\\s\\S]*attention_needle +dense +2048 +1 +80\\.0 +- +0\\.500 +- +300 +30\n[\\s\\S]*"));
+             Catch::Matches("[\\s\\S]*attention_needle +dense +2048 +1 +80\\.0 +- +- +0\\.500 +- +300 +30\n[\\s\\S]*"));
 }
 
 TEST_CASE("an empty run and a run of failed cells give clear messages, not crashes", "[reports][cli]") {

@@ -1,0 +1,243 @@
+// attention_captured: an attention-level problem whose Q/K/V are what a real model computed. The model reads
+// a passkey prompt (the passkey task's, key at the cell's depth) followed by its answer, teacher-forced; one
+// layer's queries, keys and values are recorded as its dense attention saw them, after RoPE. The measured
+// queries are the last positions (the end of the question and the answer), which are the ones that must
+// read the key; the key's digits in the prompt are the important keys whose recall is scored.
+#include "tasks/attention_captured.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+
+#include "harness/params.h"
+#include "model/llama_generator.h"
+#include "model/tokenizer.h"
+#include "tasks/model_backend.h"
+#include "tasks/task.h"
+
+namespace ctxbench::tasks {
+namespace {
+
+// Rows appended to one [heads][tokens][dim] tensor, a call at a time.
+class HeadRows {
+ public:
+  HeadRows(int heads, int dim) : rows_(heads), dim_(dim) {}
+
+  void add(const float* x, int n) {
+    for (std::size_t h = 0; h < rows_.size(); ++h) {
+      const float* from = x + h * static_cast<std::size_t>(n) * dim_;
+      rows_[h].insert(rows_[h].end(), from, from + static_cast<std::size_t>(n) * dim_);
+    }
+  }
+
+  std::vector<float> joined() const {
+    std::vector<float> out;
+    for (const auto& head : rows_) out.insert(out.end(), head.begin(), head.end());
+    return out;
+  }
+
+ private:
+  std::vector<std::vector<float>> rows_;
+  int dim_;
+};
+
+struct Recording {
+  HeadRows q, out, k, v;
+  Recording(const engines::HeadLayout& l)
+      : q(l.heads_q, l.head_dim), out(l.heads_q, l.head_dim), k(l.heads_kv, l.head_dim), v(l.heads_kv, l.head_dim) {}
+};
+
+// A dense session that also records what passes through it.
+class RecordingSession final : public engines::Session {
+ public:
+  RecordingSession(std::unique_ptr<engines::Session> dense, Recording& recording)
+      : dense_(std::move(dense)), recording_(recording) {}
+
+  void append(const float* k, const float* v, int n) override {
+    recording_.k.add(k, n);
+    recording_.v.add(v, n);
+    dense_->append(k, v, n);
+  }
+  void attend(const float* q, int n, engines::Phase phase, float* out) override {
+    recording_.q.add(q, n);
+    dense_->attend(q, n, phase, out);
+    recording_.out.add(out, n);
+  }
+  std::vector<engines::KeyRange> attended(int head, int query) const override { return dense_->attended(head, query); }
+  engines::SessionStats stats() const override { return dense_->stats(); }
+
+ private:
+  std::unique_ptr<engines::Session> dense_;
+  Recording& recording_;
+};
+
+// Dense attention on every layer; layer `layer` records.
+class CaptureEngine final : public engines::Engine {
+ public:
+  CaptureEngine(int layer, std::unique_ptr<Recording>& recording)
+      : dense_(dense_engine()), layer_(layer), recording_(recording) {}
+
+  std::unique_ptr<engines::Session> open(const engines::HeadLayout& layout) const override {
+    if (layout.layer != layer_) return dense_->open(layout);
+    recording_ = std::make_unique<Recording>(layout);
+    return std::make_unique<RecordingSession>(dense_->open(layout), *recording_);
+  }
+
+ private:
+  static std::unique_ptr<engines::Engine> dense_engine() {
+    const auto& info = engines::EngineRegistry::instance().get("dense", "attention_captured");
+    return info.make(resolve_params(info.params, Json::object(), "attention_captured: dense"));
+  }
+
+  std::unique_ptr<engines::Engine> dense_;
+  int layer_;
+  std::unique_ptr<Recording>& recording_;
+};
+
+// The passkey task's prompt for this cell (key at the cell's depth), at most `tokens` tokens long.
+TextSample passkey_sample(const CellContext& cell, const Json& model_params, int tokens, const Tokenizer& tokenizer) {
+  const auto& passkey = TaskRegistry::instance().get("passkey", "attention_captured");
+  Json given = model_params;
+  given["samples"] = 1;
+  given["placement"] = "depth";
+  const Json params = resolve_params(passkey.params, given, "attention_captured: passkey");
+  return passkey.make_text_samples(CellContext{params, tokens, cell.depth, cell.seed}, tokenizer).at(0);
+}
+
+// Token positions (after `offset` leading tokens) of every occurrence of `needle` in `prompt`: the tokens of
+// prompt[0, end) minus those of prompt[0, begin). Exact for byte tokenizers; for BPE, the tokens that the
+// prefixes' tokenizations assign to the occurrence.
+std::vector<int> occurrence_tokens(const Tokenizer& tokenizer, const std::string& prompt, const std::string& needle,
+                                   int offset) {
+  std::vector<int> out;
+  const auto count = [&](std::size_t chars) {
+    return static_cast<int>(tokenizer.encode(prompt.substr(0, chars)).size());
+  };
+  for (auto at = prompt.find(needle); at != std::string::npos; at = prompt.find(needle, at + needle.size())) {
+    for (int t = count(at); t < count(at + needle.size()); ++t) out.push_back(offset + t);
+  }
+  return out;
+}
+
+int resolve_layer(const Json& p, int layers) {
+  const int layer = p.at("layer").get<int>();
+  if (layer >= layers) {
+    throw InputError(
+        fmt::format("attention_captured.layer: expected -1 (the last) or 0..{} for this model's {} "
+                    "layers, got {}",
+                    layers - 1, layers, layer));
+  }
+  return layer < 0 ? layers - 1 : layer;
+}
+
+AttentionProblem make_problem(const CellContext& cell) {
+  const Json& p = cell.params;
+  const Json model_params = {{"model", p.at("model")}, {"rope_scaling", p.at("rope_scaling")}};
+  const auto settings = model::ModelParams::parse(model_params);
+  const model::LlamaModel llama(settings.dir, settings.rope_scaling, settings.threads);
+  const auto tokenizer = model::load_tokenizer(llama.dir(), llama.config().vocab_size);
+  const int layer = resolve_layer(p, llama.config().num_layers);
+
+  // Room for a BOS and the answer (" " + up to 5 digits + "."), so that the whole sequence fits the cell.
+  const int bos = llama.config().bos_token_id ? 1 : 0;
+  const TextSample sample = passkey_sample(cell, model_params, cell.context_length - bos - 8, *tokenizer);
+  const std::string& key = sample.references.at(0);
+  const std::string text = sample.prompt + " " + key + ".";
+  std::vector<int> tokens;
+  if (bos) tokens.push_back(*llama.config().bos_token_id);
+  const auto encoded = tokenizer->encode(text);
+  tokens.insert(tokens.end(), encoded.begin(), encoded.end());
+
+  AttentionProblem problem;
+  problem.tokens = static_cast<int>(tokens.size());
+  problem.phase = p.at("mode").get<std::string>() == "prefill" ? engines::Phase::prefill : engines::Phase::decode;
+  problem.queries = std::min(p.at("queries").get<int>(), problem.tokens - 1);
+  const int prompt = problem.tokens - problem.queries;
+  problem.observe = problem.phase == engines::Phase::decode ? std::min(p.at("observe").get<int>(), prompt) : 0;
+  problem.error_queries = p.at("error_queries").get<int>();
+  problem.important_keys = occurrence_tokens(*tokenizer, sample.prompt, key, bos);
+
+  const CapturedLayer captured = capture_layer(llama, tokens, layer);
+  problem.layout = {captured.heads_q, captured.heads_kv, captured.head_dim,
+                    kernels::parse_dtype(p.at("kv_dtype").get<std::string>())};
+  problem.k = captured.k;
+  problem.v = captured.v;
+  problem.q = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim, prompt, problem.queries);
+  problem.q_observe = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim,
+                                   prompt - problem.observe, problem.observe);
+  return problem;
+}
+
+ParamSchema params() {
+  ParamSchema schema = model_param_specs();
+  const ParamSchema own = {
+      {.name = "layer",
+       .type = ParamType::integer,
+       .default_value = -1,
+       .help = "the model layer whose attention is captured (-1: the last)",
+       .min = -1},
+      {.name = "mode",
+       .type = ParamType::string,
+       .default_value = "decode",
+       .help = "decode steps or one prefill chunk over the last `queries` positions",
+       .choices = {"decode", "prefill"}},
+      {.name = "queries",
+       .type = ParamType::integer,
+       .default_value = 8,
+       .help = "measured query positions at the end: the question's last tokens and the answer",
+       .min = 1},
+      {.name = "observe",
+       .type = ParamType::integer,
+       .default_value = 32,
+       .help = "decode only: prompt queries attended before the steps (where SnapKV-like methods choose)",
+       .min = 0},
+      {.name = "error_queries",
+       .type = ParamType::integer,
+       .default_value = 4,
+       .help = "query tokens checked against the float64 reference",
+       .min = 1},
+      {.name = "kv_dtype",
+       .type = ParamType::string,
+       .default_value = "f32",
+       .help = "K/V storage",
+       .choices = {"f32", "f16", "bf16"}},
+  };
+  schema.insert(schema.end(), own.begin(), own.end());
+  return schema;
+}
+
+const RegisterTask registration{{
+    .name = "attention_captured",
+    .description = "Q/K/V of one layer of a real model reading a passkey prompt and its answer (key at the cell's "
+                   "depth); recall of the key's digits",
+    .params = params(),
+    .make_attention_problem = make_problem,
+}};
+
+}  // namespace
+
+CapturedLayer capture_layer(const model::LlamaModel& llama, const std::vector<int>& tokens, int layer) {
+  std::unique_ptr<Recording> recording;
+  const CaptureEngine engine(layer, recording);
+  model::Sequence sequence = llama.start(engine, static_cast<std::int64_t>(tokens.size()), kernels::DType::f32);
+  constexpr int kChunk = 512;
+  std::vector<float> hidden;
+  for (std::size_t at = 0; at < tokens.size(); at += kChunk) {
+    const std::size_t size = std::min<std::size_t>(kChunk, tokens.size() - at);
+    llama.forward(sequence, std::span(tokens).subspan(at, size), engines::Phase::prefill, hidden);
+  }
+  const auto& c = llama.config();
+  CapturedLayer out;
+  out.heads_q = c.num_heads;
+  out.heads_kv = c.num_kv_heads;
+  out.head_dim = c.head_dim;
+  out.tokens = static_cast<int>(tokens.size());
+  out.q = recording->q.joined();
+  out.out = recording->out.joined();
+  out.k = recording->k.joined();
+  out.v = recording->v.joined();
+  return out;
+}
+
+}  // namespace ctxbench::tasks
