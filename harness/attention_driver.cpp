@@ -137,7 +137,7 @@ Fidelity fidelity(const AttentionProblem& p, const RepetitionResult& r) {
                           p.tokens,   L.head_dim,          static_cast<std::size_t>(p.tokens) * L.head_dim};
   kernels::KvView v = k;
   v.data = p.v.data();
-  const double scale = 1.0 / std::sqrt(static_cast<double>(L.head_dim));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(L.head_dim));  // the kernels' scale, as the reference
   const auto checked = checked_queries(p);
   std::vector<float> actual;
   std::vector<double> expected;
@@ -147,7 +147,7 @@ Fidelity fidelity(const AttentionProblem& p, const RepetitionResult& r) {
     const auto q = slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, t, 1);
     const kernels::QueryView query{q.data(), L.heads_q, 1, L.head_dim};
     // The reference sees the stored precision of K/V, so only the method's error is measured.
-    const auto reference = kernels::reference_attention(query, k, v, {position, static_cast<float>(scale)});
+    const auto reference = kernels::reference_attention(query, k, v, {position, scale});
     expected.insert(expected.end(), reference.out.begin(), reference.out.end());
     const auto mine = slice_tokens(r.out, L.heads_q, p.queries, L.head_dim, t, 1);
     actual.insert(actual.end(), mine.begin(), mine.end());
@@ -159,7 +159,7 @@ Fidelity fidelity(const AttentionProblem& p, const RepetitionResult& r) {
           const float* kt = p.k.data() + (static_cast<std::size_t>(kv_head) * p.tokens + key) * L.head_dim;
           double score = 0;
           for (int d = 0; d < L.head_dim; ++d) score += static_cast<double>(qh[d]) * kt[d];
-          mass += std::exp(score * scale - reference.lse[h]);
+          mass += std::exp(score * static_cast<double>(scale) - reference.lse[h]);
         }
       }
     }
