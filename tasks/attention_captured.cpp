@@ -171,39 +171,14 @@ AttentionProblem make_problem(const CellContext& cell) {
 
 ParamSchema params() {
   ParamSchema schema = model_param_specs();
-  const ParamSchema own = {
-      {.name = "layer",
-       .type = ParamType::integer,
-       .default_value = -1,
-       .help = "the model layer whose attention is captured (-1: the last)",
-       .min = -1},
-      {.name = "mode",
-       .type = ParamType::string,
-       .default_value = "decode",
-       .help = "decode steps or one prefill chunk over the last `queries` positions",
-       .choices = {"decode", "prefill"}},
-      {.name = "queries",
-       .type = ParamType::integer,
-       .default_value = 8,
-       .help = "measured query positions at the end: the question's last tokens and the answer",
-       .min = 1},
-      {.name = "observe",
-       .type = ParamType::integer,
-       .default_value = 32,
-       .help = "decode only: prompt queries attended before the steps (where SnapKV-like methods choose)",
-       .min = 0},
-      {.name = "error_queries",
-       .type = ParamType::integer,
-       .default_value = 4,
-       .help = "query tokens checked against the float64 reference",
-       .min = 1},
-      {.name = "kv_dtype",
-       .type = ParamType::string,
-       .default_value = "f32",
-       .help = "K/V storage",
-       .choices = {"f32", "f16", "bf16"}},
-  };
-  schema.insert(schema.end(), own.begin(), own.end());
+  schema.push_back({.name = "layer",
+                    .type = ParamType::integer,
+                    .default_value = -1,
+                    .help = "the model layer whose attention is captured (-1: the last)",
+                    .min = -1});
+  const ParamSchema drive =
+      attention_problem_params(8, "measured positions at the end: the question's last tokens and the answer");
+  schema.insert(schema.end(), drive.begin(), drive.end());
   return schema;
 }
 

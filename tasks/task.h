@@ -41,6 +41,34 @@ struct AttentionProblem {
   int error_queries = 4;            // query tokens (all heads) checked against the float64 reference
 };
 
+// The parameters of how an attention-level problem is stored and driven (kv_dtype, mode, queries, observe,
+// error_queries), with the task's own default and meaning of `queries`; the task adds its own after them.
+inline ParamSchema attention_problem_params(int default_queries, const std::string& queries_help) {
+  return {
+      {.name = "kv_dtype",
+       .type = ParamType::string,
+       .default_value = "f32",
+       .help = "K/V storage",
+       .choices = {"f32", "f16", "bf16"}},
+      {.name = "mode",
+       .type = ParamType::string,
+       .default_value = "decode",
+       .help = "decode steps or one prefill chunk",
+       .choices = {"decode", "prefill"}},
+      {.name = "queries", .type = ParamType::integer, .default_value = default_queries, .help = queries_help, .min = 1},
+      {.name = "observe",
+       .type = ParamType::integer,
+       .default_value = 32,
+       .help = "decode: prompt queries attended before the steps (SnapKV's observation window)",
+       .min = 0},
+      {.name = "error_queries",
+       .type = ParamType::integer,
+       .default_value = 4,
+       .help = "query tokens checked against the float64 reference",
+       .min = 1},
+  };
+}
+
 // Tokens [first, first + count) of every head of a [heads][tokens][dim] buffer, as [heads][count][dim].
 inline std::vector<float> slice_tokens(const std::vector<float>& src, int heads, int tokens, int dim, int first,
                                        int count) {
