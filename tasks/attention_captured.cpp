@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "harness/params.h"
 #include "model/llama_generator.h"
@@ -158,14 +159,14 @@ AttentionProblem make_problem(const CellContext& cell) {
   problem.error_queries = p.at("error_queries").get<int>();
   problem.important_keys = occurrence_tokens(*tokenizer, sample.prompt, key, bos);
 
-  const CapturedLayer captured = capture_layer(llama, tokens, layer);
+  CapturedLayer captured = capture_layer(llama, tokens, layer);
   problem.layout = {captured.heads_q, captured.heads_kv, captured.head_dim,
                     kernels::parse_dtype(p.at("kv_dtype").get<std::string>())};
-  problem.k = captured.k;
-  problem.v = captured.v;
   problem.q = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim, prompt, problem.queries);
   problem.q_observe = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim,
                                    prompt - problem.observe, problem.observe);
+  problem.k = std::move(captured.k);
+  problem.v = std::move(captured.v);
   return problem;
 }
 
