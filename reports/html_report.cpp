@@ -198,7 +198,7 @@ std::string accuracy_table(const RunView& v) {
   bool any_samples = false, any_error = false;
   for (const auto& task : v.tasks) {
     for (const auto& engine : v.engines) {
-      std::vector<double> points, errors;
+      std::vector<double> points, errors, masses;
       double samples = 0;
       std::string metric;
       int cells = 0;
@@ -212,19 +212,22 @@ std::string accuracy_table(const RunView& v) {
         samples += s ? s->value() : 1;
         any_samples |= s != nullptr;
         if (const auto* e = find_metric(*c, "output_rel_error")) errors.push_back(e->value());
+        if (const auto* kept = find_metric(*c, "attention_recall")) masses.push_back(100 * kept->value());
       }
       if (points.empty()) continue;
       any_error |= !errors.empty();
       const auto [lo, hi] = std::minmax_element(points.begin(), points.end());
       means.push_back(mean(points));
       rows.push_back({task, engine, metric, percent(means.back()), percent(*lo), percent(*hi), std::to_string(cells),
-                      fmt::format("{:.0f}", samples), errors.empty() ? "-" : fmt::format("{:.3g}", mean(errors))});
+                      fmt::format("{:.0f}", samples), masses.empty() ? "-" : percent(mean(masses)),
+                      errors.empty() ? "-" : fmt::format("{:.3g}", mean(errors))});
     }
   }
   if (rows.empty()) return "";
   std::string out = R"(<div class="scroll"><table><thead><tr><th>task</th><th>engine</th><th>metric</th>)"
                     R"(<th class="num">mean</th><th class="num">worst cell</th><th class="num">best cell</th>)"
-                    R"(<th class="num">cells</th><th class="num">samples</th><th class="num">output rel. error</th>)"
+                    R"(<th class="num">cells</th><th class="num">samples</th><th class="num">dense mass kept</th>)"
+                    R"(<th class="num">output rel. error</th>)"
                     "</tr></thead><tbody>";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& row = rows[i];
@@ -237,6 +240,9 @@ std::string accuracy_table(const RunView& v) {
   std::string note = "Mean accuracy over the cells (lengths, depths and seeds) of each task and engine.";
   if (!any_samples) note += " Attention-level cells are one problem each, so samples = cells.";
   if (!any_error) note += " No output error was measured.";
+  note +=
+      " Dense mass kept: the share of float64 dense attention's probability mass on the keys attended "
+      "(attention level).";
   return card("Accuracy", note, out);
 }
 

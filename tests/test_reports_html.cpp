@@ -148,6 +148,10 @@ TEST_CASE("the HTML report has a heatmap per engine, speedup and memory curves, 
   CHECK(count_regex(html, R"(<circle [^>]*><title>[^<]+</title></circle>)") == circles);
   CHECK_THAT(html, Catch::Contains("dense, dense-slow · needle-decode"));
 
+  // Dense attention keeps all of dense attention's mass; the accuracy table says so for both engines and tasks.
+  CHECK_THAT(html, Catch::Contains(R"(<th class="num">dense mass kept</th>)"));
+  CHECK(count_regex(html, R"(<td class="num">6</td><td class="num">6</td><td class="num">100\.0%</td>)") == 4);
+
   // The tables beneath hold the numbers the store holds.
   for (const int length : {256, 512}) {
     const double seconds = stored_mean(cells, "dense-slow", "needle-decode", length, "decode_seconds_per_step");
