@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "model/matmul.h"
 
 namespace {

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "core/params.h"
 #include "engines/engine.h"
-#include "harness/params.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 
 namespace ctxbench::engines {
 

@@ -5,12 +5,16 @@
 #include <string>
 #include <vector>
 
-#include "harness/params.h"
+#include "core/param_fields.h"
+#include "core/params.h"
 
 namespace ctxbench::engines {
 
 class Budget {
  public:
+  // `tokens_or_ratio` as `budget` below; the default of a parameter struct's budget field.
+  explicit Budget(double tokens_or_ratio = 1.0) : value_(tokens_or_ratio) {}
+
   // `budget` is a number: >= 1 means tokens, in (0, 1) a ratio of the context. `per_layer`, if non-empty,
   // overrides it layer by layer with numbers of the same meaning. `where` names the parameter in errors.
   static Budget parse(const Json& budget, const Json& per_layer, const std::string& where);
@@ -22,6 +26,8 @@ class Budget {
   static ParamSpec spec(double default_value, const std::string& help);  // the "budget" parameter
   static ParamSpec per_layer_spec();                                     // the "budget_per_layer" parameter
 
+  double value() const { return value_; }
+
  private:
   static int resolve(double value, int context);
   double value_ = 1.0;
@@ -29,3 +35,20 @@ class Budget {
 };
 
 }  // namespace ctxbench::engines
+
+namespace ctxbench {
+
+// A Budget field named "budget" declares two parameters: "budget" and "budget_per_layer".
+template <>
+struct ParamTraits<engines::Budget> {
+  static ParamSchema specs(const std::string& name, const engines::Budget& value, const std::string& help,
+                           const ParamLimits&) {
+    if (name != "budget") throw std::logic_error("a Budget parameter is named \"budget\", not " + name);
+    return {engines::Budget::spec(value.value(), help), engines::Budget::per_layer_spec()};
+  }
+  static engines::Budget parse(const Json& resolved, const std::string& name) {
+    return engines::Budget::parse(resolved.at(name), resolved.at("budget_per_layer"), "params");
+  }
+};
+
+}  // namespace ctxbench

@@ -2,9 +2,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/timer.h"
 #include "engines/engine.h"
 #include "engines/kv_cache.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

@@ -11,12 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "harness/measurement.h"
-#include "harness/params.h"
-#include "harness/registry.h"
+#include "core/measurement.h"
+#include "core/param_fields.h"
+#include "core/params.h"
+#include "core/registry.h"
+#include "core/text.h"
 #include "kernels/attention.h"
 #include "kernels/rope.h"
-#include "tasks/text.h"
 
 namespace ctxbench::engines {
 
@@ -105,11 +106,11 @@ struct EngineInfo {
   std::string name;
   std::string description;
   KvPolicy policy = KvPolicy::full;
-  ParamSchema params;
+  ParamSchema params = {};
   // Receives parameters already checked against `params`, with defaults filled in.
   // Attention engines set `make`; engines that answer text themselves (remote servers) set `make_generator`.
   std::function<std::unique_ptr<Engine>(const Json& params)> make = nullptr;
-  std::function<std::unique_ptr<tasks::Generator>(const Json& params)> make_generator = nullptr;
+  std::function<std::unique_ptr<Generator>(const Json& params)> make_generator = nullptr;
   // Parameters under which the method must equal dense attention on contexts of up to `tokens` keys (a
   // budget that covers the context); the shared conformance test checks it. Null if the method has none.
   std::function<Json(int tokens)> exact_params = nullptr;
@@ -117,6 +118,15 @@ struct EngineInfo {
   // (the shared conformance test checks it under the default parameters).
   bool decode_matches_prefill = false;
 };
+
+// The entry of a method whose sessions are `SessionT(layout, params)` and whose parameters are the fields that
+// ParamsT::fields() declares: its schema and its parsing both come from that one declaration.
+template <class SessionT, class ParamsT>
+EngineInfo declared_engine(EngineInfo info) {
+  info.params = ParamsT::fields().schema();
+  info.make = [](const Json& params) { return session_engine<SessionT>(ParamsT::fields().parse(params)); };
+  return info;
+}
 
 using EngineRegistry = Registry<EngineInfo>;
 using RegisterEngine = Registrar<EngineInfo>;

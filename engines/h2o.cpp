@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

@@ -4,10 +4,10 @@
 // moving with the query. Every key stays resident: the method saves compute, not memory.
 #include <cmath>
 
+#include "core/timer.h"
 #include "engines/block_sparse_session.h"
 #include "engines/budget.h"
 #include "engines/hip_mask.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

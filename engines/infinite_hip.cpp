@@ -19,11 +19,11 @@
 #include <cmath>
 #include <optional>
 
+#include "core/timer.h"
 #include "engines/block_sparse_session.h"
 #include "engines/budget.h"
 #include "engines/infinite_hip_mask.h"
 #include "engines/kv_offload.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

@@ -33,9 +33,9 @@
 #include <cmath>
 #include <optional>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
 #include "engines/kv_offload.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "harness/measurement.h"
-#include "harness/params.h"
+#include "core/measurement.h"
+#include "core/params.h"
 
 namespace ctxbench::engines {
 

@@ -4,8 +4,8 @@
 // method that selects `budget` tokens per query.
 #include <algorithm>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 #include "kernels/thread_pool.h"
 
 namespace ctxbench::engines {

@@ -6,8 +6,8 @@
 // resident: Quest saves reads, not memory.
 #include <algorithm>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

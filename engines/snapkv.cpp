@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines::snapkv {
 namespace {

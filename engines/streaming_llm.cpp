@@ -8,16 +8,23 @@
 // so that re-assignment belongs to the model runtime (BASELINES.md).
 #include <algorithm>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {
 
 struct StreamingParams {
-  Budget budget;
+  Budget budget{516};
   int sinks = 4;
   int threads = 0;
+
+  static ParamFields<StreamingParams> fields() {
+    return ParamFields<StreamingParams>()
+        .field(&StreamingParams::budget, "budget", "cache size: sinks + recent window (original 4 + 512)")
+        .field(&StreamingParams::sinks, "sinks", "first tokens always kept (start_size)", {.min = 0})
+        .field(&StreamingParams::threads, "threads", "worker threads (0: all cores)", {.min = 0});
+  }
 };
 
 class StreamingSession final : public LoggedSession {
@@ -77,20 +84,13 @@ class StreamingSession final : public LoggedSession {
   KvCache cache_;
 };
 
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<StreamingSession, StreamingParams>({
     .name = "streaming_llm",
     .description = "StreamingLLM: attention sinks + recent window, older tokens evicted",
     .policy = KvPolicy::evicts,
-    .params = {Budget::spec(516, "cache size: sinks + recent window (original 4 + 512)"), Budget::per_layer_spec(),
-               integer_param("sinks", 4, "first tokens always kept (start_size)", 0), threads_param()},
-    .make =
-        [](const Json& p) {
-          return session_engine<StreamingSession>(
-              StreamingParams{budget_param(p, "streaming_llm"), p.at("sinks").get<int>(), p.at("threads").get<int>()});
-        },
     .exact_params = budget_covering,
     .decode_matches_prefill = true,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

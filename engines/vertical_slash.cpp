@@ -14,8 +14,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/timer.h"
 #include "engines/baseline.h"
-#include "harness/timer.h"
 
 namespace ctxbench::engines {
 namespace {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 #include "kernels/reference.h"
 
 namespace ctxbench {

@@ -4,8 +4,8 @@
 
 #include <vector>
 
+#include "core/measurement.h"
 #include "engines/engine.h"
-#include "harness/measurement.h"
 #include "tasks/task.h"
 
 namespace ctxbench {

@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
+#include "core/command.h"
 #include "engines/engine.h"
-#include "harness/cli.h"
 #include "harness/store.h"
 #include "tasks/task.h"
 

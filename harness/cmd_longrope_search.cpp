@@ -8,11 +8,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/cli.h"
+#include "core/command.h"
+#include "core/source_tree.h"
+#include "core/timer.h"
 #include "harness/longrope_fitness.h"
 #include "harness/longrope_search.h"
 #include "harness/longrope_store.h"
-#include "harness/timer.h"
 
 namespace ctxbench {
 namespace {
@@ -50,12 +51,6 @@ double number_option(const Args& args, const std::string& name, double fallback)
   return value;
 }
 
-// Relative model directories are taken from the source tree, as the model backend does.
-std::string source_relative(const std::string& path) {
-  const std::filesystem::path p(path);
-  return p.is_relative() ? (std::filesystem::path(CTXBENCH_SOURCE_DIR) / p).string() : p.string();
-}
-
 // FNV-1a over config.json and the safetensors files, so that a retrained model never resumes an old search.
 std::string model_fingerprint(const std::string& dir) {
   std::vector<std::filesystem::path> files;
@@ -90,7 +85,7 @@ int longrope_search_command(const Args& args) {
   args.expect_positionals(0, 0, "ctxbench longrope-search --model DIR --target-length N [options]");
   if (args.option("--model", "").empty()) throw InputError("--model: expected a model directory");
   longrope::FitnessSettings fit;
-  fit.model_dir = source_relative(args.option("--model", ""));
+  fit.model_dir = from_source_tree(args.option("--model", "")).string();
   fit.target_length = integer_option(args, "--target-length", 0, 2);
   fit.documents = args.option("--documents", kHeldOutDocuments);
   fit.samples = static_cast<int>(integer_option(args, "--samples", 3, 1));

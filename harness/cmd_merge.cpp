@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "harness/store.h"
 
 namespace ctxbench {

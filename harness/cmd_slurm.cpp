@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "harness/suite.h"
 
 namespace ctxbench {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include "core/source_tree.h"
+
 namespace ctxbench {
 namespace {
 
@@ -36,7 +38,7 @@ std::string proc_field(const std::string& file, const std::string& field) {
 
 RunInfo current_environment() {
   RunInfo env;
-  const std::string git = "git -C '" CTXBENCH_SOURCE_DIR "' ";
+  const std::string git = "git -C '" + source_tree().string() + "' ";
   env.git_commit = command_output(git + "rev-parse HEAD 2>/dev/null");
   if (!env.git_commit.empty() && !command_output(git + "status --porcelain --untracked-files=no 2>/dev/null").empty()) {
     env.git_commit += "-dirty";

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <new>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 
 namespace ctxbench {
 namespace {

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/params.h"
+#include "core/text.h"
 #include "harness/longrope_search.h"
-#include "harness/params.h"
 #include "model/llama_config.h"
-#include "tasks/text.h"
 
 namespace ctxbench::longrope {
 

@@ -12,7 +12,7 @@
 #include <numeric>
 #include <thread>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 
 namespace ctxbench::longrope {
 namespace {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/params.h"
-#include "harness/random.h"
+#include "core/params.h"
+#include "core/random.h"
 #include "kernels/rope.h"
 
 namespace ctxbench::longrope {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/params.h"
 #include "harness/longrope_search.h"
-#include "harness/params.h"
 
 struct sqlite3;
 

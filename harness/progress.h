@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 
 namespace ctxbench {
 

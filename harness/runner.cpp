@@ -9,23 +9,21 @@
 #include "harness/environment.h"
 #include "harness/isolation.h"
 #include "harness/progress.h"
-#include "tasks/model_backend.h"
+#include "model/backend.h"
 #include "tasks/task.h"
 
 namespace ctxbench {
 
 namespace {
 
-std::unique_ptr<tasks::Generator> make_generator(const Cell& cell, const engines::EngineInfo& engine_info) {
+std::unique_ptr<Generator> make_generator(const Cell& cell, const engines::EngineInfo& engine_info) {
   if (engine_info.make_generator) return engine_info.make_generator(cell.engine.params);
   if (!engine_info.make)
     throw InputError(fmt::format("engine {} can run neither attention nor text", engine_info.name));
-  const auto* backend = tasks::ModelRegistry::instance().find("llama");
-  if (!backend) throw InputError("text tasks need the model runtime, which is not built into this ctxbench");
   const Json model_params = {{"model", cell.task.params.at("model")},
                              {"rope_scaling", cell.task.params.at("rope_scaling")}};
-  return backend->make(model_params, std::shared_ptr<const engines::Engine>(engine_info.make(cell.engine.params)),
-                       engine_info);
+  return model::open_generator(model_params,
+                               std::shared_ptr<const engines::Engine>(engine_info.make(cell.engine.params)));
 }
 
 CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_info, const tasks::TaskInfo& task_info,
@@ -43,7 +41,7 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
   double score_sum = 0;
   // Generating tasks hand over every sample at once (a remote engine keeps several requests in flight); tasks
   // that evaluate without generating (perplexity) go sample by sample.
-  std::vector<tasks::Generation> generations;
+  std::vector<Generation> generations;
   if (!task_info.evaluate) {
     generations = generator->generate_all(samples);
     if (generations.size() != samples.size())

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/measurement.h"
-#include "harness/params.h"
+#include "core/measurement.h"
+#include "core/params.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/params.h"
+#include "core/params.h"
 
 namespace ctxbench {
 

@@ -6,9 +6,10 @@
 #include <cmath>
 #include <filesystem>
 
-#include "harness/timer.h"
+#include "core/source_tree.h"
+#include "core/timer.h"
+#include "model/backend.h"
 #include "model/tokenizer.h"
-#include "tasks/model_backend.h"
 
 namespace ctxbench::model {
 
@@ -35,9 +36,7 @@ ModelParams ModelParams::parse(const nlohmann::json& params) {
   if (model == params.end() || !model->is_string() || model->get<std::string>().empty()) {
     throw InputError("model params: model: expected a model directory");
   }
-  std::filesystem::path dir = model->get<std::string>();
-  if (dir.is_relative()) dir = std::filesystem::path(CTXBENCH_SOURCE_DIR) / dir;
-  p.dir = dir.string();
+  p.dir = from_source_tree(model->get<std::string>()).string();
   if (const auto rope = params.find("rope_scaling"); rope != params.end() && !rope->is_null()) {
     if (!rope->is_object()) throw InputError("model params: rope_scaling: expected an object, got " + rope->dump());
     p.rope_scaling = *rope;
@@ -77,7 +76,7 @@ std::vector<float> LlamaGenerator::prefill(Sequence& seq, const std::vector<int>
   return logits;
 }
 
-tasks::Generation LlamaGenerator::generate(const tasks::TextSample& sample) {
+Generation LlamaGenerator::generate(const TextSample& sample) {
   const Stopwatch total;
   const LlamaConfig& c = model_->config();
   std::vector<int> prompt;
@@ -87,7 +86,7 @@ tasks::Generation LlamaGenerator::generate(const tasks::TextSample& sample) {
   if (prompt.empty()) throw std::invalid_argument("cannot generate from an empty prompt without a BOS token");
   const int max_new = std::max(sample.max_new_tokens, 0);
 
-  tasks::Generation g;
+  Generation g;
   g.prompt_tokens = static_cast<int>(prompt.size());
   Sequence seq = model_->start(*engine_, static_cast<std::int64_t>(prompt.size()) + max_new, options_.kv_dtype);
   const Stopwatch prefill_watch;
@@ -170,18 +169,10 @@ std::vector<Measurement> LlamaGenerator::extra_measurements() const {
           {"kv_bytes_resident", "bytes", {kv_bytes_resident_max_}}};
 }
 
-namespace {
-
-const tasks::RegisterModelBackend registration{{
-    .name = "llama",
-    .make = [](const nlohmann::json& params, std::shared_ptr<const engines::Engine> attention,
-               const engines::EngineInfo&) -> std::unique_ptr<tasks::Generator> {
-      const ModelParams p = ModelParams::parse(params);
-      auto model = std::make_shared<const LlamaModel>(p.dir, p.rope_scaling, p.threads);
-      return std::make_unique<LlamaGenerator>(std::move(model), std::move(attention), p.options);
-    },
-}};
-
-}  // namespace
+std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_ptr<const engines::Engine> attention) {
+  const ModelParams p = ModelParams::parse(model_params);
+  auto model = std::make_shared<const LlamaModel>(p.dir, p.rope_scaling, p.threads);
+  return std::make_unique<LlamaGenerator>(std::move(model), std::move(attention), p.options);
+}
 
 }  // namespace ctxbench::model

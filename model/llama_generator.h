@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "core/text.h"
 #include "engines/engine.h"
 #include "model/llama_model.h"
-#include "tasks/text.h"
 
 namespace ctxbench::model {
 
@@ -30,16 +30,16 @@ struct ModelParams {
   static ModelParams parse(const nlohmann::json& params);
 };
 
-class LlamaGenerator final : public tasks::Generator {
+class LlamaGenerator final : public Generator {
  public:
   LlamaGenerator(std::shared_ptr<const LlamaModel> model, std::shared_ptr<const engines::Engine> engine,
                  GeneratorOptions options = {});
 
-  const tasks::Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
   // Prompt = BOS (when the config has bos_token_id) + the prompt's tokens. Greedy decoding stops at an
   // EOS id, at max_new_tokens, or when the text contains a stop string (the text is cut before it).
   // Frequencies of RoPE are chosen for prompt + max_new_tokens positions.
-  tasks::Generation generate(const tasks::TextSample& sample) override;
+  Generation generate(const TextSample& sample) override;
   // Scores the tokens as given (no BOS added): entry i is log p(tokens[i] | tokens[0..i)), entry 0 is 0.
   std::vector<double> token_logprobs(const std::vector<int>& tokens) override;
   // Keys attended per query row and resident KV bytes, summed over the layers of every sequence so far.
@@ -55,7 +55,7 @@ class LlamaGenerator final : public tasks::Generator {
 
   std::shared_ptr<const LlamaModel> model_;
   std::shared_ptr<const engines::Engine> engine_;
-  std::unique_ptr<tasks::Tokenizer> tokenizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;
   GeneratorOptions options_;
   std::vector<int> last_tokens_;
   double queries_ = 0, keys_attended_ = 0, kv_bytes_resident_max_ = 0;

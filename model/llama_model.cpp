@@ -6,7 +6,7 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 #include "kernels/thread_pool.h"
 
 namespace ctxbench::model {

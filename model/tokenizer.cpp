@@ -388,7 +388,7 @@ std::string BpeTokenizer::decode(const std::vector<int>& tokens) const {
   return out;
 }
 
-std::unique_ptr<tasks::Tokenizer> load_tokenizer(const std::string& dir, int vocab_size) {
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, int vocab_size) {
   const std::filesystem::path path = std::filesystem::path(dir) / "tokenizer.json";
   if (!std::filesystem::exists(path)) return std::make_unique<ByteTokenizer>(vocab_size);
   auto folder = std::filesystem::path(dir).lexically_normal();

@@ -11,14 +11,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/text.h"
 #include "model/pretokenizer.h"
-#include "tasks/text.h"
 
 namespace ctxbench::model {
 
 // Ids 0-255 are the bytes; ids from 256 up to vocab_size are special tokens (BOS, EOS, ...), which encode
 // never produces and decode leaves out.
-class ByteTokenizer final : public tasks::Tokenizer {
+class ByteTokenizer final : public Tokenizer {
  public:
   explicit ByteTokenizer(int vocab_size);
   std::string name() const override { return "bytes"; }
@@ -33,7 +33,7 @@ class ByteTokenizer final : public tasks::Tokenizer {
 // the rest is split by the pre-tokenizer regex, bytes are mapped to GPT-2's printable alphabet, and merges
 // apply lowest rank first (leftmost on ties), as HF tokenizers does. decode leaves out added tokens marked
 // special. An NFC normalizer is accepted but not applied: input is taken to be NFC already.
-class BpeTokenizer final : public tasks::Tokenizer {
+class BpeTokenizer final : public Tokenizer {
  public:
   // Throws std::runtime_error naming the file and the field when the file is not a byte-level BPE tokenizer.
   static BpeTokenizer from_file(const std::string& path, const std::string& name);
@@ -79,6 +79,6 @@ class BpeTokenizer final : public tasks::Tokenizer {
 
 // tokenizer.json in `dir` -> BpeTokenizer named after the directory; otherwise a ByteTokenizer over
 // `vocab_size` ids (which must cover the 256 bytes).
-std::unique_ptr<tasks::Tokenizer> load_tokenizer(const std::string& dir, int vocab_size);
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir, int vocab_size);
 
 }  // namespace ctxbench::model

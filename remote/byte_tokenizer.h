@@ -3,11 +3,11 @@
 // tokenizers); the server's own counts are stored next to them when it reports usage.
 #pragma once
 
-#include "tasks/text.h"
+#include "core/text.h"
 
 namespace ctxbench::remote {
 
-class ByteTokenizer final : public tasks::Tokenizer {
+class ByteTokenizer final : public Tokenizer {
  public:
   std::string name() const override { return "bytes"; }
   std::vector<int> encode(std::string_view text) const override {

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "harness/timer.h"
+#include "core/timer.h"
 #include "remote/asio.h"
 #include "remote/sse.h"
 
@@ -234,7 +234,7 @@ class Attempt {
   std::string stage_;
 };
 
-asio::awaitable<Outcome> complete_one(const ClientOptions& options, const tasks::TextSample& sample) {
+asio::awaitable<Outcome> complete_one(const ClientOptions& options, const TextSample& sample) {
   const std::string body = make_request_body(options.endpoint, options.model, sample, options.stream).dump();
   const std::string where = options.url.text() + std::string(endpoint_path(options.endpoint));
   Outcome out;
@@ -266,7 +266,7 @@ asio::awaitable<Outcome> complete_one(const ClientOptions& options, const tasks:
 
 }  // namespace
 
-std::vector<Outcome> complete_all(const ClientOptions& options, const std::vector<tasks::TextSample>& samples) {
+std::vector<Outcome> complete_all(const ClientOptions& options, const std::vector<TextSample>& samples) {
   std::vector<Outcome> outcomes(samples.size());
   std::size_t next = 0;
   bool failed = false;

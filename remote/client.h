@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/text.h"
 #include "remote/openai.h"
-#include "tasks/text.h"
 
 namespace ctxbench::remote {
 
@@ -52,6 +52,6 @@ struct Outcome {
 
 // One request per sample, keeping up to options.concurrency in flight; outcomes are in sample order. After a
 // request fails for good no new one starts; the samples never sent say so in their error.
-std::vector<Outcome> complete_all(const ClientOptions& options, const std::vector<tasks::TextSample>& samples);
+std::vector<Outcome> complete_all(const ClientOptions& options, const std::vector<TextSample>& samples);
 
 }  // namespace ctxbench::remote

@@ -4,10 +4,10 @@
 
 #include <filesystem>
 
+#include "core/command.h"
 #include "engines/engine.h"
-#include "harness/cli.h"
+#include "model/backend.h"
 #include "remote/server.h"
-#include "tasks/model_backend.h"
 
 namespace ctxbench::remote {
 namespace {
@@ -57,22 +57,16 @@ double number_option(const Args& args, const std::string& name, double fallback,
   return value;
 }
 
-std::unique_ptr<tasks::Generator> make_served_generator(const Args& args, const engines::EngineInfo& engine,
-                                                        const Json& params) {
+std::unique_ptr<Generator> make_served_generator(const Args& args, const engines::EngineInfo& engine,
+                                                 const Json& params) {
   if (engine.make_generator) {
     if (!args.option("--model", "").empty())
       throw InputError(fmt::format("--model: engine {} answers text itself and takes no model", engine.name));
     return engine.make_generator(params);
   }
-  const auto* backend = tasks::ModelRegistry::instance().find("llama");
-  if (!backend)
-    throw InputError(
-        fmt::format("--engine {}: attention engines need the model runtime, which is not built into "
-                    "this ctxbench (text engines such as remote can be served)",
-                    engine.name));
-  const Json model_params = {{"model", args.option("--model", tasks::kBundledModel)},
+  const Json model_params = {{"model", args.option("--model", model::kBundledModel)},
                              {"rope_scaling", parse_json_option(args, "--rope-scaling", Json::object())}};
-  return backend->make(model_params, std::shared_ptr<const engines::Engine>(engine.make(params)), engine);
+  return model::open_generator(model_params, std::shared_ptr<const engines::Engine>(engine.make(params)));
 }
 
 int serve_command(const Args& args) {

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "harness/measurement.h"
+#include "core/measurement.h"
 
 namespace ctxbench::remote {
 

@@ -16,7 +16,7 @@ std::string_view endpoint_path(Endpoint endpoint) {
 
 // ---- client side ----
 
-Json make_request_body(Endpoint endpoint, const std::string& model, const tasks::TextSample& sample, bool stream) {
+Json make_request_body(Endpoint endpoint, const std::string& model, const TextSample& sample, bool stream) {
   Json body = {{"model", model}, {"max_tokens", sample.max_new_tokens}, {"temperature", 0}, {"stream", stream}};
   if (endpoint == Endpoint::chat) {
     body["messages"] = Json::array({{{"role", "user"}, {"content", sample.prompt}}});

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/params.h"
-#include "tasks/text.h"
+#include "core/params.h"
+#include "core/text.h"
 
 namespace ctxbench::remote {
 
@@ -33,7 +33,7 @@ struct Usage {
 
 // Greedy decoding (temperature 0) with the sample's token budget and stop strings. `stream` asks for SSE
 // with a final usage chunk (stream_options.include_usage).
-Json make_request_body(Endpoint endpoint, const std::string& model, const tasks::TextSample& sample, bool stream);
+Json make_request_body(Endpoint endpoint, const std::string& model, const TextSample& sample, bool stream);
 
 // One reply, or one streamed chunk of one: the text it adds and whatever else it says.
 struct ReplyPart {

@@ -4,8 +4,8 @@
 
 #include <cstdlib>
 
+#include "core/timer.h"
 #include "engines/engine.h"
-#include "harness/timer.h"
 #include "remote/byte_tokenizer.h"
 #include "remote/client.h"
 #include "remote/load.h"
@@ -13,21 +13,21 @@
 namespace ctxbench::remote {
 namespace {
 
-class RemoteGenerator final : public tasks::Generator {
+class RemoteGenerator final : public Generator {
  public:
   explicit RemoteGenerator(ClientOptions options) : options_(std::move(options)) {
     load_.concurrency = options_.concurrency;
   }
 
-  const tasks::Tokenizer& tokenizer() const override { return tokenizer_; }
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
 
-  tasks::Generation generate(const tasks::TextSample& sample) override { return generate_all({sample}).at(0); }
+  Generation generate(const TextSample& sample) override { return generate_all({sample}).at(0); }
 
-  std::vector<tasks::Generation> generate_all(const std::vector<tasks::TextSample>& samples) override {
+  std::vector<Generation> generate_all(const std::vector<TextSample>& samples) override {
     const Stopwatch watch;
     const auto outcomes = complete_all(options_, samples);
     load_.wall_seconds += watch.seconds();
-    std::vector<tasks::Generation> out;
+    std::vector<Generation> out;
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
       if (!outcomes[i].reply) throw std::runtime_error(fmt::format("sample {}: {}", i, outcomes[i].error));
       out.push_back(record(samples[i], *outcomes[i].reply, outcomes[i].attempts));
@@ -44,8 +44,8 @@ class RemoteGenerator final : public tasks::Generator {
  private:
   // Prompt lengths are the tokenizer's (bytes); generated tokens are the server's count when it reports one, else
   // the streamed text events (one per token on the common servers), else bytes.
-  tasks::Generation record(const tasks::TextSample& sample, const Reply& reply, int attempts) {
-    tasks::Generation g;
+  Generation record(const TextSample& sample, const Reply& reply, int attempts) {
+    Generation g;
     g.text = reply.text;
     g.prompt_tokens = static_cast<int>(sample.prompt.size());
     g.generated_tokens = reply.usage             ? reply.usage->completion_tokens
@@ -77,7 +77,7 @@ std::string api_key(const std::string& variable) {
   return value;
 }
 
-std::unique_ptr<tasks::Generator> make_remote(const Json& p) {
+std::unique_ptr<Generator> make_remote(const Json& p) {
   ClientOptions options;
   options.url = parse_base_url(p.at("base_url").get<std::string>());
   options.endpoint = parse_endpoint(p.at("endpoint").get<std::string>());

@@ -64,8 +64,7 @@ struct Cancelled {};
 // Owns the generator: one thread answers the queued jobs in order.
 class Worker {
  public:
-  Worker(tasks::Generator& generator, asio::io_context& io)
-      : generator_(generator), io_(io), thread_([this] { loop(); }) {}
+  Worker(Generator& generator, asio::io_context& io) : generator_(generator), io_(io), thread_([this] { loop(); }) {}
   ~Worker() { stop(); }
 
   void submit(Job job) {
@@ -109,7 +108,7 @@ class Worker {
     const auto& state = job.state;
     try {
       if (state->cancelled) throw Cancelled{};
-      tasks::TextSample sample;
+      TextSample sample;
       sample.prompt = job.prompt.tokens ? generator_.tokenizer().decode(*job.prompt.tokens) : job.prompt.text;
       sample.max_new_tokens = job.max_tokens;
       sample.stop = job.stop;
@@ -148,7 +147,7 @@ class Worker {
     }
   }
 
-  tasks::Generator& generator_;
+  Generator& generator_;
   asio::io_context& io_;
   std::mutex mutex_;
   std::condition_variable ready_;
@@ -175,7 +174,7 @@ struct CancelOnExit {
 }  // namespace
 
 struct Server::Impl {
-  Impl(std::unique_ptr<tasks::Generator> generator_in, ServeOptions options_in)
+  Impl(std::unique_ptr<Generator> generator_in, ServeOptions options_in)
       : options(std::move(options_in)),
         generator(std::move(generator_in)),
         acceptor(io),
@@ -470,7 +469,7 @@ struct Server::Impl {
   }
 
   ServeOptions options;
-  std::unique_ptr<tasks::Generator> generator;
+  std::unique_ptr<Generator> generator;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer grace;
@@ -486,7 +485,7 @@ struct Server::Impl {
   std::atomic<int> active = 0, peak_active = 0;
 };
 
-Server::Server(std::unique_ptr<tasks::Generator> generator, ServeOptions options)
+Server::Server(std::unique_ptr<Generator> generator, ServeOptions options)
     : impl_(std::make_unique<Impl>(std::move(generator), std::move(options))) {}
 
 Server::~Server() = default;

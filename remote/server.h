@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "tasks/text.h"
+#include "core/text.h"
 
 namespace ctxbench::remote {
 
@@ -35,7 +35,7 @@ struct ServerStats {
 class Server {
  public:
   // Binds and listens; throws std::runtime_error naming the address when it cannot.
-  Server(std::unique_ptr<tasks::Generator> generator, ServeOptions options);
+  Server(std::unique_ptr<Generator> generator, ServeOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

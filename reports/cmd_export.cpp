@@ -3,7 +3,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "reports/results.h"
 
 namespace ctxbench::reports {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <optional>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "reports/comparison.h"
 #include "reports/results.h"
 

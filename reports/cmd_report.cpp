@@ -5,7 +5,7 @@
 #include <initializer_list>
 #include <map>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "reports/html_report.h"
 #include "reports/metrics.h"
 #include "reports/results.h"

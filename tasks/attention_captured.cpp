@@ -11,10 +11,10 @@
 #include <string>
 #include <utility>
 
-#include "harness/params.h"
+#include "core/params.h"
+#include "model/backend.h"
 #include "model/llama_generator.h"
 #include "model/tokenizer.h"
-#include "tasks/model_backend.h"
 #include "tasks/task.h"
 
 namespace ctxbench::tasks {
@@ -171,7 +171,7 @@ AttentionProblem make_problem(const CellContext& cell) {
 }
 
 ParamSchema params() {
-  ParamSchema schema = model_param_specs();
+  ParamSchema schema = model::model_param_specs();
   schema.push_back({.name = "layer",
                     .type = ParamType::integer,
                     .default_value = -1,

@@ -20,7 +20,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "tasks/task.h"
 
 namespace ctxbench::tasks {

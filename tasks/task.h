@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "core/params.h"
+#include "core/registry.h"
+#include "core/text.h"
 #include "engines/engine.h"
-#include "harness/params.h"
-#include "harness/registry.h"
-#include "tasks/text.h"
 
 namespace ctxbench::tasks {
 

@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "harness/random.h"
+#include "core/random.h"
 
 namespace ctxbench::testing {
+
+// The ctxbench executable built beside the tests (tests/main.cpp knows where).
+std::string ctxbench_binary();
 
 // A fresh directory under the system temp dir, removed when the object goes away.
 class TempDir {

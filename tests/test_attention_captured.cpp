@@ -5,18 +5,19 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/params.h"
+#include "core/source_tree.h"
 #include "harness/attention_driver.h"
-#include "harness/params.h"
 #include "kernels/reference.h"
+#include "model/backend.h"
 #include "model/tokenizer.h"
 #include "tasks/attention_captured.h"
-#include "tasks/model_backend.h"
 #include "tasks/task.h"
 
 namespace ctxbench::testing {
 namespace {
 
-const std::string kModelDir = (std::filesystem::path(CTXBENCH_SOURCE_DIR) / tasks::kBundledModel).string();
+const std::string kModelDir = (source_tree() / model::kBundledModel).string();
 
 const tasks::TaskInfo& captured_task() { return tasks::TaskRegistry::instance().get("attention_captured", "test"); }
 

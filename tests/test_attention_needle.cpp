@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "harness/params.h"
+#include "core/params.h"
 #include "tasks/task.h"
 
 namespace ctxbench::testing {

@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "core/params.h"
 #include "harness/attention_driver.h"
-#include "harness/params.h"
 #include "kernels/reference.h"
 #include "tasks/task.h"
 

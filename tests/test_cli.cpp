@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "harness/store.h"
 #include "tests/helpers.h"
 
@@ -20,7 +20,7 @@ using testing::run_shell;
 
 namespace {
 
-const std::string kBinary = CTXBENCH_BINARY;
+const std::string kBinary = testing::ctxbench_binary();
 
 // Many small cells so that a kill lands in the middle of the run.
 const char* kSuite = R"({"name": "resume", "engines": [{"name": "dense"}],

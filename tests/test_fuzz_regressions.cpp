@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/source_tree.h"
 #include "fuzz/targets.h"
 
 using namespace ctxbench;
@@ -23,8 +24,7 @@ std::string read_bytes(const std::filesystem::path& path) {
 
 TEST_CASE("fuzz regressions: every input that once crashed a parser now parses or fails cleanly", "[fuzz]") {
   int inputs = 0;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(CTXBENCH_SOURCE_DIR "/tests/fixtures/fuzz_regressions")) {
+  for (const auto& entry : std::filesystem::directory_iterator(source_tree() / "tests/fixtures/fuzz_regressions")) {
     const std::string name = entry.path().filename().string();
     INFO(entry.path().string());
     const auto target = fuzz::targets().find(name.substr(0, name.find('-')));
@@ -37,7 +37,7 @@ TEST_CASE("fuzz regressions: every input that once crashed a parser now parses o
 
 TEST_CASE("fuzz seed corpora: every target has seeds, and each parses or fails cleanly", "[fuzz]") {
   for (const auto& [name, target] : fuzz::targets()) {
-    const std::filesystem::path dir = std::filesystem::path(CTXBENCH_SOURCE_DIR) / "fuzz/corpus" / name;
+    const std::filesystem::path dir = source_tree() / "fuzz/corpus" / name;
     INFO(dir.string());
     REQUIRE(std::filesystem::is_directory(dir));
     int seeds = 0;
@@ -52,7 +52,7 @@ TEST_CASE("fuzz seed corpora: every target has seeds, and each parses or fails c
 
 TEST_CASE("fuzz findings fail with a message naming the file and field", "[fuzz]") {
   using Catch::Contains;
-  const std::string dir = CTXBENCH_SOURCE_DIR "/tests/fixtures/fuzz_regressions/";
+  const std::string dir = (source_tree() / "tests/fixtures/fuzz_regressions/").string();
   CHECK_THROWS_WITH(model::SafetensorsFile(dir + "safetensors-shape-product-overflow.safetensors"),
                     Contains("tensor \"x\"") && Contains("more elements than can be counted"));
   CHECK_THROWS_WITH(model::SafetensorsFile(dir + "safetensors-shape-bytes-wrap.safetensors"),

@@ -10,8 +10,8 @@
 #include <limits>
 #include <numeric>
 
+#include "core/random.h"
 #include "engines/infinite_hip_mask.h"
-#include "harness/random.h"
 
 using namespace ctxbench;
 using engines::hip::Chunk;

@@ -9,8 +9,8 @@
 #include <numeric>
 #include <set>
 
+#include "core/random.h"
 #include "engines/hip_mask.h"
-#include "harness/random.h"
 
 using namespace ctxbench;
 using engines::hip::HipMaskParams;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "core/random.h"
 #include "engines/kv_offload.h"
-#include "harness/random.h"
 
 using namespace ctxbench;
 using engines::OffloadTier;

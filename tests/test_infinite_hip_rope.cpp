@@ -7,10 +7,11 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/source_tree.h"
 #include "engines/engine.h"
 #include "harness/attention_driver.h"
+#include "model/backend.h"
 #include "model/llama_model.h"
-#include "tasks/model_backend.h"
 #include "tests/engine_problems.h"
 #include "tests/helpers.h"
 
@@ -193,7 +194,7 @@ TEST_CASE("infinite_hip RoPE modes: without a model runtime the engine says what
 
 TEST_CASE("infinite_hip RoPE modes: the bundled model's logits equal dense ones under a covering budget",
           "[hip][model][hip_rope]") {
-  const std::string dir = (std::filesystem::path(CTXBENCH_SOURCE_DIR) / tasks::kBundledModel).string();
+  const std::string dir = (source_tree() / model::kBundledModel).string();
   const model::LlamaModel m(dir);
   const int length = 600;
   Rng rng(7);

@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/timer.h"
 #include "engines/engine.h"
 #include "harness/runner.h"
-#include "harness/timer.h"
 #include "tests/helpers.h"
 
 using namespace ctxbench;
@@ -127,7 +127,7 @@ TEST_CASE("memory budget: a real cell over it fails, the next cell runs, and run
       "tasks": [{"name": "attention_needle", "params": {"heads_q": 2, "heads_kv": 1, "head_dim": 64}}],
       "context_lengths": [16000000, 64], "limits": {"cell_memory_mb": 512}})");
   std::string output;
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " run " + suite + " --db " + db, &output) == 3);
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " run " + suite + " --db " + db, &output) == 3);
   Store store(db);
   std::map<int, CellRecord> by_length;
   for (auto& c : store.cells(1)) by_length[c.context_length] = c;

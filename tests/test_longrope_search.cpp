@@ -71,7 +71,7 @@ SearchSettings small_settings(std::uint64_t seed) {
   return s;
 }
 
-bool same_generations(const std::vector<Generation>& a, const std::vector<Generation>& b) {
+bool same_generations(const std::vector<longrope::Generation>& a, const std::vector<longrope::Generation>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t g = 0; g < a.size(); ++g) {
     if (a[g].size() != b[g].size()) return false;
@@ -150,16 +150,16 @@ TEST_CASE("longrope search: the seeds are the PI, NTK and YaRN factors of their 
   CHECK(ntk.factors.back() == 400);
 
   // The initial population starts with them, followed by mutations.
-  std::vector<Generation> seen;
+  std::vector<longrope::Generation> seen;
   SearchSettings initial_only;
   initial_only.population = 10;
   initial_only.parents = 5;
   initial_only.iterations = 0;
   const auto result = run_search(space, {pi, ntk, yarn}, initial_only, synthetic_fitness, 1, {},
-                                 {.on_generation = [&](int, const Generation& g) { seen.push_back(g); }});
+                                 {.on_generation = [&](int, const longrope::Generation& g) { seen.push_back(g); }});
   REQUIRE(seen.size() == 1);
   CHECK(result.generations.size() == 1);
-  const Generation& initial = seen[0];
+  const longrope::Generation& initial = seen[0];
   REQUIRE(initial.size() == 10);
   CHECK(initial[0].candidate == pi);
   CHECK(initial[0].origin == "pi");
@@ -218,7 +218,8 @@ TEST_CASE("longrope search: an interrupted search resumes to the uninterrupted r
       if (++calls > budget) throw std::runtime_error("killed");
       return synthetic_fitness(c);
     };
-    const SearchHooks hooks{.on_generation = [&](int g, const Generation& gen) { store.save_generation(id, g, gen); }};
+    const SearchHooks hooks{
+        .on_generation = [&](int g, const longrope::Generation& gen) { store.save_generation(id, g, gen); }};
     CHECK_THROWS_WITH(run_search(space, seeds, settings, dying, 1, {}, hooks), "killed");
   }
   SearchStore store(db);
@@ -231,7 +232,8 @@ TEST_CASE("longrope search: an interrupted search resumes to the uninterrupted r
     ++evaluated;
     return synthetic_fitness(c);
   };
-  const SearchHooks hooks{.on_generation = [&](int g, const Generation& gen) { store.save_generation(id, g, gen); }};
+  const SearchHooks hooks{
+      .on_generation = [&](int g, const longrope::Generation& gen) { store.save_generation(id, g, gen); }};
   const auto resumed = run_search(space, seeds, settings, counting, 2, std::move(stored), hooks);
   CHECK(evaluated == 4 * 6);  // generations 3..6, six new members each: nothing stored is evaluated again
   CHECK(same_generations(resumed.generations, reference.generations));
@@ -339,7 +341,7 @@ TEST_CASE("longrope-search command: resumes a stored search and writes a loadabl
   const std::string command = fmt::format(
       "{} longrope-search --model {} --target-length 64 --documents {} --samples 1 --population 6 --parents 3 "
       "--mutations 2 --crossovers 1 --seed 3 --workers 2",
-      CTXBENCH_BINARY, dir.file("model"), dir.file("docs"));
+      testing::ctxbench_binary(), dir.file("model"), dir.file("docs"));
   std::string output;
   REQUIRE(testing::run_shell(command + " --iterations 1 --db " + dir.file("a.db"), &output) == 0);
   CHECK_THAT(output, Catch::Contains("generation 1"));
@@ -357,8 +359,9 @@ TEST_CASE("longrope-search command: resumes a stored search and writes a loadabl
   const auto config = model::LlamaConfig::from_dir(dir.file("model"), resumed);
   CHECK(config.rope.type == kernels::RopeType::longrope);
   CHECK(config.rope.factor == 2.0);
-  const std::string too_short = fmt::format("{} longrope-search --model {} --target-length 16 --documents {} --db {}",
-                                            CTXBENCH_BINARY, dir.file("model"), dir.file("docs"), dir.file("c.db"));
+  const std::string too_short =
+      fmt::format("{} longrope-search --model {} --target-length 16 --documents {} --db {}", testing::ctxbench_binary(),
+                  dir.file("model"), dir.file("docs"), dir.file("c.db"));
   CHECK(testing::run_shell(too_short, &output) == 2);
   CHECK_THAT(output, Catch::Contains("--target-length"));
 }

@@ -43,8 +43,8 @@ std::vector<float> runtime_logits(const LlamaModel& m, const engines::Engine& en
   return all;
 }
 
-tasks::TextSample sample(const std::string& prompt, int max_new_tokens, std::vector<std::string> stop = {}) {
-  tasks::TextSample s;
+TextSample sample(const std::string& prompt, int max_new_tokens, std::vector<std::string> stop = {}) {
+  TextSample s;
   s.prompt = prompt;
   s.max_new_tokens = max_new_tokens;
   s.stop = std::move(stop);

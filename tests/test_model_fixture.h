@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "kernels/attention.h"
 #include "kernels/rope.h"
 

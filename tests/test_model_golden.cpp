@@ -6,15 +6,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/source_tree.h"
 #include "engines/engine.h"
+#include "model/backend.h"
 #include "model/llama_model.h"
-#include "tasks/model_backend.h"
 
 using namespace ctxbench;
 using nlohmann::json;
 
 TEST_CASE("golden: the bundled model's logits equal PyTorch's", "[model][golden]") {
-  const std::filesystem::path dir = std::filesystem::path(CTXBENCH_SOURCE_DIR) / tasks::kBundledModel;
+  const std::filesystem::path dir = source_tree() / model::kBundledModel;
   const auto golden_path = dir / "golden.json";
   if (!std::filesystem::exists(golden_path)) {
     WARN("skipped: " << golden_path.string() << " does not exist (train the model with scripts/train_model.py)");

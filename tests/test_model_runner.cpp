@@ -2,9 +2,10 @@
 // the task's parameters, generates, and stores timings with the scores.
 #include <catch2/catch.hpp>
 
+#include "core/source_tree.h"
 #include "harness/runner.h"
+#include "model/backend.h"
 #include "model/llama_generator.h"
-#include "tasks/model_backend.h"
 #include "tasks/task.h"
 #include "tests/helpers.h"
 #include "tests/test_model_fixture.h"
@@ -17,18 +18,18 @@ namespace {
 const tasks::RegisterTask continue_task{{
     .name = "test_model_continue",
     .description = "test task for the model backend",
-    .params = tasks::model_param_specs(),
+    .params = model::model_param_specs(),
     .make_text_samples =
-        [](const tasks::CellContext& cell, const tasks::Tokenizer& tokenizer) {
+        [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
           std::string prompt;
           while (static_cast<int>(tokenizer.encode(prompt).size()) < cell.context_length) prompt += "ab";
-          tasks::TextSample s;
+          TextSample s;
           s.prompt = prompt;
           s.references = {"x"};
           s.max_new_tokens = 4;
-          return std::vector<tasks::TextSample>{s, s};
+          return std::vector<TextSample>{s, s};
         },
-    .score = [](const tasks::TextSample&, const std::string& prediction) { return prediction.empty() ? 0.0 : 1.0; },
+    .score = [](const TextSample&, const std::string& prediction) { return prediction.empty() ? 0.0 : 1.0; },
     .metric = "answered",
 }};
 
@@ -43,7 +44,6 @@ double metric(const CellOutput& out, const std::string& name) {
 }  // namespace
 
 TEST_CASE("model backend: text cells on dense attention run through the llama runtime", "[model][runner]") {
-  REQUIRE(tasks::ModelRegistry::instance().find("llama"));
   testing::TempDir dir;
   testing::write_tiny_model(dir.file(""), testing::TinySpec{.eos = nullptr}, 61);
   const Json suite_json = {{"name", "t"},
@@ -71,7 +71,7 @@ TEST_CASE("model backend: bad model parameters are named", "[model][runner]") {
   CHECK_THROWS_WITH(ModelParams::parse({{"model", "m"}, {"prefill_chunk", 0}}), Catch::Contains("prefill_chunk"));
   CHECK_THROWS_WITH(ModelParams::parse({{"model", "m"}, {"kv_dtype", "int4"}}), Catch::Contains("kv_dtype"));
   const auto p = ModelParams::parse({{"model", "datasets/x"}, {"prefill_chunk", 64}, {"kv_dtype", "bf16"}});
-  CHECK(p.dir == std::string(CTXBENCH_SOURCE_DIR) + "/datasets/x");
+  CHECK(p.dir == source_tree().string() + "/datasets/x");
   CHECK(p.options.prefill_chunk == 64);
   CHECK(p.options.kv_dtype == kernels::DType::bf16);
   CHECK(ModelParams::parse({{"model", "/abs/m"}}).dir == "/abs/m");

@@ -2,8 +2,8 @@
 // what happened, quickly, and a failing cell does not take other cells with it.
 #include <catch2/catch.hpp>
 
+#include "core/timer.h"
 #include "harness/runner.h"
-#include "harness/timer.h"
 #include "remote/client.h"
 #include "tasks/task.h"
 #include "tests/helpers.h"
@@ -27,7 +27,7 @@ ClientOptions fast_options(const std::string& url, bool stream = true) {
   return options;
 }
 
-const tasks::TextSample kSample{"The key is 17.", {"17"}, 4, {}, Json()};
+const TextSample kSample{"The key is 17.", {"17"}, 4, {}, Json()};
 
 Outcome one(const ClientOptions& options) { return complete_all(options, {kSample}).at(0); }
 
@@ -160,7 +160,7 @@ TEST_CASE("remote faults: concurrency keeps N requests in flight and stops after
     return Script{testing::http_reply(200, "application/json", testing::completion_json(answer)), false,
                   std::chrono::milliseconds(40)};
   });
-  std::vector<tasks::TextSample> samples;
+  std::vector<TextSample> samples;
   for (int i = 0; i < 6; ++i) samples.push_back({"The key is " + std::to_string(100 + i) + ".", {}, 4, {}, Json()});
   auto options = fast_options(slow.url(), false);
   options.concurrency = 3;

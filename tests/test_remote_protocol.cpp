@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "remote/client.h"
 #include "remote/http_request.h"
 #include "remote/load.h"
@@ -209,7 +209,7 @@ TEST_CASE("percentile interpolates between ranks like Python's statistics.quanti
 }
 
 TEST_CASE("request bodies and replies of the completion protocol", "[remote][protocol]") {
-  const tasks::TextSample sample{"The key is 42.", {"42"}, 5, {"\n"}, Json()};
+  const TextSample sample{"The key is 42.", {"42"}, 5, {"\n"}, Json()};
   const Json completion = make_request_body(Endpoint::completions, "m", sample, true);
   CHECK(completion.at("prompt") == "The key is 42.");
   CHECK(completion.at("max_tokens") == 5);

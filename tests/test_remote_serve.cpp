@@ -10,10 +10,10 @@
 #include <fstream>
 #include <map>
 
+#include "core/timer.h"
 #include "harness/runner.h"
-#include "harness/timer.h"
+#include "model/backend.h"
 #include "remote/client.h"
-#include "tasks/model_backend.h"
 #include "tests/helpers.h"
 #include "tests/test_remote_support.h"
 
@@ -39,7 +39,7 @@ ClientOptions client_for(const ServerThread& server, Endpoint endpoint, bool str
   return options;
 }
 
-tasks::TextSample key_sample(const std::string& key, int max_tokens = 16, std::vector<std::string> stop = {}) {
+TextSample key_sample(const std::string& key, int max_tokens = 16, std::vector<std::string> stop = {}) {
   return {"Some text. The key is " + key + ". More text.", {key}, max_tokens, std::move(stop), Json()};
 }
 
@@ -393,8 +393,8 @@ int wait_exit(const Child& child, double seconds) {
 TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly on SIGTERM", "[remote][serve][cli]") {
   ServerThread upstream(std::make_unique<KeyGenerator>());
   const Json params = {{"base_url", upstream.url()}, {"model", "m"}, {"retries", 0}};
-  const Child child = spawn({CTXBENCH_BINARY, "serve", "--engine", "remote", "--engine-params", params.dump(), "--port",
-                             "0", "--host", "127.0.0.1"});
+  const Child child = spawn({testing::ctxbench_binary(), "serve", "--engine", "remote", "--engine-params",
+                             params.dump(), "--port", "0", "--host", "127.0.0.1"});
   std::string out = read_until(child, "\n", 10);
   const auto at = out.find("http://127.0.0.1:");
   INFO(out);
@@ -420,21 +420,17 @@ TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly o
 
 TEST_CASE("ctxbench serve: bad input exits 2 with a message", "[remote][serve][cli]") {
   std::string out;
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve --engine remote --engine-params '{\"model\": 1}'",
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{\"model\": 1}'",
                            &out) == 2);
   CHECK_THAT(out, Catch::Contains("--engine-params.base_url: required"));
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve --engine nosuch", &out) == 2);
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine nosuch", &out) == 2);
   CHECK_THAT(out, Catch::Contains("unknown name \"nosuch\""));
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve", &out) == 2);
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve", &out) == 2);
   CHECK_THAT(out, Catch::Contains("--engine is required"));
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve --engine remote --engine-params '{'", &out) == 2);
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{'", &out) == 2);
   CHECK_THAT(out, Catch::Contains("--engine-params: not valid JSON"));
-  CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve --engine remote --engine-params '{\"base_url\": "
-                                                          "\"http://127.0.0.1:9\", \"model\": \"m\"}' --port 70000",
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{\"base_url\": "
+                                                        "\"http://127.0.0.1:9\", \"model\": \"m\"}' --port 70000",
                            &out) == 2);
   CHECK_THAT(out, Catch::Contains("--port: expected a number in [0, 65535]"));
-  if (!tasks::ModelRegistry::instance().find("llama")) {
-    CHECK(testing::run_shell(std::string(CTXBENCH_BINARY) + " serve --engine dense --port 0", &out) == 2);
-    CHECK_THAT(out, Catch::Contains("need the model runtime"));
-  }
 }

@@ -23,7 +23,7 @@ using remote::tcp;
 
 // Answers the word after "key is " (up to the next '.'), one byte per token, one piece per byte. Stops after a
 // stop string (and keeps it, as a model would: the server must cut it). A prompt containing "FAIL" throws.
-class KeyGenerator final : public tasks::Generator {
+class KeyGenerator final : public Generator {
  public:
   explicit KeyGenerator(std::chrono::milliseconds piece_delay = {}, bool stream_pieces = true)
       : piece_delay_(piece_delay), stream_pieces_(stream_pieces) {}
@@ -34,14 +34,13 @@ class KeyGenerator final : public tasks::Generator {
     return prompt.substr(at + 7, prompt.find('.', at + 7) - at - 7);
   }
 
-  const tasks::Tokenizer& tokenizer() const override { return tokenizer_; }
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
 
-  tasks::Generation generate(const tasks::TextSample& sample) override {
+  Generation generate(const TextSample& sample) override {
     return generate_pieces(sample, [](std::string_view) {});
   }
 
-  tasks::Generation generate_stream(const tasks::TextSample& sample,
-                                    const std::function<void(std::string_view)>& on_text) override {
+  Generation generate_stream(const TextSample& sample, const std::function<void(std::string_view)>& on_text) override {
     if (!stream_pieces_) return Generator::generate_stream(sample, on_text);
     return generate_pieces(sample, on_text);
   }
@@ -51,12 +50,11 @@ class KeyGenerator final : public tasks::Generator {
   }
 
  private:
-  tasks::Generation generate_pieces(const tasks::TextSample& sample,
-                                    const std::function<void(std::string_view)>& on_text) {
+  Generation generate_pieces(const TextSample& sample, const std::function<void(std::string_view)>& on_text) {
     if (sample.prompt.find("FAIL") != std::string::npos)
       throw std::runtime_error("the test generator was told to fail");
     const std::string full = answer(sample.prompt);
-    tasks::Generation g;
+    Generation g;
     g.prompt_tokens = static_cast<int>(sample.prompt.size());
     for (std::size_t i = 0; i < full.size() && g.generated_tokens < sample.max_new_tokens; ++i) {
       if (piece_delay_.count()) std::this_thread::sleep_for(piece_delay_);
@@ -82,8 +80,8 @@ inline const tasks::RegisterTask remote_keys_task{{
     .description = "test task for the remote engine",
     .params = {{.name = "samples", .type = ParamType::integer, .default_value = 4, .help = "samples", .min = 1}},
     .make_text_samples =
-        [](const tasks::CellContext& cell, const tasks::Tokenizer& tokenizer) {
-          std::vector<tasks::TextSample> out;
+        [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
+          std::vector<TextSample> out;
           for (int i = 0; i < cell.params.at("samples").get<int>(); ++i) {
             const std::string key = std::to_string(1000 + 7 * i + cell.seed);
             std::string prompt = "The key is " + key + ". ";
@@ -93,7 +91,7 @@ inline const tasks::RegisterTask remote_keys_task{{
           }
           return out;
         },
-    .score = [](const tasks::TextSample& s,
+    .score = [](const TextSample& s,
                 const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
     .metric = "accuracy",
     .metric_scale = 100,
@@ -102,7 +100,7 @@ inline const tasks::RegisterTask remote_keys_task{{
 // A Server running on its own thread; shut down and joined when it goes away.
 class ServerThread {
  public:
-  explicit ServerThread(std::unique_ptr<tasks::Generator> generator, remote::ServeOptions options = quiet())
+  explicit ServerThread(std::unique_ptr<Generator> generator, remote::ServeOptions options = quiet())
       : server_(std::move(generator), std::move(options)), thread_([this] { server_.run(); }) {}
   ~ServerThread() { stop(); }
 

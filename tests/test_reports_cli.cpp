@@ -17,7 +17,7 @@ using testing::run_shell;
 
 namespace {
 
-const std::string kBinary = CTXBENCH_BINARY;
+const std::string kBinary = testing::ctxbench_binary();
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);

@@ -18,7 +18,7 @@ using testing::run_shell;
 
 namespace {
 
-const std::string kBinary = CTXBENCH_BINARY;
+const std::string kBinary = testing::ctxbench_binary();
 
 // Two engines (one doing its attention twice) on a decode and a prefill needle task: 2 x 2 x 2 x 3 cells.
 const char* kSuite = R"({"name": "html", "description": "report test",

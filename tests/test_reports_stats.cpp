@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "reports/comparison.h"
 #include "reports/metrics.h"
 #include "reports/stats.h"

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/source_tree.h"
 #include "tasks/scoring/longbench.h"
 
 namespace lb = ctxbench::scoring::longbench;
@@ -20,7 +21,7 @@ using Strings = std::vector<std::string>;
 
 namespace {
 
-const std::filesystem::path kLongBenchData = std::filesystem::path(CTXBENCH_SOURCE_DIR) / "datasets" / "longbench";
+const std::filesystem::path kLongBenchData = ctxbench::source_tree() / "datasets" / "longbench";
 
 std::string random_ascii_text(std::mt19937& rng, int max_words) {
   static const Strings kPieces = {"a",  "an", "the", "The", "A",  "cat", "Dog", "an_",   "x1", "the.",

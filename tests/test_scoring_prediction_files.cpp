@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/source_tree.h"
 #include "tasks/scoring/longbench.h"
 #include "tasks/scoring/prediction_files.h"
 #include "tasks/scoring/registry.h"
@@ -14,7 +15,7 @@ using Strings = std::vector<std::string>;
 
 namespace {
 
-const std::filesystem::path kSource(CTXBENCH_SOURCE_DIR);
+const std::filesystem::path kSource(ctxbench::source_tree());
 const std::filesystem::path kFixtures = kSource / "tests" / "fixtures";
 
 const scoring::longbench::DatasetMetrics& longbench_metrics() {

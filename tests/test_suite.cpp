@@ -1,7 +1,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "core/source_tree.h"
 #include "harness/suite.h"
 #include "tests/helpers.h"
 
@@ -59,6 +63,27 @@ TEST_CASE("cell keys are stable: independent of field order, sensitive to every 
   // (Bumped when dense gained its extra_passes parameter, and when attention_needle gained correlation_length
   // and needle_above.)
   CHECK(a[0].key == "dc0833567a69ed03");
+}
+
+TEST_CASE("every suite in suites/ expands to its recorded cell keys", "[suite]") {
+  // Golden keys: a change means stored runs of that suite stop resuming. After a deliberate change, rerun with
+  // CTXBENCH_UPDATE_GOLDEN=1 to rewrite the file.
+  const std::filesystem::path source(source_tree());
+  const std::filesystem::path golden_path = source / "tests/fixtures/suite_cell_keys.json";
+  Json actual = Json::object();
+  for (const auto& entry : std::filesystem::directory_iterator(source / "suites")) {
+    Json keys = Json::array();
+    for (const Cell& cell : load_suite(entry.path().string()).cells()) keys.push_back(cell.key);
+    actual[entry.path().filename().string()] = keys;
+  }
+  if (std::getenv("CTXBENCH_UPDATE_GOLDEN")) std::ofstream(golden_path) << actual.dump(1) << "\n";
+  const Json golden = Json::parse(std::ifstream(golden_path));
+  for (const auto& [suite, keys] : actual.items()) {
+    INFO(suite);
+    REQUIRE(golden.contains(suite));
+    CHECK(keys == golden.at(suite));
+  }
+  CHECK(golden.size() == actual.size());
 }
 
 TEST_CASE("malformed suites fail before any work with the file, the JSON path and what was expected", "[suite]") {

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "harness/runner.h"
-#include "tasks/model_backend.h"
+#include "model/backend.h"
 #include "tasks/task.h"
 #include "tests/helpers.h"
 
@@ -11,7 +11,7 @@ using namespace ctxbench;
 
 namespace {
 
-class ByteTokenizer final : public tasks::Tokenizer {
+class ByteTokenizer final : public Tokenizer {
  public:
   std::string name() const override { return "test-bytes"; }
   std::vector<int> encode(std::string_view text) const override { return {text.begin(), text.end()}; }
@@ -19,11 +19,11 @@ class ByteTokenizer final : public tasks::Tokenizer {
 };
 
 // Answers with the word after "key is " in the prompt, or "?" when `wrong` is set.
-class LookupGenerator final : public tasks::Generator {
+class LookupGenerator final : public Generator {
  public:
   explicit LookupGenerator(bool wrong) : wrong_(wrong) {}
-  const tasks::Tokenizer& tokenizer() const override { return tokenizer_; }
-  tasks::Generation generate(const tasks::TextSample& sample) override {
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  Generation generate(const TextSample& sample) override {
     const auto at = sample.prompt.find("key is ") + 7;
     std::string answer = wrong_ ? "?" : sample.prompt.substr(at, sample.prompt.find('.', at) - at);
     return {answer, static_cast<int>(sample.prompt.size()), 1, 0.5, 0.0, 0.25, 0.5};
@@ -47,8 +47,8 @@ const tasks::RegisterTask test_task{{
     .description = "test task",
     .params = {{.name = "samples", .type = ParamType::integer, .default_value = 3, .help = "samples", .min = 1}},
     .make_text_samples =
-        [](const tasks::CellContext& cell, const tasks::Tokenizer& tokenizer) {
-          std::vector<tasks::TextSample> out;
+        [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
+          std::vector<TextSample> out;
           for (int i = 0; i < cell.params.at("samples").get<int>(); ++i) {
             const std::string key = std::to_string(1000 + 7 * i + cell.seed);
             std::string prompt = "The key is " + key + ". ";
@@ -57,7 +57,7 @@ const tasks::RegisterTask test_task{{
           }
           return out;
         },
-    .score = [](const tasks::TextSample& s,
+    .score = [](const TextSample& s,
                 const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
     .metric = "accuracy",
     .metric_scale = 100,
@@ -96,15 +96,4 @@ TEST_CASE("text cells: samples are generated at the cell's length, answered, sco
   const auto summary = run_suite(suite, store, {.resume = false, .log = stderr});
   CHECK(summary.failed == 0);
   CHECK(store.cells(summary.run_id).size() == 2);
-}
-
-TEST_CASE("a text task on an attention engine needs the model runtime or names what is missing", "[runner][text]") {
-  const auto suite = parse_suite(Json::parse(R"({"name": "t", "engines": [{"name": "dense"}],
-      "tasks": [{"name": "test_keys"}], "context_lengths": [50]})"),
-                                 "t.json");
-  if (tasks::ModelRegistry::instance().find("llama")) {
-    SUCCEED("the model runtime is built in; its own tests cover this path");
-    return;
-  }
-  CHECK_THROWS_WITH(run_cell(suite.cells()[0]), Catch::Contains("model runtime"));
 }

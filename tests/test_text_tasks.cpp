@@ -4,7 +4,8 @@
 #include <cmath>
 #include <regex>
 
-#include "harness/random.h"
+#include "core/random.h"
+#include "core/source_tree.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
 #include "tasks/text_tasks/common.h"
@@ -254,7 +255,7 @@ TEST_CASE("passkey: llama.cpp junk variant, depth placement, determinism and sco
   CHECK(a[0].references != c[0].references);
 
   const auto& info_task = testing::task("passkey");
-  tasks::TextSample keyed;
+  TextSample keyed;
   keyed.references = {"4242"};
   CHECK(info_task.score(keyed, " 4242. Remember") == 1.0);
   CHECK(info_task.score(keyed, "It is 42 or 4242") == 0.0);  // the first integer counts
@@ -265,10 +266,10 @@ namespace {
 
 // A generator for the runner tests: answers by looking the passkey or needle up in the prompt, and scores
 // every token with log(1/2) (perplexity 2).
-class LookupGenerator final : public tasks::Generator {
+class LookupGenerator final : public Generator {
  public:
-  const tasks::Tokenizer& tokenizer() const override { return tokenizer_; }
-  tasks::Generation generate(const tasks::TextSample& sample) override {
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  Generation generate(const TextSample& sample) override {
     std::smatch m;
     std::string answer = "nothing";
     static const std::regex key("The pass key is ([0-9]+)\\."), needle("San Francisco is ([^.]*)\\.");
@@ -337,7 +338,7 @@ TEST_CASE("perplexity: one window per document, from a directory or a jsonl, opt
 }
 
 TEST_CASE("ctxbench score prints the official scripts' results and names bad input", "[text_tasks][cli]") {
-  const std::string binary = CTXBENCH_BINARY, root = CTXBENCH_SOURCE_DIR;
+  const std::string binary = testing::ctxbench_binary(), root = source_tree().string();
   std::string out;
   CHECK(testing::run_shell(
             binary + " score ruler --task niah_single_1 " + root + "/tests/fixtures/ruler/niah_single_1.jsonl", &out) ==

@@ -3,6 +3,7 @@
 // and errors that name the file and line.
 #include <catch2/catch.hpp>
 
+#include "core/source_tree.h"
 #include "tasks/text_tasks/common.h"
 #include "tests/test_text_tasks_helpers.h"
 
@@ -17,8 +18,8 @@ TEST_CASE("longbench: dataset2prompt prompts, answers, lengths and eval.py scori
   const auto samples = make_samples(
       "longbench", {{"dataset", "hotpotqa"}, {"data_file", fixture("longbench_hotpotqa.jsonl")}}, 4096, bytes);
   REQUIRE(samples.size() == 3);
-  const auto prompts = Json::parse(
-      tasks::text::read_text_file(std::string(CTXBENCH_SOURCE_DIR) + "/datasets/longbench/dataset2prompt.json"));
+  const auto prompts =
+      Json::parse(tasks::text::read_text_file(source_tree().string() + "/datasets/longbench/dataset2prompt.json"));
   const std::string expected = tasks::text::format_template(
       prompts.at("hotpotqa").get<std::string>(),
       {{"context",

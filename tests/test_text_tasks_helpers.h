@@ -6,13 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "harness/params.h"
+#include "core/params.h"
+#include "core/source_tree.h"
 #include "tasks/task.h"
 
 namespace ctxbench::testing {
 
 // One token per byte, like the bundled byte-level model.
-class ByteTokenizer final : public tasks::Tokenizer {
+class ByteTokenizer final : public Tokenizer {
  public:
   std::string name() const override { return "test-bytes"; }
   std::vector<int> encode(std::string_view text) const override {
@@ -29,7 +30,7 @@ class ByteTokenizer final : public tasks::Tokenizer {
 
 // Word-level: a run of letters or digits is one token, every other byte is a token of its own. Round trips
 // exactly and makes several bytes per token, so code that assumes tokens = bytes fails with it.
-class WordTokenizer final : public tasks::Tokenizer {
+class WordTokenizer final : public Tokenizer {
  public:
   std::string name() const override { return "test-words"; }
   std::vector<int> encode(std::string_view text) const override {
@@ -68,16 +69,15 @@ inline const tasks::TaskInfo& task(const std::string& name) {
   return tasks::TaskRegistry::instance().get(name, "test");
 }
 
-inline std::vector<tasks::TextSample> make_samples(const std::string& name, const Json& given, int length,
-                                                   const tasks::Tokenizer& tokenizer, double depth = 50,
-                                                   std::uint64_t seed = 1) {
+inline std::vector<TextSample> make_samples(const std::string& name, const Json& given, int length,
+                                            const Tokenizer& tokenizer, double depth = 50, std::uint64_t seed = 1) {
   const auto& info = task(name);
   const Json params = resolve_params(info.params, given, "test");
   return info.make_text_samples({params, length, depth, seed}, tokenizer);
 }
 
 inline std::string fixture(const std::string& name) {
-  return std::string(CTXBENCH_SOURCE_DIR) + "/tests/fixtures/text_tasks/" + name;
+  return source_tree().string() + "/tests/fixtures/text_tasks/" + name;
 }
 
 }  // namespace ctxbench::testing

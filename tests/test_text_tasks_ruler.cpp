@@ -82,7 +82,7 @@ TEST_CASE("RULER synthetic tasks fit the cell's length in tokens and contain the
                                           "cwe",
                                           "fwe"};
   for (const auto& [length, tokenizer] :
-       std::vector<std::pair<int, const tasks::Tokenizer*>>{{1500, &bytes}, {4096, &words}}) {
+       std::vector<std::pair<int, const Tokenizer*>>{{1500, &bytes}, {4096, &words}}) {
     for (const auto& name : tasks) {
       INFO(name << " at " << length << " " << tokenizer->name());
       const auto samples = make_samples("ruler", {{"task", name}, {"samples", 3}}, length, *tokenizer);
@@ -199,7 +199,7 @@ TEST_CASE("RULER jsonl loader: input + answer_prefix, outputs, errors naming the
   CHECK(loaded[0].max_new_tokens == 128);
   const auto& info = testing::task("ruler");
   CHECK(info.score(loaded[0], " 1234567.\x01") == 1.0);
-  tasks::TextSample several = loaded[0];
+  TextSample several = loaded[0];
   several.references = {"111", "222", "333"};
   CHECK(info.score(several, "111 and 222") == Approx(2.0 / 3));  // string_match_all: the fraction found
   CHECK_THROWS_WITH(make_samples("ruler", {{"data_file", fixture("ruler_missing_outputs.jsonl")}}, 4096, bytes),

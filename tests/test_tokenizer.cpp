@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
 #include "tests/helpers.h"

@@ -6,7 +6,7 @@
 //                                                              summary csv
 #include <fmt/format.h>
 
-#include "harness/cli.h"
+#include "core/command.h"
 #include "tasks/scoring/prediction_files.h"
 #include "tasks/text_tasks/common.h"
 
@@ -28,7 +28,8 @@ int score_command(const Args& args) {
   const std::string what = args.positionals()[0];
   const std::filesystem::path predictions = args.positionals()[1];
   if (what == "longbench") {
-    const auto metrics = scoring::longbench::DatasetMetrics::load(data_path("datasets/longbench/dataset2metric.json"));
+    const auto metrics =
+        scoring::longbench::DatasetMetrics::load(from_source_tree("datasets/longbench/dataset2metric.json"));
     const std::string dataset = required(args, "--dataset");
     metrics.metric_for(dataset);  // an unknown dataset fails before the file is read
     fmt::print("{}\n",

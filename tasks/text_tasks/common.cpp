@@ -7,15 +7,11 @@
 #include <numeric>
 #include <sstream>
 
-#include "harness/random.h"
-#include "tasks/model_backend.h"
+#include "core/random.h"
+#include "core/source_tree.h"
+#include "model/backend.h"
 
 namespace ctxbench::tasks::text {
-
-std::filesystem::path data_path(const std::string& path) {
-  const std::filesystem::path p(path);
-  return p.is_absolute() ? p : std::filesystem::path(CTXBENCH_SOURCE_DIR) / p;
-}
 
 std::string read_text_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -155,7 +151,7 @@ ParamSchema text_task_params(int default_samples, ParamSchema own) {
                            .default_value = default_samples,
                            .help = "samples per cell",
                            .min = 1});
-  for (auto& spec : model_param_specs()) own.push_back(std::move(spec));
+  for (auto& spec : model::model_param_specs()) own.push_back(std::move(spec));
   return own;
 }
 

@@ -11,13 +11,13 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/params.h"
-#include "tasks/text.h"
+#include "core/params.h"
+#include "core/source_tree.h"
+#include "core/text.h"
 
 namespace ctxbench::tasks::text {
 
 // A data path as given in a suite: absolute, or relative to the source tree (where datasets/ lives).
-std::filesystem::path data_path(const std::string& path);
 std::string read_text_file(const std::filesystem::path& path);
 
 int token_count(const Tokenizer& tokenizer, std::string_view text);
@@ -58,7 +58,7 @@ std::string string_field(const Json& record, const std::string& name, const std:
 // A non-empty list of strings (a single string is taken as a list of one).
 std::vector<std::string> answers_field(const Json& record, const std::string& name, const std::string& where);
 
-// The parameters every text task has: how many samples, then the model's (model_param_specs()).
+// The parameters every text task has: how many samples, then the model's (model::model_param_specs()).
 ParamSchema text_task_params(int default_samples, ParamSchema own);
 
 // A seed for sample `index` of a cell, so that each sample is the same whatever the sample count.

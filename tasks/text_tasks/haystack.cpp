@@ -7,7 +7,7 @@
 #include <map>
 #include <mutex>
 
-#include "harness/params.h"
+#include "core/params.h"
 #include "tasks/text_tasks/common.h"
 
 namespace ctxbench::tasks::text {
@@ -38,7 +38,7 @@ std::size_t utf8_boundary(const std::string& text, std::size_t at) {
 const std::string& haystack_text(const std::string& dir) {
   static std::mutex mutex;
   static std::map<std::string, std::string> cache;
-  const std::string key = data_path(dir).lexically_normal().string();
+  const std::string key = from_source_tree(dir).lexically_normal().string();
   std::lock_guard lock(mutex);
   auto it = cache.find(key);
   if (it == cache.end()) it = cache.emplace(key, read_corpus(key)).first;

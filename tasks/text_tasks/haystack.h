@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tasks/text.h"
+#include "core/text.h"
 
 namespace ctxbench::tasks::text {
 

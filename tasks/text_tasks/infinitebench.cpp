@@ -54,7 +54,7 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
   if (file.empty())
     throw InputError(
         fmt::format("infinitebench {}: set data_file to the official {}.jsonl; none is bundled", name, name));
-  const auto path = data_path(file);
+  const auto path = from_source_tree(file);
   const auto records = read_jsonl(path);
   const char* pattern = p.at("template").get<std::string>() == "gpt4" ? task.gpt4 : task.yarn_mistral;
   std::vector<TextSample> out;

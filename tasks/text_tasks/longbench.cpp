@@ -23,7 +23,7 @@ const Json& config(const std::string& name) {
   std::lock_guard lock(mutex);
   auto it = cache.find(name);
   if (it == cache.end()) {
-    const auto path = data_path(kConfigDir) / name;
+    const auto path = from_source_tree(kConfigDir) / name;
     try {
       it = cache.emplace(name, Json::parse(read_text_file(path))).first;
     } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
@@ -34,7 +34,8 @@ const Json& config(const std::string& name) {
 }
 
 const std::string& metric_of(const std::string& dataset) {
-  static const auto metrics = scoring::longbench::DatasetMetrics::load(data_path(kConfigDir) / "dataset2metric.json");
+  static const auto metrics =
+      scoring::longbench::DatasetMetrics::load(from_source_tree(kConfigDir) / "dataset2metric.json");
   try {
     return metrics.metric_for(dataset);
   } catch (const std::invalid_argument& e) {
@@ -79,7 +80,7 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
                       dataset));
     file = (std::filesystem::path(dir) / (dataset + (e ? "_e" : "") + ".jsonl")).string();
   }
-  const auto path = data_path(file);
+  const auto path = from_source_tree(file);
   const auto records = read_jsonl(path);
   std::vector<TextSample> out;
   for (const std::size_t i : choose_records(records.size(), p.at("samples").get<int>(), cell.seed)) {

@@ -29,7 +29,7 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
   const std::string file = p.at("data_file").get<std::string>();
   if (file.empty())
     throw InputError("longbench_v2: set data_file to the LongBench v2 data (JSON list or jsonl); none is bundled");
-  const auto path = data_path(file);
+  const auto path = from_source_tree(file);
   std::vector<std::pair<const JsonlRecord*, std::string>> chosen;
   const auto records = read_json_records(path);
   for (const auto& r : records) {

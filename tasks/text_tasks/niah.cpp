@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "tasks/scoring/needle.h"
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "harness/random.h"
+#include "core/random.h"
 #include "tasks/scoring/needle.h"
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"

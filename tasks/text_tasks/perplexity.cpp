@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "harness/random.h"
-#include "harness/timer.h"
+#include "core/random.h"
+#include "core/timer.h"
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"
 #include "tasks/text_tasks/haystack.h"
@@ -17,7 +17,7 @@ namespace {
 
 // The documents: every *.txt file of a directory (sorted), or the "text" field of each line of a jsonl file.
 std::vector<std::pair<std::string, std::string>> documents(const std::string& source) {
-  const auto path = data_path(source);
+  const auto path = from_source_tree(source);
   std::vector<std::pair<std::string, std::string>> out;
   if (std::filesystem::is_directory(path)) {
     std::vector<std::filesystem::path> files;

@@ -14,7 +14,7 @@ namespace ctxbench::tasks::text {
 namespace {
 
 std::vector<TextSample> load_samples(const CellContext& cell, const std::string& file, int tokens_to_generate) {
-  const auto path = data_path(file);
+  const auto path = from_source_tree(file);
   const auto records = read_jsonl(path);
   std::vector<TextSample> out;
   for (const std::size_t i : choose_records(records.size(), cell.params.at("samples").get<int>(), cell.seed)) {

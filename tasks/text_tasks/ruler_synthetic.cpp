@@ -10,8 +10,8 @@
 #include <numeric>
 #include <set>
 
-#include "harness/params.h"
-#include "harness/random.h"
+#include "core/params.h"
+#include "core/random.h"
 #include "tasks/text_tasks/common.h"
 #include "tasks/text_tasks/haystack.h"
 
@@ -111,7 +111,7 @@ std::string random_letters(Rng& rng, int count, char first) {
 // ---- data
 
 std::vector<std::string> read_words(const std::string& dir, const std::string& file) {
-  const auto path = data_path(dir) / file;
+  const auto path = from_source_tree(dir) / file;
   std::vector<std::string> words;
   std::string text = read_text_file(path), word;
   for (const char c : text + "\n") {
@@ -635,7 +635,7 @@ const QaData& qa_data(const std::string& file, bool squad) {
   static std::mutex mutex;
   static std::map<std::pair<std::string, bool>, QaData> cache;
   std::lock_guard lock(mutex);
-  const auto key = std::make_pair(data_path(file).string(), squad);
+  const auto key = std::make_pair(from_source_tree(file).string(), squad);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   Json root;

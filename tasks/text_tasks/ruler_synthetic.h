@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tasks/text.h"
+#include "core/text.h"
 
 namespace ctxbench::tasks::text::ruler {
 

@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/measurement.h"
-#include "harness/params.h"
+#include "core/measurement.h"
+#include "core/params.h"
 
-namespace ctxbench::tasks {
+namespace ctxbench {
 
 class Tokenizer {
  public:
@@ -65,4 +65,4 @@ class Generator {
   virtual std::vector<Measurement> extra_measurements() const { return {}; }
 };
 
-}  // namespace ctxbench::tasks
+}  // namespace ctxbench

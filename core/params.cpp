@@ -1,4 +1,4 @@
-#include "harness/params.h"
+#include "core/params.h"
 
 #include <fmt/format.h>
 

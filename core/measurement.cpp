@@ -1,4 +1,4 @@
-#include "harness/measurement.h"
+#include "core/measurement.h"
 
 #include <algorithm>
 #include <cmath>
