@@ -121,7 +121,7 @@ inline void model_config(std::string_view data) {
       const auto table = kernels::make_rope_table(freqs, positions);
       FUZZ_CHECK(table.rows() == 2);
     }
-  } catch (const std::invalid_argument&) {
+  } catch (const InputError&) {
   }
   const std::string dir = std::filesystem::path(scratch_file("config.json", data)).parent_path().string();
   const auto config = [&](const Json& rope_scaling) {

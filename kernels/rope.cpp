@@ -6,113 +6,24 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/json_fields.h"
+
 namespace ctxbench::kernels {
 namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void fail(const std::string& field, const std::string& expected) {
-  throw std::invalid_argument(field + ": expected " + expected);
-}
+// What a LongRoPE factor list holds, for messages.
+constexpr const char* kPairsWhat = "one per rotary pair, rotary_dim/2";
 
 std::string shown(const json& value) { return value.dump(); }
 
-// Reads fields of one JSON object; messages name them as `prefix.key` (or `key` at the top level).
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string prefix) : object_(object), prefix_(std::move(prefix)) {}
-
-  std::string name(std::string_view key) const {
-    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
-  }
-
-  // A present, non-null value; HF treats null like an absent key.
-  const json* find(std::string_view key) const {
-    const auto it = object_.find(key);
-    return it == object_.end() || it->is_null() ? nullptr : &*it;
-  }
-
-  std::optional<double> number(std::string_view key) const {
-    const json* value = find(key);
-    if (!value) return std::nullopt;
-    if (!value->is_number()) fail(name(key), "a number, got " + shown(*value));
-    return value->get<double>();
-  }
-
-  double number_at_least(std::string_view key, double min, double fallback) const {
-    const double value = number(key).value_or(fallback);
-    if (!(value >= min)) fail(name(key), "a number >= " + format(min) + ", got " + format(value));
-    return value;
-  }
-
-  double required_number_at_least(std::string_view key, double min) const {
-    if (!find(key)) fail(name(key), "a number >= " + format(min) + " (missing)");
-    return number_at_least(key, min, min);
-  }
-
-  std::optional<double> positive_number(std::string_view key) const {
-    const auto value = number(key);
-    if (value && !(*value > 0)) fail(name(key), "a number > 0, got " + format(*value));
-    return value;
-  }
-
-  std::optional<std::int64_t> integer_at_least(std::string_view key, std::int64_t min) const {
-    const json* value = find(key);
-    if (!value) return std::nullopt;
-    const bool integral = value->is_number_integer() ||
-                          (value->is_number_float() && std::floor(value->get<double>()) == value->get<double>());
-    // 2^62 bounds every real count and keeps the conversion to int64 defined (1e300 or 2^64-1 would not be).
-    if (!integral || value->get<double>() < static_cast<double>(min) || value->get<double>() > 0x1p62) {
-      fail(name(key), (min == 1 ? std::string("a positive integer") : "an integer >= " + std::to_string(min)) +
-                          ", got " + shown(*value));
-    }
-    return value->get<std::int64_t>();
-  }
-
-  std::optional<std::int64_t> positive_integer(std::string_view key) const { return integer_at_least(key, 1); }
-
-  std::optional<bool> boolean(std::string_view key) const {
-    const json* value = find(key);
-    if (!value) return std::nullopt;
-    if (!value->is_boolean()) fail(name(key), "true or false, got " + shown(*value));
-    return value->get<bool>();
-  }
-
-  std::vector<double> positive_numbers(std::string_view key, std::size_t count) const {
-    const json* value = find(key);
-    const std::string expected =
-        "an array of " + std::to_string(count) + " positive numbers (one per rotary pair, rotary_dim/2)";
-    if (!value) fail(name(key), expected + " (missing)");
-    if (!value->is_array()) fail(name(key), expected + ", got " + shown(*value));
-    if (value->size() != count) fail(name(key), expected + ", got " + std::to_string(value->size()) + " entries");
-    std::vector<double> out;
-    for (const json& entry : *value) {
-      if (!entry.is_number() || !(entry.get<double>() > 0)) {
-        fail(name(key) + "[" + std::to_string(out.size()) + "]", "a positive number, got " + shown(entry));
-      }
-      out.push_back(entry.get<double>());
-    }
-    return out;
-  }
-
- private:
-  static std::string format(double value) {
-    std::string text = std::to_string(value);
-    text.erase(text.find_last_not_of('0') + 1);
-    if (text.back() == '.') text.pop_back();
-    return text;
-  }
-
-  const json& object_;
-  std::string prefix_;
-};
-
-RopeType parse_rope_type(const FieldReader& scaling) {
+RopeType parse_rope_type(const JsonFields& scaling) {
   std::string_view key = scaling.find("rope_type") ? "rope_type" : "type";
   const json* value = scaling.find(key);
   const std::string expected = "one of default, linear, dynamic, ntk, yarn, llama3, longrope, su";
   if (!value) return RopeType::standard;
-  if (!value->is_string()) fail(scaling.name(key), expected + ", got " + shown(*value));
+  if (!value->is_string()) fail_field(scaling.name(key), expected + ", got " + shown(*value));
   const std::string name = value->get<std::string>();
   if (name == "default") return RopeType::standard;
   if (name == "linear") return RopeType::linear;
@@ -121,21 +32,22 @@ RopeType parse_rope_type(const FieldReader& scaling) {
   if (name == "yarn") return RopeType::yarn;
   if (name == "llama3") return RopeType::llama3;
   if (name == "longrope" || name == "su") return RopeType::longrope;
-  fail(scaling.name(key), expected + ", got \"" + name + "\"");
+  fail_field(scaling.name(key), expected + ", got \"" + name + "\"");
 }
 
 // Far above any model's (at most 256 today), low enough that RoPE tables of it fit in memory.
 constexpr std::int64_t kMaxHeadDim = 1 << 16;
 
-int parse_head_dim(const FieldReader& top) {
+int parse_head_dim(const JsonFields& top) {
   const auto at_most_max = [](const char* field, std::int64_t value) {
-    if (value > kMaxHeadDim) fail(field, "at most " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(value));
+    if (value > kMaxHeadDim)
+      fail_field(field, "at most " + std::to_string(kMaxHeadDim) + ", got " + std::to_string(value));
     return static_cast<int>(value);
   };
   if (const auto head_dim = top.positive_integer("head_dim")) return at_most_max("head_dim", *head_dim);
   const auto hidden = top.positive_integer("hidden_size");
   const auto heads = top.positive_integer("num_attention_heads");
-  if (!hidden || !heads) fail("head_dim", "head_dim, or hidden_size and num_attention_heads (missing)");
+  if (!hidden || !heads) fail_field("head_dim", "head_dim, or hidden_size and num_attention_heads (missing)");
   return at_most_max("hidden_size / num_attention_heads", *hidden / *heads);
 }
 
@@ -145,18 +57,18 @@ std::string scaling_key(const json& config) {
   for (const char* key : {"rope_parameters", "rope_scaling"}) {
     const auto it = config.find(key);
     if (it == config.end() || it->is_null()) continue;
-    if (!it->is_object()) fail(key, "an object or null, got " + shown(*it));
+    if (!it->is_object()) fail_field(key, "an object or null, got " + shown(*it));
     return key;
   }
   return {};
 }
 
-void parse_yarn(const FieldReader& scaling, RopeConfig& rope) {
+void parse_yarn(const JsonFields& scaling, RopeConfig& rope) {
   const auto original = scaling.positive_integer("original_max_position_embeddings");
   rope.original_max_position_embeddings = original.value_or(rope.max_position_embeddings);
   if (rope.original_max_position_embeddings == 0) {
-    fail("max_position_embeddings",
-         "a positive integer (yarn needs it or " + scaling.name("original_max_position_embeddings") + ")");
+    fail_field("max_position_embeddings",
+               "a positive integer (yarn needs it or " + scaling.name("original_max_position_embeddings") + ")");
   }
   // Post-2025 transformers: an explicit factor wins; without one, the context ratio stands in.
   if (!scaling.find("factor") && original && rope.max_position_embeddings > 0) {
@@ -175,29 +87,29 @@ void parse_yarn(const FieldReader& scaling, RopeConfig& rope) {
   rope.attention_factor_override = scaling.positive_number("attention_factor");
 }
 
-void parse_llama3(const FieldReader& scaling, RopeConfig& rope) {
+void parse_llama3(const JsonFields& scaling, RopeConfig& rope) {
   rope.factor = scaling.required_number_at_least("factor", 1.0);
   const auto low = scaling.positive_number("low_freq_factor");
   const auto high = scaling.positive_number("high_freq_factor");
   const auto original = scaling.positive_integer("original_max_position_embeddings");
-  if (!low) fail(scaling.name("low_freq_factor"), "a number > 0 (missing)");
-  if (!high) fail(scaling.name("high_freq_factor"), "a number > 0 (missing)");
-  if (!original) fail(scaling.name("original_max_position_embeddings"), "a positive integer (missing)");
+  if (!low) fail_field(scaling.name("low_freq_factor"), "a number > 0 (missing)");
+  if (!high) fail_field(scaling.name("high_freq_factor"), "a number > 0 (missing)");
+  if (!original) fail_field(scaling.name("original_max_position_embeddings"), "a positive integer (missing)");
   rope.low_freq_factor = *low;
   rope.high_freq_factor = *high;
   rope.original_max_position_embeddings = *original;
 }
 
-void parse_longrope(const FieldReader& top, const FieldReader& scaling, RopeConfig& rope) {
+void parse_longrope(const JsonFields& top, const JsonFields& scaling, RopeConfig& rope) {
   const auto pairs = static_cast<std::size_t>(rope.rotary_dim / 2);
-  rope.short_factor = scaling.positive_numbers("short_factor", pairs);
-  rope.long_factor = scaling.positive_numbers("long_factor", pairs);
+  rope.short_factor = scaling.positive_numbers("short_factor", pairs, kPairsWhat);
+  rope.long_factor = scaling.positive_numbers("long_factor", pairs, kPairsWhat);
   // Phi-3 keeps original_max_position_embeddings at the top level; transformers 5 moves it inside.
   auto original = scaling.positive_integer("original_max_position_embeddings");
   if (!original) original = top.positive_integer("original_max_position_embeddings");
   rope.original_max_position_embeddings = original.value_or(rope.max_position_embeddings);
   if (rope.original_max_position_embeddings == 0) {
-    fail("max_position_embeddings", "a positive integer (longrope needs it or original_max_position_embeddings)");
+    fail_field("max_position_embeddings", "a positive integer (longrope needs it or original_max_position_embeddings)");
   }
   if (scaling.find("factor")) {
     rope.factor = scaling.number_at_least("factor", 1.0, 1.0);
@@ -234,26 +146,27 @@ RopeConfig RopeConfig::standard_rope(int head_dim, double theta) {
 }
 
 RopeConfig RopeConfig::from_hf_json(const json& config) {
-  if (!config.is_object()) fail("config", "a JSON object, got " + shown(config));
-  const FieldReader top(config, "");
+  if (!config.is_object()) fail_field("config", "a JSON object, got " + shown(config));
+  const JsonFields top(config, "");
   const std::string key = scaling_key(config);
   const json empty = json::object();
-  const FieldReader scaling(key.empty() ? empty : config.at(key), key.empty() ? "rope_scaling" : key);
+  const JsonFields scaling(key.empty() ? empty : config.at(key), key.empty() ? "rope_scaling" : key);
 
   RopeConfig rope;
   rope.type = parse_rope_type(scaling);
   rope.head_dim = parse_head_dim(top);
-  const FieldReader& partial_source = scaling.find("partial_rotary_factor") ? scaling : top;
+  const JsonFields& partial_source = scaling.find("partial_rotary_factor") ? scaling : top;
   const double partial = partial_source.positive_number("partial_rotary_factor").value_or(1.0);
-  if (partial > 1.0) fail(partial_source.name("partial_rotary_factor"), "a number in (0, 1]");
+  if (partial > 1.0) fail_field(partial_source.name("partial_rotary_factor"), "a number in (0, 1]");
   rope.rotary_dim = static_cast<int>(rope.head_dim * partial);
   if (rope.rotary_dim < 2 || rope.rotary_dim % 2 != 0) {
-    fail(partial_source.name("partial_rotary_factor"),
-         "int(head_dim * partial_rotary_factor) to be an even number >= 2, got " + std::to_string(rope.rotary_dim));
+    fail_field(
+        partial_source.name("partial_rotary_factor"),
+        "int(head_dim * partial_rotary_factor) to be an even number >= 2, got " + std::to_string(rope.rotary_dim));
   }
-  const FieldReader& theta_source = scaling.find("rope_theta") ? scaling : top;
+  const JsonFields& theta_source = scaling.find("rope_theta") ? scaling : top;
   rope.theta = theta_source.number("rope_theta").value_or(10000.0);
-  if (!(rope.theta > 1.0)) fail(theta_source.name("rope_theta"), "a number > 1");
+  if (!(rope.theta > 1.0)) fail_field(theta_source.name("rope_theta"), "a number > 1");
   rope.max_position_embeddings = top.positive_integer("max_position_embeddings").value_or(0);
 
   switch (rope.type) {
@@ -262,7 +175,8 @@ RopeConfig RopeConfig::from_hf_json(const json& config) {
     case RopeType::ntk: rope.factor = scaling.required_number_at_least("factor", 1.0); break;
     case RopeType::dynamic:
       rope.factor = scaling.required_number_at_least("factor", 1.0);
-      if (rope.max_position_embeddings == 0) fail("max_position_embeddings", "a positive integer (dynamic needs it)");
+      if (rope.max_position_embeddings == 0)
+        fail_field("max_position_embeddings", "a positive integer (dynamic needs it)");
       break;
     case RopeType::yarn: parse_yarn(scaling, rope); break;
     case RopeType::llama3: parse_llama3(scaling, rope); break;
@@ -273,30 +187,30 @@ RopeConfig RopeConfig::from_hf_json(const json& config) {
 }
 
 void RopeConfig::validate() const {
-  if (head_dim < 2) fail("head_dim", "an integer >= 2, got " + std::to_string(head_dim));
+  if (head_dim < 2) fail_field("head_dim", "an integer >= 2, got " + std::to_string(head_dim));
   if (rotary_dim < 2 || rotary_dim % 2 != 0 || rotary_dim > head_dim) {
-    fail("rotary_dim", "an even number in [2, head_dim], got " + std::to_string(rotary_dim));
+    fail_field("rotary_dim", "an even number in [2, head_dim], got " + std::to_string(rotary_dim));
   }
-  if (!(theta > 1.0)) fail("rope_theta", "a number > 1");
-  if (!(factor >= 1.0) && type != RopeType::longrope) fail("rope_scaling.factor", "a number >= 1");
+  if (!(theta > 1.0)) fail_field("rope_theta", "a number > 1");
+  if (!(factor >= 1.0) && type != RopeType::longrope) fail_field("rope_scaling.factor", "a number >= 1");
   if (type == RopeType::dynamic && max_position_embeddings < 1) {
-    fail("max_position_embeddings", "a positive integer (dynamic needs it)");
+    fail_field("max_position_embeddings", "a positive integer (dynamic needs it)");
   }
   const bool needs_original = type == RopeType::yarn || type == RopeType::llama3 || type == RopeType::longrope;
   if (needs_original && original_max_position_embeddings < 1) {
-    fail("rope_scaling.original_max_position_embeddings", "a positive integer");
+    fail_field("rope_scaling.original_max_position_embeddings", "a positive integer");
   }
   if (type == RopeType::yarn && !(beta_slow > 0 && beta_fast >= beta_slow)) {
-    fail("rope_scaling.beta_fast", "beta_fast >= beta_slow > 0");
+    fail_field("rope_scaling.beta_fast", "beta_fast >= beta_slow > 0");
   }
   if (type == RopeType::llama3 && !(low_freq_factor > 0 && high_freq_factor > low_freq_factor)) {
-    fail("rope_scaling.high_freq_factor", "a number > low_freq_factor > 0");
+    fail_field("rope_scaling.high_freq_factor", "a number > low_freq_factor > 0");
   }
   if (type == RopeType::longrope) {
     const auto pairs = static_cast<std::size_t>(rotary_dim / 2);
-    if (short_factor.size() != pairs) fail("rope_scaling.short_factor", std::to_string(pairs) + " entries");
-    if (long_factor.size() != pairs) fail("rope_scaling.long_factor", std::to_string(pairs) + " entries");
-    if (start_tokens < 0) fail("rope_scaling.start_token", "a number >= 0");
+    if (short_factor.size() != pairs) fail_field("rope_scaling.short_factor", std::to_string(pairs) + " entries");
+    if (long_factor.size() != pairs) fail_field("rope_scaling.long_factor", std::to_string(pairs) + " entries");
+    if (start_tokens < 0) fail_field("rope_scaling.start_token", "a number >= 0");
   }
 }
 
@@ -432,8 +346,11 @@ void apply_rope(float* x, int heads, int tokens, int head_dim, const RopeFrequen
 }
 
 void SelfExtendParams::validate() const {
-  if (group < 1) fail("self_extend.group", "an integer >= 1, got " + std::to_string(group));
-  if (window < 1) fail("self_extend.window", "an integer >= 1, got " + std::to_string(window));
+  if (group < 1)
+    throw std::invalid_argument("self_extend.group: expected an integer >= 1, got " + std::to_string(group));
+  if (window < 1) {
+    throw std::invalid_argument("self_extend.window: expected an integer >= 1, got " + std::to_string(window));
+  }
 }
 
 PositionPair self_extend_positions(std::int64_t query, std::int64_t key, const SelfExtendParams& params) {

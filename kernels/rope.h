@@ -66,14 +66,14 @@ struct RopeConfig {
 
   // Reads an HF config.json object: head_dim (or hidden_size / num_attention_heads), partial_rotary_factor,
   // rope_theta, max_position_embeddings, original_max_position_embeddings and rope_parameters (transformers
-  // 5) or rope_scaling, with rope_type or the legacy "type" key. Throws std::invalid_argument naming the
+  // 5) or rope_scaling, with rope_type or the legacy "type" key. Throws InputError naming the
   // field and what was expected.
   static RopeConfig from_hf_json(const nlohmann::json& config);
 
   // Default RoPE for a head size (what a config without rope_scaling yields).
   static RopeConfig standard_rope(int head_dim, double theta = 10000.0);
 
-  // Throws std::invalid_argument naming the offending field (used by from_hf_json; call it after editing
+  // Throws InputError naming the offending field (used by from_hf_json; call it after editing
   // fields by hand).
   void validate() const;
 

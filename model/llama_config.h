@@ -28,7 +28,7 @@ struct LlamaConfig {
   kernels::RopeConfig rope;
 
   // `config` is the parsed config.json; `rope_scaling`, when a non-empty object, replaces its rope_scaling
-  // (or is merged into transformers 5's rope_parameters, keeping rope_theta). Throws std::runtime_error
+  // (or is merged into transformers 5's rope_parameters, keeping rope_theta). Throws InputError
   // "<where>: <field>: expected ..." for missing or invalid fields.
   static LlamaConfig from_json(const nlohmann::json& config, const std::string& where,
                                const nlohmann::json& rope_scaling = nlohmann::json::object());
