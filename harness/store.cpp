@@ -99,7 +99,7 @@ CREATE TABLE samples (
 CREATE INDEX cells_by_run ON cells(run_id, status);
 )sql",
     "ALTER TABLE runs ADD COLUMN shard TEXT NOT NULL DEFAULT '';",
-    // LongRoPE factor searches (harness/longrope_store.cpp): every evaluated generation, for resuming.
+    // LongRoPE factor searches (longrope/store.cpp): every evaluated generation, for resuming.
     R"sql(
 CREATE TABLE IF NOT EXISTS longrope_searches (
   id INTEGER PRIMARY KEY,

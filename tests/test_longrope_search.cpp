@@ -11,10 +11,10 @@
 #include <stdexcept>
 
 #include "harness/isolation.h"
-#include "harness/longrope_fitness.h"
-#include "harness/longrope_search.h"
-#include "harness/longrope_store.h"
 #include "harness/suite.h"
+#include "longrope/fitness.h"
+#include "longrope/search.h"
+#include "longrope/store.h"
 #include "model/llama_config.h"
 #include "model/tokenizer.h"
 #include "tasks/task.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/params.h"
-#include "harness/longrope_search.h"
+#include "longrope/search.h"
 
 struct sqlite3;
 

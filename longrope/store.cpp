@@ -1,4 +1,4 @@
-#include "harness/longrope_store.h"
+#include "longrope/store.h"
 
 #include <fmt/format.h>
 #include <sqlite3.h>

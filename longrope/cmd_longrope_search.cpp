@@ -11,9 +11,9 @@
 #include "core/command.h"
 #include "core/source_tree.h"
 #include "core/timer.h"
-#include "harness/longrope_fitness.h"
-#include "harness/longrope_search.h"
-#include "harness/longrope_store.h"
+#include "longrope/fitness.h"
+#include "longrope/search.h"
+#include "longrope/store.h"
 
 namespace ctxbench {
 namespace {
