@@ -7,56 +7,10 @@
 #include <cmath>
 #include <ctime>
 #include <stdexcept>
-#include <thread>
 
 #include "harness/suite.h"
 
 namespace ctxbench {
-
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(fmt::format("sqlite: {} in: {}", sqlite3_errmsg(db), sql));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-
-  Statement& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
-  Statement& bind(int i, int v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
-  Statement& bind(int i, double v) { return check(sqlite3_bind_double(stmt_, i, v)); }
-  Statement& bind(int i, const std::string& v) {
-    return check(sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  Statement& bind_null(int i) { return check(sqlite3_bind_null(stmt_, i)); }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
-  // True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(fmt::format("sqlite: {}", sqlite3_errmsg(db_)));
-  }
-  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double real(int col) const { return sqlite3_column_double(stmt_, col); }
-  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-
- private:
-  Statement& check(int rc) {
-    if (rc != SQLITE_OK) throw std::runtime_error(fmt::format("sqlite bind: {}", sqlite3_errmsg(db_)));
-    return *this;
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
 
 namespace {
 
@@ -99,7 +53,7 @@ CREATE TABLE samples (
 CREATE INDEX cells_by_run ON cells(run_id, status);
 )sql",
     "ALTER TABLE runs ADD COLUMN shard TEXT NOT NULL DEFAULT '';",
-    // LongRoPE factor searches (harness/longrope_store.cpp): every evaluated generation, for resuming.
+    // LongRoPE factor searches (longrope/store.cpp): every evaluated generation, for resuming.
     R"sql(
 CREATE TABLE IF NOT EXISTS longrope_searches (
   id INTEGER PRIMARY KEY,
@@ -120,20 +74,6 @@ CREATE TABLE IF NOT EXISTS longrope_individuals (
 )sql",
 };
 
-// Runs f inside a write transaction that takes the lock up front, so concurrent writers queue on the busy
-// timeout instead of failing half-way.
-template <typename F>
-void transaction(Store& store, F&& f) {
-  store.exec("BEGIN IMMEDIATE");
-  try {
-    f();
-    store.exec("COMMIT");
-  } catch (...) {
-    store.exec("ROLLBACK");
-    throw;
-  }
-}
-
 Json parse_or_null(const std::string& text) { return text.empty() ? Json() : Json::parse(text, nullptr, false); }
 
 }  // namespace
@@ -147,168 +87,122 @@ std::string utc_now() {
   return buffer;
 }
 
-Store::Store(const std::string& path) : path_(path) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
-    const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw InputError(fmt::format("{}: cannot open database: {}", path, message));
-  }
-  sqlite3_busy_timeout(db_, 60000);
-  try {
-    enable_wal();
-    exec("PRAGMA synchronous=NORMAL");
-    exec("PRAGMA foreign_keys=ON");
-    migrate();
-  } catch (const std::runtime_error& e) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    if (dynamic_cast<const InputError*>(&e)) throw;
-    throw InputError(fmt::format("{}: not a usable ctxbench database: {}", path, e.what()));
-  }
+Store::Store(const std::string& path) try : db_(path) { migrate(); } catch (const InputError&) {
+  throw;  // cannot be opened, or written by a newer ctxbench: the message says so
+} catch (const std::runtime_error& e) {
+  // A file that is not a database opens, and fails at its first read (the WAL switch or the migration).
+  throw InputError(fmt::format("{}: not a usable ctxbench database: {}", path, e.what()));
 }
-
-Store::~Store() { sqlite3_close(db_); }
-
-// Switching a new file to WAL takes an exclusive lock for which SQLite does not call the busy handler, so
-// processes that open the same new database together wait here instead of failing.
-void Store::enable_wal() {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (true) {
-    try {
-      exec("PRAGMA journal_mode=WAL");
-      return;
-    } catch (const std::runtime_error&) {
-      if (sqlite3_errcode(db_) != SQLITE_BUSY || std::chrono::steady_clock::now() > deadline) throw;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-void Store::exec(const std::string& sql) {
-  char* message = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
-    const std::string text = message ? message : "unknown error";
-    sqlite3_free(message);
-    throw std::runtime_error(fmt::format("sqlite: {}", text));
-  }
-}
-
-std::unique_ptr<Statement> Store::prepare(const std::string& sql) { return std::make_unique<Statement>(db_, sql); }
 
 int Store::schema_version() {
-  auto s = prepare("PRAGMA user_version");
-  s->step();
-  return static_cast<int>(s->integer(0));
+  auto s = db_.prepare("PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.integer(0));
 }
 
 void Store::migrate() {
-  transaction(*this, [&] {
+  db_.transaction([&] {
     const int version = schema_version();
     if (version > kSchemaVersion) {
       throw InputError(
           fmt::format("{}: database schema version {} is newer than this ctxbench supports ({}); "
                       "use a newer ctxbench",
-                      path_, version, kSchemaVersion));
+                      db_.path(), version, kSchemaVersion));
     }
-    for (int v = version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
-    if (version != kSchemaVersion) exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
+    for (int v = version; v < kSchemaVersion; ++v) db_.exec(kMigrations[v]);
+    if (version != kSchemaVersion) db_.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
   });
 }
 
 std::int64_t Store::begin_run(const Suite& suite, const RunInfo& env) {
   std::int64_t id = 0;
-  transaction(*this, [&] {
-    auto s = prepare(
+  db_.transaction([&] {
+    auto s = db_.prepare(
         "INSERT INTO runs (suite, suite_json, started_at, status, git_commit, build_type, compiler, cpu_model, cores, "
         "memory_bytes, host, shard) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)");
-    s->bind(1, suite.name).bind(2, suite.document.dump()).bind(3, utc_now()).bind(4, env.git_commit);
-    s->bind(5, env.build_type).bind(6, env.compiler).bind(7, env.cpu_model).bind(8, env.cores);
-    s->bind(9, env.memory_bytes).bind(10, env.host).bind(11, env.shard);
-    s->step();
-    id = sqlite3_last_insert_rowid(db_);
+    s.bind(1, suite.name).bind(2, suite.document.dump()).bind(3, utc_now()).bind(4, env.git_commit);
+    s.bind(5, env.build_type).bind(6, env.compiler).bind(7, env.cpu_model).bind(8, env.cores);
+    s.bind(9, env.memory_bytes).bind(10, env.host).bind(11, env.shard);
+    s.step();
+    id = db_.last_insert_id();
   });
   return id;
 }
 
 std::optional<std::int64_t> Store::latest_run(const std::string& suite_name, const std::string& shard) {
-  auto s = prepare("SELECT id FROM runs WHERE suite = ? AND shard = ? ORDER BY id DESC LIMIT 1");
-  s->bind(1, suite_name).bind(2, shard);
-  if (!s->step()) return std::nullopt;
-  return s->integer(0);
+  auto s = db_.prepare("SELECT id FROM runs WHERE suite = ? AND shard = ? ORDER BY id DESC LIMIT 1");
+  s.bind(1, suite_name).bind(2, shard);
+  if (!s.step()) return std::nullopt;
+  return s.integer(0);
 }
 
 void Store::finish_run(std::int64_t run_id, const std::string& status) {
-  auto s = prepare("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?");
-  s->bind(1, utc_now()).bind(2, status).bind(3, run_id);
-  s->step();
+  auto s = db_.prepare("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?");
+  s.bind(1, utc_now()).bind(2, status).bind(3, run_id);
+  s.step();
 }
 
 std::vector<std::string> Store::finished_keys(std::int64_t run_id) {
-  auto s = prepare("SELECT key FROM cells WHERE run_id = ? AND status = 'ok'");
-  s->bind(1, run_id);
+  auto s = db_.prepare("SELECT key FROM cells WHERE run_id = ? AND status = 'ok'");
+  s.bind(1, run_id);
   std::vector<std::string> keys;
-  while (s->step()) keys.push_back(s->text(0));
+  while (s.step()) keys.push_back(s.text(0));
   return keys;
 }
 
 void Store::save_cell(std::int64_t run_id, const Cell& cell, const std::string& status, const std::string& error,
                       double seconds, const std::vector<Measurement>& measurements,
                       const std::vector<SampleRecord>& samples) {
-  transaction(*this, [&] {
-    auto erase = prepare("DELETE FROM cells WHERE run_id = ? AND key = ?");
-    erase->bind(1, run_id).bind(2, cell.key);
-    erase->step();
-    auto s = prepare(
+  db_.transaction([&] {
+    auto erase = db_.prepare("DELETE FROM cells WHERE run_id = ? AND key = ?");
+    erase.bind(1, run_id).bind(2, cell.key);
+    erase.step();
+    auto s = db_.prepare(
         "INSERT INTO cells (run_id, key, engine, engine_method, engine_params, task, task_method, task_params, "
         "context_length, depth, seed, repetitions, status, error, finished_at, seconds) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s->bind(1, run_id).bind(2, cell.key).bind(3, cell.engine.label).bind(4, cell.engine.method);
-    s->bind(5, cell.engine.params.dump()).bind(6, cell.task.label).bind(7, cell.task.method);
-    s->bind(8, cell.task.params.dump()).bind(9, cell.context_length).bind(10, cell.depth);
-    s->bind(11, static_cast<std::int64_t>(cell.seed)).bind(12, cell.repetitions).bind(13, status);
+    s.bind(1, run_id).bind(2, cell.key).bind(3, cell.engine.label).bind(4, cell.engine.method);
+    s.bind(5, cell.engine.params.dump()).bind(6, cell.task.label).bind(7, cell.task.method);
+    s.bind(8, cell.task.params.dump()).bind(9, cell.context_length).bind(10, cell.depth);
+    s.bind(11, static_cast<std::int64_t>(cell.seed)).bind(12, cell.repetitions).bind(13, status);
     if (error.empty())
-      s->bind_null(14);
+      s.bind_null(14);
     else
-      s->bind(14, error);
-    s->bind(15, utc_now()).bind(16, seconds);
-    s->step();
-    const std::int64_t cell_id = sqlite3_last_insert_rowid(db_);
-    auto m = prepare("INSERT INTO measurements (cell_id, metric, value, unit, repetitions) VALUES (?, ?, ?, ?, ?)");
+      s.bind(14, error);
+    s.bind(15, utc_now()).bind(16, seconds);
+    s.step();
+    const std::int64_t cell_id = db_.last_insert_id();
+    auto m = db_.prepare("INSERT INTO measurements (cell_id, metric, value, unit, repetitions) VALUES (?, ?, ?, ?, ?)");
     for (const auto& measurement : measurements) {
-      m->bind(1, cell_id).bind(2, measurement.metric);
-      const double value = measurement.value();
-      if (std::isfinite(value))
-        m->bind(3, value);
-      else
-        m->bind_null(3);
-      m->bind(4, measurement.unit);
+      m.bind(1, cell_id).bind(2, measurement.metric);
+      m.bind_finite_or_null(3, measurement.value()).bind(4, measurement.unit);
       if (measurement.repetitions.size() > 1)
-        m->bind(5, Json(measurement.repetitions).dump());
+        m.bind(5, Json(measurement.repetitions).dump());
       else
-        m->bind_null(5);
-      m->step();
-      m->reset();
+        m.bind_null(5);
+      m.step();
+      m.reset();
     }
-    auto r =
-        prepare("INSERT INTO samples (cell_id, idx, input, prediction, reference, score) VALUES (?, ?, ?, ?, ?, ?)");
+    auto r = db_.prepare(
+        "INSERT INTO samples (cell_id, idx, input, prediction, reference, score) VALUES (?, ?, ?, ?, ?, ?)");
     for (const auto& sample : samples) {
-      r->bind(1, cell_id).bind(2, sample.index).bind(3, sample.input).bind(4, sample.prediction);
-      r->bind(5, sample.references.dump()).bind(6, sample.score);
-      r->step();
-      r->reset();
+      r.bind(1, cell_id).bind(2, sample.index).bind(3, sample.input).bind(4, sample.prediction);
+      r.bind(5, sample.references.dump()).bind(6, sample.score);
+      r.step();
+      r.reset();
     }
   });
 }
 
 std::vector<RunInfo> Store::runs() {
-  auto s = prepare(
+  auto s = db_.prepare(
       "SELECT id, suite, started_at, IFNULL(finished_at, ''), status, IFNULL(git_commit, ''), IFNULL(build_type, ''), "
       "IFNULL(compiler, ''), IFNULL(cpu_model, ''), IFNULL(cores, 0), IFNULL(memory_bytes, 0), IFNULL(host, ''), shard "
       "FROM runs ORDER BY id");
   std::vector<RunInfo> out;
-  while (s->step()) {
-    out.push_back({s->integer(0), s->text(1), s->text(2), s->text(3), s->text(4), s->text(5), s->text(6), s->text(7),
-                   s->text(8), static_cast<int>(s->integer(9)), s->integer(10), s->text(11), s->text(12)});
+  while (s.step()) {
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7), s.text(8),
+                   static_cast<int>(s.integer(9)), s.integer(10), s.text(11), s.text(12)});
   }
   return out;
 }
@@ -321,51 +215,51 @@ std::optional<RunInfo> Store::run(std::int64_t run_id) {
 }
 
 Json Store::suite_document(std::int64_t run_id) {
-  auto s = prepare("SELECT suite_json FROM runs WHERE id = ?");
-  s->bind(1, run_id);
-  return s->step() ? parse_or_null(s->text(0)) : Json();
+  auto s = db_.prepare("SELECT suite_json FROM runs WHERE id = ?");
+  s.bind(1, run_id);
+  return s.step() ? parse_or_null(s.text(0)) : Json();
 }
 
 std::vector<CellRecord> Store::cells(std::int64_t run_id) {
-  auto s = prepare(
+  auto s = db_.prepare(
       "SELECT id, run_id, key, engine, engine_method, engine_params, task, task_method, task_params, context_length, "
       "depth, seed, repetitions, status, IFNULL(error, ''), seconds FROM cells WHERE run_id = ? ORDER BY id");
-  s->bind(1, run_id);
+  s.bind(1, run_id);
   std::vector<CellRecord> out;
-  while (s->step()) {
+  while (s.step()) {
     CellRecord c;
-    c.id = s->integer(0);
-    c.run_id = s->integer(1);
-    c.key = s->text(2);
-    c.engine = s->text(3);
-    c.engine_method = s->text(4);
-    c.engine_params = parse_or_null(s->text(5));
-    c.task = s->text(6);
-    c.task_method = s->text(7);
-    c.task_params = parse_or_null(s->text(8));
-    c.context_length = static_cast<int>(s->integer(9));
-    c.depth = s->real(10);
-    c.seed = s->integer(11);
-    c.repetitions = static_cast<int>(s->integer(12));
-    c.status = s->text(13);
-    c.error = s->text(14);
-    c.seconds = s->real(15);
+    c.id = s.integer(0);
+    c.run_id = s.integer(1);
+    c.key = s.text(2);
+    c.engine = s.text(3);
+    c.engine_method = s.text(4);
+    c.engine_params = parse_or_null(s.text(5));
+    c.task = s.text(6);
+    c.task_method = s.text(7);
+    c.task_params = parse_or_null(s.text(8));
+    c.context_length = static_cast<int>(s.integer(9));
+    c.depth = s.real(10);
+    c.seed = s.integer(11);
+    c.repetitions = static_cast<int>(s.integer(12));
+    c.status = s.text(13);
+    c.error = s.text(14);
+    c.seconds = s.real(15);
     out.push_back(std::move(c));
   }
-  auto m = prepare(
+  auto m = db_.prepare(
       "SELECT m.cell_id, m.metric, m.value, m.unit, IFNULL(m.repetitions, '') FROM measurements m "
       "JOIN cells c ON c.id = m.cell_id WHERE c.run_id = ? ORDER BY m.cell_id, m.metric");
-  m->bind(1, run_id);
+  m.bind(1, run_id);
   std::size_t at = 0;
-  while (m->step()) {
-    while (at < out.size() && out[at].id != m->integer(0)) ++at;
+  while (m.step()) {
+    while (at < out.size() && out[at].id != m.integer(0)) ++at;
     if (at == out.size()) break;
-    Measurement measurement{m->text(1), m->text(3), {}};
-    const Json reps = parse_or_null(m->text(4));
+    Measurement measurement{m.text(1), m.text(3), {}};
+    const Json reps = parse_or_null(m.text(4));
     if (reps.is_array()) {
       measurement.repetitions = reps.get<std::vector<double>>();
     } else {
-      measurement.repetitions = {m->is_null(2) ? std::nan("") : m->real(2)};
+      measurement.repetitions = {m.real_or(2, std::nan(""))};
     }
     out[at].measurements.push_back(std::move(measurement));
   }
@@ -409,74 +303,74 @@ int Store::merge_from(const std::string& input) {
                     "once (`ctxbench list runs --db {}`) to migrate it first",
                     input, version, kSchemaVersion, input));
   }
-  auto attach = prepare("ATTACH DATABASE ? AS src");
-  attach->bind(1, input);
-  attach->step();
+  auto attach = db_.prepare("ATTACH DATABASE ? AS src");
+  attach.bind(1, input);
+  attach.step();
   int changed = 0;
   try {
-    transaction(*this, [&] {
-      auto runs = prepare("SELECT id, suite, suite_json FROM src.runs ORDER BY id");
-      while (runs->step()) {
-        const std::int64_t source_run = runs->integer(0);
-        const std::string suite = runs->text(1), suite_json = runs->text(2);
-        auto other = prepare("SELECT COUNT(*) FROM runs WHERE suite_json != ? AND shard = ''");
-        other->bind(1, suite_json);
-        other->step();
-        if (other->integer(0) > 0) {
+    db_.transaction([&] {
+      auto runs = db_.prepare("SELECT id, suite, suite_json FROM src.runs ORDER BY id");
+      while (runs.step()) {
+        const std::int64_t source_run = runs.integer(0);
+        const std::string suite = runs.text(1), suite_json = runs.text(2);
+        auto other = db_.prepare("SELECT COUNT(*) FROM runs WHERE suite_json != ? AND shard = ''");
+        other.bind(1, suite_json);
+        other.step();
+        if (other.integer(0) > 0) {
           throw InputError(
               fmt::format("{}: holds a run of a different suite (\"{}\" or another version of it) than "
                           "{}; merge only shards of one suite",
-                          input, suite, path_));
+                          input, suite, db_.path()));
         }
         std::int64_t target = 0;
-        auto find = prepare("SELECT id FROM runs WHERE suite_json = ? AND shard = '' ORDER BY id LIMIT 1");
-        find->bind(1, suite_json);
-        if (find->step()) {
-          target = find->integer(0);
+        auto find = db_.prepare("SELECT id FROM runs WHERE suite_json = ? AND shard = '' ORDER BY id LIMIT 1");
+        find.bind(1, suite_json);
+        if (find.step()) {
+          target = find.integer(0);
         } else {
-          auto create = prepare(
+          auto create = db_.prepare(
               "INSERT INTO runs (suite, suite_json, started_at, finished_at, status, git_commit, build_type, compiler, "
               "cpu_model, cores, memory_bytes, host, shard) SELECT suite, suite_json, started_at, finished_at, "
               "'merged', "
               "git_commit, build_type, compiler, cpu_model, cores, memory_bytes, host, '' FROM src.runs WHERE id = ?");
-          create->bind(1, source_run);
-          create->step();
-          target = sqlite3_last_insert_rowid(db_);
+          create.bind(1, source_run);
+          create.step();
+          target = db_.last_insert_id();
         }
         // A failed cell here gives way to an ok one from the input.
-        auto drop = prepare(
+        auto drop = db_.prepare(
             "DELETE FROM cells WHERE run_id = ?1 AND status = 'failed' AND key IN "
             "(SELECT key FROM src.cells WHERE run_id = ?2 AND status = 'ok')");
-        drop->bind(1, target).bind(2, source_run);
-        drop->step();
-        auto last = prepare("SELECT IFNULL(MAX(id), 0) FROM cells");
-        last->step();
-        const std::int64_t before = last->integer(0);
-        auto cells = prepare(fmt::format(
+        drop.bind(1, target).bind(2, source_run);
+        drop.step();
+        auto last = db_.prepare("SELECT IFNULL(MAX(id), 0) FROM cells");
+        last.step();
+        const std::int64_t before = last.integer(0);
+        auto cells = db_.prepare(fmt::format(
             "INSERT INTO cells (run_id, {0}) SELECT ?1, {0} FROM src.cells WHERE run_id = ?2 AND key NOT IN "
             "(SELECT key FROM cells WHERE run_id = ?1)",
             kCellColumns));
-        cells->bind(1, target).bind(2, source_run);
-        cells->step();
-        changed += sqlite3_changes(db_);
+        cells.bind(1, target).bind(2, source_run);
+        cells.step();
+        changed += db_.changes();
         for (const char* table : {"measurements (cell_id, metric, value, unit, repetitions) SELECT c.id, x.metric, "
                                   "x.value, x.unit, x.repetitions FROM src.measurements x",
                                   "samples (cell_id, idx, input, prediction, reference, score) SELECT c.id, x.idx, "
                                   "x.input, x.prediction, x.reference, x.score FROM src.samples x"}) {
-          auto copy = prepare(fmt::format(
+          auto copy = db_.prepare(fmt::format(
               "INSERT INTO {} JOIN src.cells s ON s.id = x.cell_id JOIN cells c ON c.run_id = ?1 AND c.key = s.key "
               "WHERE s.run_id = ?2 AND c.id > ?3",
               table));
-          copy->bind(1, target).bind(2, source_run).bind(3, before);
-          copy->step();
+          copy.bind(1, target).bind(2, source_run).bind(3, before);
+          copy.step();
         }
       }
     });
   } catch (...) {
-    exec("DETACH DATABASE src");
+    db_.exec("DETACH DATABASE src");
     throw;
   }
-  exec("DETACH DATABASE src");
+  db_.exec("DETACH DATABASE src");
   return changed;
 }
 

@@ -3,16 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/measurement.h"
 #include "core/params.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "harness/sqlite.h"
 
 namespace ctxbench {
 
@@ -66,17 +63,16 @@ struct SampleRecord {
   double score = 0;
 };
 
-class Statement;
-
 class Store {
  public:
   // Creates or migrates the database. Throws InputError for a newer schema or a file that is not SQLite.
   explicit Store(const std::string& path);
-  ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return db_.path(); }
+  // The connection, for what else keeps its state in this database (one connection per process).
+  sqlite::Database& database() { return db_; }
   int schema_version();
 
   std::int64_t begin_run(const Suite& suite, const RunInfo& environment);
@@ -97,19 +93,15 @@ class Store {
   Json suite_document(std::int64_t run_id);
   std::vector<CellRecord> cells(std::int64_t run_id);
 
-  void exec(const std::string& sql);
   // Adds the cells of every run in `input` (a database of the same schema and suite) to this database's run of
   // that suite, creating it if needed. Cells already stored ok are kept; a failed one is replaced by an ok one.
   // Returns the number of cells added or replaced. Idempotent.
   int merge_from(const std::string& input);
 
  private:
-  std::unique_ptr<Statement> prepare(const std::string& sql);
-  void enable_wal();
   void migrate();
 
-  std::string path_;
-  sqlite3* db_ = nullptr;
+  sqlite::Database db_;
 };
 
 std::string utc_now();

@@ -11,10 +11,11 @@
 #include <stdexcept>
 
 #include "harness/isolation.h"
-#include "harness/longrope_fitness.h"
-#include "harness/longrope_search.h"
-#include "harness/longrope_store.h"
+#include "harness/store.h"
 #include "harness/suite.h"
+#include "longrope/fitness.h"
+#include "longrope/search.h"
+#include "longrope/store.h"
 #include "model/llama_config.h"
 #include "model/tokenizer.h"
 #include "tasks/task.h"
@@ -209,7 +210,8 @@ TEST_CASE("longrope search: an interrupted search resumes to the uninterrupted r
   const std::string db = dir.file("search.db");
   const Json key = {{"test", "resume"}};
   {
-    SearchStore store(db);
+    Store results(db);
+    SearchStore store(results);
     const auto id = store.open_search(key);
     // Dies in the middle of generation 3, after generations 0-2 were stored.
     int calls = 0;
@@ -222,7 +224,8 @@ TEST_CASE("longrope search: an interrupted search resumes to the uninterrupted r
         .on_generation = [&](int g, const longrope::Generation& gen) { store.save_generation(id, g, gen); }};
     CHECK_THROWS_WITH(run_search(space, seeds, settings, dying, 1, {}, hooks), "killed");
   }
-  SearchStore store(db);
+  Store results(db);
+  SearchStore store(results);
   const auto id = store.open_search(key);
   auto stored = store.generations(id);
   REQUIRE(stored.size() == 3);

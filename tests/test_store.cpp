@@ -1,8 +1,10 @@
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "harness/environment.h"
+#include "harness/sqlite.h"
 #include "harness/store.h"
 #include "harness/suite.h"
 #include "tests/helpers.h"
@@ -93,4 +95,22 @@ TEST_CASE("a database of an older schema is migrated on open and keeps its runs"
   REQUIRE(store.runs().size() == 1);
   CHECK(store.runs()[0].suite == "tiny");
   CHECK(store.runs()[0].shard.empty());
+}
+
+TEST_CASE("a transaction that throws leaves nothing behind, and a non-finite value is stored as NULL", "[store]") {
+  testing::TempDir dir;
+  sqlite::Database db(dir.file("h.db"));
+  db.exec("CREATE TABLE t (x REAL)");
+  const auto half_way = [&] {
+    db.prepare("INSERT INTO t VALUES (1)").step();
+    throw std::runtime_error("half-way");
+  };
+  CHECK_THROWS_WITH(db.transaction(half_way), "half-way");
+  const double inf = std::numeric_limits<double>::infinity();
+  db.transaction([&] { db.prepare("INSERT INTO t VALUES (?)").bind_finite_or_null(1, inf).step(); });
+  auto rows = db.prepare("SELECT x, x IS NULL FROM t");
+  REQUIRE(rows.step());
+  CHECK(rows.real_or(0, -1.0) == -1.0);
+  CHECK(rows.integer(1) == 1);
+  CHECK_FALSE(rows.step());
 }

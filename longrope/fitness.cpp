@@ -1,4 +1,4 @@
-#include "harness/longrope_fitness.h"
+#include "longrope/fitness.h"
 
 #include <fmt/format.h>
 

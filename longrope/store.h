@@ -9,19 +9,16 @@
 #include <vector>
 
 #include "core/params.h"
-#include "harness/longrope_search.h"
-
-struct sqlite3;
+#include "harness/sqlite.h"
+#include "harness/store.h"
+#include "longrope/search.h"
 
 namespace ctxbench::longrope {
 
 class SearchStore {
  public:
-  // Opens (creating or migrating) the database. Throws InputError like Store.
-  explicit SearchStore(const std::string& path);
-  ~SearchStore();
-  SearchStore(const SearchStore&) = delete;
-  SearchStore& operator=(const SearchStore&) = delete;
+  // Works on the results store's connection, which has brought the schema to the current version.
+  explicit SearchStore(Store& results) : db_(results.database()) {}
 
   // The search with these settings, created when new.
   std::int64_t open_search(const Json& settings);
@@ -32,9 +29,7 @@ class SearchStore {
   void finish(std::int64_t search_id, const Json& result);
 
  private:
-  void exec(const std::string& sql);
-  sqlite3* db_ = nullptr;
-  std::string path_;
+  sqlite::Database& db_;
 };
 
 }  // namespace ctxbench::longrope

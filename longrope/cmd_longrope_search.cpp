@@ -11,9 +11,10 @@
 #include "core/command.h"
 #include "core/source_tree.h"
 #include "core/timer.h"
-#include "harness/longrope_fitness.h"
-#include "harness/longrope_search.h"
-#include "harness/longrope_store.h"
+#include "harness/store.h"
+#include "longrope/fitness.h"
+#include "longrope/search.h"
+#include "longrope/store.h"
 
 namespace ctxbench {
 namespace {
@@ -149,7 +150,8 @@ int longrope_search_command(const Args& args) {
                     {"crossover_prob", search.ops.crossover_prob},
                     {"n_hat", search_n_hat ? Json("search") : Json(fixed_n_hat)},
                     {"max_factor", space.max_factor}};
-  longrope::SearchStore store(args.option("--db", kDefaultDb));
+  Store results(args.option("--db", kDefaultDb));
+  longrope::SearchStore store(results);
   const std::int64_t id = store.open_search(key);
   auto stored = store.generations(id);
   if (stored.size() > static_cast<std::size_t>(search.iterations) + 1) stored.resize(search.iterations + 1);

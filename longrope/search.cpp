@@ -1,4 +1,4 @@
-#include "harness/longrope_search.h"
+#include "longrope/search.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

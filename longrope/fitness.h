@@ -14,7 +14,7 @@
 
 #include "core/params.h"
 #include "core/text.h"
-#include "harness/longrope_search.h"
+#include "longrope/search.h"
 #include "model/llama_config.h"
 
 namespace ctxbench::longrope {
