@@ -102,12 +102,14 @@ class ParamFields {
   ParamFields choice(T S::*member, const std::string& name, const std::string& help,
                      std::vector<std::pair<std::string, T>> choices) && {
     const S defaults{};
-    ParamSpec spec{.name = name, .type = ParamType::string, .help = help};
+    Json default_text;
+    std::vector<std::string> texts;
     for (const auto& [text, value] : choices) {
-      spec.choices.push_back(text);
-      if (value == defaults.*member) spec.default_value = text;
+      texts.push_back(text);
+      if (value == defaults.*member) default_text = text;
     }
-    schema_.push_back(std::move(spec));
+    schema_.push_back(
+        {.name = name, .type = ParamType::string, .default_value = default_text, .help = help, .choices = texts});
     readers_.push_back([member, name, choices](S& out, const Json& resolved) {
       const auto text = resolved.at(name).get<std::string>();
       for (const auto& [choice, value] : choices) {
