@@ -66,7 +66,7 @@ std::string option_synopsis(const ParamSpec& option) {
   return fmt::format("{} {}", option.name, fmt::join(option.choices, "|"));
 }
 
-// "(an integer >= 1, default 64)": the declared type, range and default, after the help.
+// " (an integer >= 1; default 64)": the declared type, range and default, after the help.
 std::string option_details(const ParamSpec& option) {
   std::vector<std::string> details;
   if (option.type == ParamType::integer || option.type == ParamType::number) details.push_back(expected_value(option));
