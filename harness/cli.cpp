@@ -32,10 +32,10 @@ int run_cli(int argc, char** argv) {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (std::find(rest.begin(), rest.end(), "--help") != rest.end() ||
         std::find(rest.begin(), rest.end(), "-h") != rest.end()) {
-      fmt::print("{}\n", command.usage);
+      fmt::print("{}\n", help_text(command));
       return 0;
     }
-    return command.run(Args(rest, command.options, command.flags));
+    return command.run(Args(rest, command.options, command.usage));
   } catch (const InputError& e) {
     fmt::print(stderr, "ctxbench: {}\n", e.what());
     return 2;

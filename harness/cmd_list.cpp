@@ -16,8 +16,7 @@ void print_params(const ParamSchema& schema) {
 }
 
 int list_command(const Args& args) {
-  const std::string usage = "ctxbench list engines|tasks|runs [--db FILE]";
-  args.expect_positionals(1, 1, usage);
+  args.expect_positionals(1, 1);
   const std::string what = args.positionals()[0];
   if (what == "engines") {
     for (const auto& [name, e] : engines::EngineRegistry::instance().entries()) {
@@ -30,13 +29,13 @@ int list_command(const Args& args) {
       print_params(t.params);
     }
   } else if (what == "runs") {
-    Store store(args.option("--db", kDefaultDb));
+    Store store(args.text("--db"));
     fmt::print("{:>4}  {:<20} {:<22} {:<24} {}\n", "id", "suite", "started", "status", "commit");
     for (const auto& r : store.runs()) {
       fmt::print("{:>4}  {:<20} {:<22} {:<24} {}\n", r.id, r.suite, r.started_at, r.status, r.git_commit.substr(0, 12));
     }
   } else {
-    throw InputError("usage: " + usage);
+    throw InputError("usage: " + args.usage());
   }
   return 0;
 }
@@ -45,8 +44,8 @@ const RegisterCommand registration{{
     .name = "list",
     .summary = "list registered engines or tasks (with parameters), or the runs in a database",
     .usage = "ctxbench list engines|tasks|runs [--db FILE]",
-    .options = {"--db"},
-    .flags = {},
+    .description = "",
+    .options = {database_option("the SQLite results database (for `list runs`)")},
     .run = list_command,
 }};
 

@@ -7,8 +7,7 @@ namespace ctxbench {
 namespace {
 
 int merge_command(const Args& args) {
-  const std::string usage = "ctxbench merge OUT.db IN.db [IN.db ...]";
-  args.expect_positionals(2, 1000000, usage);
+  args.expect_positionals(2, 1000000);
   const auto& paths = args.positionals();
   Store out(paths[0]);
   for (std::size_t i = 1; i < paths.size(); ++i) {
@@ -26,13 +25,12 @@ int merge_command(const Args& args) {
 const RegisterCommand registration{{
     .name = "merge",
     .summary = "combine shard databases of one suite into one run",
-    .usage = "ctxbench merge OUT.db IN.db [IN.db ...]\n\n"
-             "Adds every cell of the inputs to OUT's run of their suite (created on first merge). Cells are\n"
-             "identified by key: a cell already stored ok is kept, a failed one is replaced by an ok one, so\n"
-             "merging the same shard twice changes nothing. Inputs of another suite (or another version of the\n"
-             "suite file) or of another schema version are refused.",
+    .usage = "ctxbench merge OUT.db IN.db [IN.db ...]",
+    .description = "Adds every cell of the inputs to OUT's run of their suite (created on first merge). Cells are\n"
+                   "identified by key: a cell already stored ok is kept, a failed one is replaced by an ok one, so\n"
+                   "merging the same shard twice changes nothing. Inputs of another suite (or another version of the\n"
+                   "suite file) or of another schema version are refused.",
     .options = {},
-    .flags = {},
     .run = merge_command,
 }};
 

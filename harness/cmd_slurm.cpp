@@ -41,24 +41,19 @@ std::string sbatch_options(const Args& args) {
                                           {"--time", "time"},
                                           {"--cpus-per-task", "cpus-per-task"},
                                           {"--mem", "mem"}}) {
-    const std::string value = args.option(option, "");
-    if (!value.empty()) out += fmt::format("#SBATCH --{}={}\n", directive, value);
+    if (args.given(option) && !args.text(option).empty())
+      out += fmt::format("#SBATCH --{}={}\n", directive, args.text(option));
   }
   return out;
 }
 
 int slurm_command(const Args& args) {
-  args.expect_positionals(1, 1, "ctxbench slurm SUITE.json --shards N [options]");
+  args.expect_positionals(1, 1);
   const std::string suite_path = fs::absolute(args.positionals()[0]).string();
   const Suite suite = load_suite(suite_path);  // a malformed suite fails here, not on the cluster
-  int shards = 0;
-  try {
-    shards = std::stoi(args.option("--shards", "0"));
-  } catch (const std::exception&) {
-  }
-  if (shards < 1) throw InputError("--shards: expected a positive integer");
-  const fs::path dir = fs::absolute(args.option("--dir", "slurm-" + suite.name));
-  const std::string db = fs::absolute(args.option("--db", (dir / "merged.db").string())).string();
+  const long long shards = args.integer("--shards");
+  const fs::path dir = fs::absolute(args.given("--dir") ? args.text("--dir") : "slurm-" + suite.name);
+  const std::string db = fs::absolute(args.given("--db") ? fs::path(args.text("--db")) : dir / "merged.db").string();
   const std::string binary = fs::read_symlink("/proc/self/exe").string();
   fs::create_directories(dir);
   const std::string common = sbatch_options(args);
@@ -73,7 +68,8 @@ int slurm_command(const Args& args) {
                   "status=$?\n[ $status -eq 3 ] && exit 0\nexit $status\n",
                   suite.name, shards - 1, quoted(dir.string()), common, quoted(binary), quoted(suite_path), shards));
   std::string inputs;
-  for (int i = 0; i < shards; ++i) inputs += fmt::format(" {}", quoted((dir / fmt::format("shard-{}.db", i)).string()));
+  for (long long i = 0; i < shards; ++i)
+    inputs += fmt::format(" {}", quoted((dir / fmt::format("shard-{}.db", i)).string()));
   write_script(dir / "merge.sbatch",
                fmt::format("#!/bin/bash\n#SBATCH --job-name=ctxbench-{0}-merge\n#SBATCH --output={1}/merge.log\n{2}"
                            "set -eu\nexec {3} merge {4}{5}\n",
@@ -100,13 +96,37 @@ const RegisterCommand registration{{
     .name = "slurm",
     .summary = "write (and optionally submit) a Slurm array job that runs a suite in shards, then merges them",
     .usage = "ctxbench slurm SUITE.json --shards N [--dir DIR] [--db MERGED.db] [--partition P] [--gpus-per-task G]\n"
-             "                [--time T] [--cpus-per-task C] [--mem M] [--submit]\n\n"
-             "Writes DIR/array.sbatch (one array task per shard: `ctxbench run --shard I/N --resume` into\n"
-             "DIR/shard-I.db, so a resubmitted array continues where it stopped), DIR/merge.sbatch (`ctxbench merge`\n"
-             "into MERGED.db, default DIR/merged.db) and DIR/submit.sh, which submits the array and the merge with\n"
-             "an afterok dependency. DIR defaults to slurm-SUITENAME. --submit runs submit.sh.",
-    .options = {"--shards", "--dir", "--db", "--partition", "--gpus-per-task", "--time", "--cpus-per-task", "--mem"},
-    .flags = {"--submit"},
+             "                [--time T] [--cpus-per-task C] [--mem M] [--submit]",
+    .description =
+        "Writes DIR/array.sbatch (one array task per shard: `ctxbench run --shard I/N --resume` into\n"
+        "DIR/shard-I.db, so a resubmitted array continues where it stopped), DIR/merge.sbatch (`ctxbench merge`\n"
+        "into MERGED.db) and DIR/submit.sh, which submits the array and the merge with an afterok dependency.",
+    .options =
+        {{.name = "--shards",
+          .type = ParamType::integer,
+          .default_value = nullptr,
+          .help = "the number of shards (array tasks); required",
+          .min = 1},
+         {.name = "--dir",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "where the scripts go, by default slurm-SUITENAME"},
+         {.name = "--db",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "the merged results database, by default DIR/merged.db"},
+         {.name = "--partition", .type = ParamType::string, .default_value = nullptr, .help = "#SBATCH --partition"},
+         {.name = "--gpus-per-task",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "#SBATCH --gpus-per-task"},
+         {.name = "--time", .type = ParamType::string, .default_value = nullptr, .help = "#SBATCH --time"},
+         {.name = "--cpus-per-task",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "#SBATCH --cpus-per-task"},
+         {.name = "--mem", .type = ParamType::string, .default_value = nullptr, .help = "#SBATCH --mem"},
+         {.name = "--submit", .type = ParamType::boolean, .default_value = nullptr, .help = "runs submit.sh"}},
     .run = slurm_command,
 }};
 

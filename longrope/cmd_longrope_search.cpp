@@ -23,33 +23,13 @@ using longrope::Candidate;
 
 constexpr const char* kHeldOutDocuments = "datasets/heldout";
 
-long long integer_option(const Args& args, const std::string& name, long long fallback, long long min) {
-  const std::string text = args.option(name, std::to_string(fallback));
-  std::size_t used = 0;
-  long long value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || value < min) {
-    throw InputError(fmt::format("{}: expected an integer >= {}, got \"{}\"", name, min, text));
-  }
-  return value;
-}
+// --n-hat takes `search` or a count, read as this integer option.
+const ParamSpec kFixedNHat{
+    .name = "--n-hat", .type = ParamType::integer, .default_value = nullptr, .help = "", .min = 0};
 
-double number_option(const Args& args, const std::string& name, double fallback) {
-  const std::string text = args.option(name, fmt::format("{}", fallback));
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty())
-    throw InputError(fmt::format("{}: expected a number, got \"{}\"", name, text));
-  return value;
+// The search sizes whose defaults follow --population.
+long long integer_or(const Args& args, const std::string& name, long long fallback) {
+  return args.given(name) ? args.integer(name) : fallback;
 }
 
 // FNV-1a over config.json and the safetensors files, so that a retrained model never resumes an old search.
@@ -83,33 +63,31 @@ std::vector<std::pair<std::string, Json>> baselines(double scale, std::int64_t o
 }
 
 int longrope_search_command(const Args& args) {
-  args.expect_positionals(0, 0, "ctxbench longrope-search --model DIR --target-length N [options]");
-  if (args.option("--model", "").empty()) throw InputError("--model: expected a model directory");
+  args.expect_positionals(0, 0);
   longrope::FitnessSettings fit;
-  fit.model_dir = from_source_tree(args.option("--model", "")).string();
-  fit.target_length = integer_option(args, "--target-length", 0, 2);
-  fit.documents = args.option("--documents", kHeldOutDocuments);
-  fit.samples = static_cast<int>(integer_option(args, "--samples", 3, 1));
-  fit.offset = args.option("--offset", "start");
-  fit.kind = args.option("--fitness", "perplexity");
-  fit.seed = static_cast<std::uint64_t>(integer_option(args, "--seed", 0, 0));
-  if (!args.option("--attention-factor", "").empty())
-    fit.attention_factor = number_option(args, "--attention-factor", 1);
+  fit.model_dir = from_source_tree(args.text("--model")).string();
+  fit.target_length = args.integer("--target-length");
+  fit.documents = args.text("--documents");
+  fit.samples = static_cast<int>(args.integer("--samples"));
+  fit.offset = args.text("--offset");
+  fit.kind = args.text("--fitness");
+  fit.seed = static_cast<std::uint64_t>(args.integer("--seed"));
+  if (args.given("--attention-factor")) fit.attention_factor = args.number("--attention-factor");
 
   longrope::SearchSettings search;
-  search.population = static_cast<int>(integer_option(args, "--population", 64, 1));
-  search.iterations = static_cast<int>(integer_option(args, "--iterations", 40, 0));
-  search.parents = static_cast<int>(integer_option(args, "--parents", std::max(search.population / 2, 1), 1));
-  search.mutations = static_cast<int>(integer_option(args, "--mutations", search.population / 4, 0));
-  search.crossovers = static_cast<int>(integer_option(args, "--crossovers", search.population / 4, 0));
+  search.population = static_cast<int>(args.integer("--population"));
+  search.iterations = static_cast<int>(args.integer("--iterations"));
+  search.parents = static_cast<int>(integer_or(args, "--parents", std::max(search.population / 2, 1)));
+  search.mutations = static_cast<int>(integer_or(args, "--mutations", search.population / 4));
+  search.crossovers = static_cast<int>(integer_or(args, "--crossovers", search.population / 4));
   search.seed = fit.seed;
-  search.ops.mutation_prob = number_option(args, "--mutation-prob", 0.3);
-  search.ops.crossover_prob = number_option(args, "--crossover-prob", 0.3);
+  search.ops.mutation_prob = args.number("--mutation-prob");
+  search.ops.crossover_prob = args.number("--crossover-prob");
   search.validate();
-  const std::string n_hat = args.option("--n-hat", "0");
+  const std::string n_hat = args.text("--n-hat");
   const bool search_n_hat = n_hat == "search";
-  const int fixed_n_hat = search_n_hat ? 0 : static_cast<int>(integer_option(args, "--n-hat", 0, 0));
-  const int workers = static_cast<int>(integer_option(args, "--workers", 2, 1));
+  const int fixed_n_hat = search_n_hat ? 0 : static_cast<int>(parse_option_value(kFixedNHat, n_hat).get<long long>());
+  const int workers = static_cast<int>(args.integer("--workers"));
 
   const longrope::PerplexityFitness fitness(fit);
   const kernels::RopeConfig& rope = fitness.config().rope;
@@ -118,13 +96,8 @@ int longrope_search_command(const Args& args) {
   }
   auto space = longrope::SearchSpace::for_scale(rope.rotary_dim / 2, fitness.scale(), search_n_hat);
   if (!search_n_hat) space.n_hat_choices = {fixed_n_hat};
-  if (!args.option("--max-factor", "").empty()) {
-    const double max_factor = number_option(args, "--max-factor", 0);
-    if (!(max_factor >= 1.01 && max_factor <= 1e4)) {
-      throw InputError(fmt::format("--max-factor: expected a number in [1.01, 10000], got {}", max_factor));
-    }
-    space.max_factor = static_cast<int>(std::lround(max_factor * longrope::kGridSteps));
-  }
+  if (args.given("--max-factor"))
+    space.max_factor = static_cast<int>(std::lround(args.number("--max-factor") * longrope::kGridSteps));
   kernels::RopeConfig base = rope;
   base.original_max_position_embeddings = fitness.original_length();
   std::vector<Candidate> seeds = {longrope::pi_candidate(base, fitness.scale(), space),
@@ -150,7 +123,7 @@ int longrope_search_command(const Args& args) {
                     {"crossover_prob", search.ops.crossover_prob},
                     {"n_hat", search_n_hat ? Json("search") : Json(fixed_n_hat)},
                     {"max_factor", space.max_factor}};
-  Store results(args.option("--db", kDefaultDb));
+  Store results(args.text("--db"));
   longrope::SearchStore store(results);
   const std::int64_t id = store.open_search(key);
   auto stored = store.generations(id);
@@ -159,7 +132,7 @@ int longrope_search_command(const Args& args) {
   fmt::print(
       "longrope search {} in {}: {} -> {} tokens (scale {:.3g}), {} rotary pairs, factors on [1, {:.2f}], "
       "{} {} windows, population {}, {} iterations, {} workers\n",
-      id, args.option("--db", kDefaultDb), fitness.original_length(), fit.target_length, fitness.scale(), space.pairs,
+      id, args.text("--db"), fitness.original_length(), fit.target_length, fitness.scale(), space.pairs,
       space.max_factor / 100.0, fitness.windows(), fit.kind == "passkey" ? "passkey" : fit.documents, search.population,
       search.iterations, workers);
   std::fflush(stdout);
@@ -174,7 +147,8 @@ int longrope_search_command(const Args& args) {
   fmt::print("best perplexity {:.4f} ({} of generation {}), {:.0f} s\n", result.best.perplexity, result.best.origin,
              result.generations.size() - 1, clock.seconds());
   fmt::print("{}\n", scaling.dump());
-  if (const std::string out = args.option("--out", ""); !out.empty()) {
+  if (args.given("--out")) {
+    const std::string out = args.text("--out");
     std::ofstream file(out);
     if (!(file << scaling.dump(2) << "\n")) throw InputError(out + ": cannot be written");
     fmt::print("rope_scaling written to {}\n", out);
@@ -194,12 +168,12 @@ int longrope_search_command(const Args& args) {
 const RegisterCommand registration{{
     .name = "longrope-search",
     .summary = "search LongRoPE rescale factors for a target length (evolutionary, resumable)",
-    .usage =
-        "ctxbench longrope-search --model DIR --target-length N [--population 64] [--iterations 40]\n"
-        "    [--parents P] [--mutations M] [--crossovers C] [--mutation-prob 0.3] [--crossover-prob 0.3]\n"
-        "    [--n-hat 0|N|search] [--seed 0] [--documents PATH] [--samples 3] [--offset start|random]\n"
-        "    [--fitness perplexity|passkey] [--attention-factor X] [--max-factor X] [--workers 2] [--db FILE]\n"
-        "    [--out FILE] [--compare]\n\n"
+    .usage = "ctxbench longrope-search --model DIR --target-length N [--population 64] [--iterations 40]\n"
+             "    [--parents P] [--mutations M] [--crossovers C] [--mutation-prob 0.3] [--crossover-prob 0.3]\n"
+             "    [--n-hat 0|N|search] [--seed 0] [--documents PATH] [--samples 3] [--offset start|random]\n"
+             "    [--fitness perplexity|passkey] [--attention-factor X] [--max-factor X] [--workers 2] [--db FILE]\n"
+             "    [--out FILE] [--compare]",
+    .description =
         "LongRoPE's evolutionary search (microsoft/LongRoPE evolution/, dim_mono): one rescale factor per\n"
         "rotary pair, non-decreasing, on a 0.01 grid in [1, 1 + scale], scale = N / the model's training length.\n"
         "The first generation holds the PI, NTK, YaRN and dynamic NTK factors (clamped to the range) and\n"
@@ -208,25 +182,101 @@ const RegisterCommand registration{{
         "crossovers (each factor taken from the other parent with --crossover-prob x 0.5) of random parents.\n"
         "Fitness: the perplexity task at N tokens (mean over --samples windows of --documents, default\n"
         "datasets/heldout: text the bundled model was not trained on), on dense attention, --workers\n"
-        "candidates at a time.\n"
-        "  --fitness    perplexity (above), or passkey: LongRoPE2's needle-driven perplexity, on --samples passkey\n"
-        "               prompts of N tokens followed by the answer \" KEY.\", counting the answer tokens only\n"
-        "  --n-hat      start tokens kept at the original angles: a fixed count, or `search` over\n"
-        "               {0,1,2,4,8,...,32,64,128,256}\n"
-        "  --attention-factor  magnitude of the searched scaling (default sqrt(1 + ln(scale) / ln(L0)))\n"
-        "  --max-factor X  widens the factor range to [1, X] (default 1 + scale, the original's)\n"
-        "  --db FILE    every evaluated generation is stored there (default ctxbench.db); running the same\n"
-        "               command again resumes after the last stored generation (a larger --iterations extends\n"
-        "               a finished search)\n"
-        "  --out FILE   writes the rope_scaling object (HF config.json form, also accepted by a suite's\n"
-        "               \"rope_scaling\" task parameter)\n"
-        "  --compare    also prints the perplexity of plain RoPE, PI, NTK, dynamic NTK and YaRN on the windows",
-    .options = {"--model",          "--target-length", "--population", "--iterations",
-                "--parents",        "--mutations",     "--crossovers", "--mutation-prob",
-                "--crossover-prob", "--n-hat",         "--seed",       "--documents",
-                "--samples",        "--offset",        "--fitness",    "--attention-factor",
-                "--max-factor",     "--workers",       "--db",         "--out"},
-    .flags = {"--compare"},
+        "candidates at a time.",
+    .options =
+        {{.name = "--model",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "the HF-style model directory; required"},
+         {.name = "--target-length",
+          .type = ParamType::integer,
+          .default_value = nullptr,
+          .help = "N, the context length searched for; required",
+          .min = 2},
+         {.name = "--population",
+          .type = ParamType::integer,
+          .default_value = 64,
+          .help = "candidates per generation",
+          .min = 1},
+         {.name = "--iterations",
+          .type = ParamType::integer,
+          .default_value = 40,
+          .help = "generations after the first",
+          .min = 0},
+         {.name = "--parents",
+          .type = ParamType::integer,
+          .default_value = nullptr,
+          .help = "the best kept each generation, by default population/2",
+          .min = 1},
+         {.name = "--mutations",
+          .type = ParamType::integer,
+          .default_value = nullptr,
+          .help = "mutations added each generation, by default population/4",
+          .min = 0},
+         {.name = "--crossovers",
+          .type = ParamType::integer,
+          .default_value = nullptr,
+          .help = "crossovers added each generation, by default population/4",
+          .min = 0},
+         {.name = "--mutation-prob",
+          .type = ParamType::number,
+          .default_value = 0.3,
+          .help = "the chance that a mutation resamples a factor"},
+         {.name = "--crossover-prob",
+          .type = ParamType::number,
+          .default_value = 0.3,
+          .help = "twice the chance that a crossover takes a factor from the other parent"},
+         {.name = "--n-hat",
+          .type = ParamType::string,
+          .default_value = "0",
+          .help = "start tokens kept at the original angles: a fixed count, or `search` over\n"
+                  "{0,1,2,4,8,...,32,64,128,256}"},
+         {.name = "--seed", .type = ParamType::integer, .default_value = 0, .help = "the search's seed", .min = 0},
+         {.name = "--documents",
+          .type = ParamType::string,
+          .default_value = kHeldOutDocuments,
+          .help = "the text the perplexity windows are cut from"},
+         {.name = "--samples",
+          .type = ParamType::integer,
+          .default_value = 3,
+          .help = "windows (or passkey prompts) per candidate",
+          .min = 1},
+         {.name = "--offset",
+          .type = ParamType::string,
+          .default_value = "start",
+          .help = "start or random: where the windows begin in each document"},
+         {.name = "--fitness",
+          .type = ParamType::string,
+          .default_value = "perplexity",
+          .help = "perplexity (above), or passkey: LongRoPE2's needle-driven perplexity, on --samples\n"
+                  "passkey prompts of N tokens followed by the answer \" KEY.\", counting the answer tokens only"},
+         {.name = "--attention-factor",
+          .type = ParamType::number,
+          .default_value = nullptr,
+          .help = "magnitude of the searched scaling, by default sqrt(1 + ln(scale) / ln(L0))"},
+         {.name = "--max-factor",
+          .type = ParamType::number,
+          .default_value = nullptr,
+          .help = "widens the factor range to [1, X]; by default [1, 1 + scale], as the original",
+          .min = 1.01,
+          .max = 10000},
+         {.name = "--workers",
+          .type = ParamType::integer,
+          .default_value = 2,
+          .help = "candidates evaluated at a time",
+          .min = 1},
+         database_option("every evaluated generation is stored there; running the same command again\n"
+                         "resumes after the last stored generation (a larger --iterations extends a finished\n"
+                         "search)"),
+         {.name = "--out",
+          .type = ParamType::string,
+          .default_value = nullptr,
+          .help = "writes the rope_scaling object (HF config.json form, also accepted by a suite's\n"
+                  "\"rope_scaling\" task parameter)"},
+         {.name = "--compare",
+          .type = ParamType::boolean,
+          .default_value = nullptr,
+          .help = "also prints the perplexity of plain RoPE, PI, NTK, dynamic NTK and YaRN on the windows"}},
     .run = longrope_search_command,
 }};
 

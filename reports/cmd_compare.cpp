@@ -155,13 +155,18 @@ void print_cells(const Comparison& c, bool all_metrics) {
   for (const auto& [what, changes] : differing) fmt::print("note: {} has different parameters: {}\n", what, changes);
 }
 
+// RUN_A and RUN_B, read as this option would be.
+const ParamSpec kRunId{.name = "run id", .type = ParamType::integer, .default_value = nullptr, .help = "", .min = 1};
+
 int compare_command(const Args& args) {
-  args.expect_positionals(2, 2, "ctxbench compare RUN_A RUN_B [--db FILE] [--alpha 0.05] [--all]");
-  const std::string path = args.option("--db", kDefaultDb);
+  args.expect_positionals(2, 2);
+  const std::string path = args.text("--db");
   check_readable_database(path);
   Store store(path);
-  const auto ids = select_runs(store, args.positionals());
-  const auto c = compare_runs(store, ids[0], ids[1], parse_alpha(args.option("--alpha", "0.05")));
+  std::vector<long long> given;
+  for (const auto& text : args.positionals()) given.push_back(parse_option_value(kRunId, text).get<long long>());
+  const auto ids = select_runs(store, given);
+  const auto c = compare_runs(store, ids[0], ids[1], checked_alpha(args.number("--alpha")));
   fmt::print("run A = {} (suite {}, {}, commit {})\nrun B = {} (suite {}, {}, commit {})\n\n", c.before_run.id,
              c.before_run.suite, c.before_run.started_at, c.before_run.git_commit.substr(0, 12), c.after_run.id,
              c.after_run.suite, c.after_run.started_at, c.after_run.git_commit.substr(0, 12));
@@ -174,16 +179,21 @@ int compare_command(const Args& args) {
 const RegisterCommand registration{{
     .name = "compare",
     .summary = "per-cell and per-engine changes between two runs, timing judged against its noise",
-    .usage = "ctxbench compare RUN_A RUN_B [--db FILE] [--alpha 0.05] [--all]\n\n"
-             "Matches cells by engine and task label, context length, depth and seed. Per cell it prints the\n"
-             "timings that have repetitions, the memory held and the accuracy (--all: every metric), with the\n"
-             "change from A to B. A timing is judged by a two-sided Mann-Whitney U test on the per-repetition\n"
-             "values (exact without ties, else the tie-corrected normal approximation): \"slower\" or \"faster\"\n"
-             "when p < alpha, else \"no significant change\"; runs need at least 4 repetitions per cell for p to\n"
-             "reach 0.05. Then one line per engine, task and metric, and a conclusion (\"no significant change\"\n"
-             "when nothing moved beyond noise).",
-    .options = {"--db", "--alpha"},
-    .flags = {"--all"},
+    .usage = "ctxbench compare RUN_A RUN_B [--db FILE] [--alpha 0.05] [--all]",
+    .description =
+        "Matches cells by engine and task label, context length, depth and seed. Per cell it prints the\n"
+        "timings that have repetitions, the memory held and the accuracy (--all: every metric), with the\n"
+        "change from A to B. A timing is judged by a two-sided Mann-Whitney U test on the per-repetition\n"
+        "values (exact without ties, else the tie-corrected normal approximation): \"slower\" or \"faster\"\n"
+        "when p < alpha, else \"no significant change\"; runs need at least 4 repetitions per cell for p to\n"
+        "reach 0.05. Then one line per engine, task and metric, and a conclusion (\"no significant change\"\n"
+        "when nothing moved beyond noise).",
+    .options = {database_option(),
+                alpha_option(),
+                {.name = "--all",
+                 .type = ParamType::boolean,
+                 .default_value = nullptr,
+                 .help = "prints every metric of every cell"}},
     .run = compare_command,
 }};
 

@@ -36,14 +36,13 @@ void write_json(std::ostream& out, Store& store, const std::vector<std::int64_t>
 }
 
 int export_command(const Args& args) {
-  args.expect_positionals(0, 0, "ctxbench export --format csv|json [--db FILE] [--run ID ...] [--output FILE]");
-  const std::string format = args.option("--format", "csv");
-  if (format != "csv" && format != "json") throw InputError("--format: expected csv or json, got " + format);
-  const std::string path = args.option("--db", kDefaultDb);
+  args.expect_positionals(0, 0);
+  const std::string format = args.text("--format");
+  const std::string path = args.text("--db");
   check_readable_database(path);
   Store store(path);
-  const auto runs = select_runs(store, args.all("--run"));
-  const std::string output = args.option("--output", "-");
+  const auto runs = select_runs(store, args.integers("--run"));
+  const std::string output = args.text("--output");
   std::ofstream file;
   if (output != "-") {
     file.open(output);
@@ -60,12 +59,21 @@ int export_command(const Args& args) {
 const RegisterCommand registration{{
     .name = "export",
     .summary = "print stored results as CSV or JSON, one row per cell and metric",
-    .usage = "ctxbench export --format csv|json [--db FILE] [--run ID ...] [--output FILE]\n\n"
-             "One row per cell and metric with the stable columns documented in README.md; a failed cell is one\n"
-             "row with its error and no metric. JSON groups rows by run, each with a \"context\" block (commit,\n"
-             "compiler, CPU, cores, memory). Without --run, the newest run.",
-    .options = {"--format", "--db", "--run", "--output"},
-    .flags = {},
+    .usage = "ctxbench export --format csv|json [--db FILE] [--run ID ...] [--output FILE]",
+    .description = "One row per cell and metric with the stable columns documented in README.md; a failed cell is one\n"
+                   "row with its error and no metric. JSON groups rows by run, each with a \"context\" block (commit,\n"
+                   "compiler, CPU, cores, memory). Without --run, the newest run.",
+    .options = {{.name = "--format",
+                 .type = ParamType::string,
+                 .default_value = "csv",
+                 .help = "the output format",
+                 .choices = {"csv", "json"}},
+                database_option(),
+                run_option(),
+                {.name = "--output",
+                 .type = ParamType::string,
+                 .default_value = "-",
+                 .help = "the file written; - is stdout"}},
     .run = export_command,
 }};
 

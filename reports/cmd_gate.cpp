@@ -38,24 +38,11 @@ std::optional<double> parse_slowdown(const std::string& text) {
   return percent ? value / 100 : value;
 }
 
-double parse_accuracy_drop(const std::string& text) {
-  double value = -1;
-  try {
-    std::size_t used = 0;
-    value = std::stod(text, &used);
-    if (used != text.size()) value = -1;
-  } catch (const std::exception&) {
-  }
-  if (!(value >= 0)) throw InputError("--max-accuracy-drop: expected percentage points >= 0 (e.g. 0.5), got " + text);
-  return value;
-}
-
 // The command line wins; then the candidate's suite "thresholds" block, then the baseline's; then the default.
 Threshold choose(const Args& args, const std::string& option, const std::string& field, Store& store,
                  const std::vector<std::int64_t>& runs, double fallback) {
-  if (const auto given = args.all(option); !given.empty()) {
-    return {option == "--max-slowdown" ? parse_slowdown(given.back()) : parse_accuracy_drop(given.back()), option};
-  }
+  if (args.given(option))
+    return {option == "--max-slowdown" ? parse_slowdown(args.text(option)) : args.number(option), option};
   for (const auto id : runs) {
     const Json suite = store.suite_document(id);
     if (!suite.is_object() || !suite.contains("thresholds")) continue;
@@ -67,9 +54,8 @@ Threshold choose(const Args& args, const std::string& option, const std::string&
 }
 
 std::int64_t run_id_option(const Args& args, const std::string& name, Store& store) {
-  const auto given = args.all(name);
-  if (given.size() != 1) throw InputError(fmt::format("{} RUN_ID is required once", name));
-  return select_runs(store, given).front();
+  if (!args.given(name)) throw InputError(fmt::format("{} RUN_ID is required", name));
+  return select_runs(store, {args.integer(name)}).front();
 }
 
 struct Offence {
@@ -120,15 +106,13 @@ void check_accuracy(const CellPair& pair, double max_drop, GateResult& r) {
 }
 
 int gate_command(const Args& args) {
-  args.expect_positionals(0, 0,
-                          "ctxbench gate --baseline RUN_A --candidate RUN_B [--max-slowdown 5%] "
-                          "[--max-accuracy-drop 0.5] [--alpha 0.05] [--db FILE]");
-  const std::string path = args.option("--db", kDefaultDb);
+  args.expect_positionals(0, 0);
+  const std::string path = args.text("--db");
   check_readable_database(path);
   Store store(path);
   const auto baseline = run_id_option(args, "--baseline", store);
   const auto candidate = run_id_option(args, "--candidate", store);
-  const double alpha = parse_alpha(args.option("--alpha", "0.05"));
+  const double alpha = checked_alpha(args.number("--alpha"));
   const auto slowdown =
       choose(args, "--max-slowdown", "max_slowdown", store, {candidate, baseline}, kDefaultMaxSlowdown);
   const auto drop =
@@ -172,18 +156,37 @@ const RegisterCommand registration{{
     .name = "gate",
     .summary = "fail (exit 4) when a candidate run regresses against a baseline run beyond the thresholds",
     .usage = "ctxbench gate --baseline RUN_A --candidate RUN_B [--max-slowdown 5%] [--max-accuracy-drop 0.5]\n"
-             "              [--alpha 0.05] [--db FILE]\n\n"
-             "Matches cells as `ctxbench compare` does and lists every offending cell:\n"
-             "  - a timing with repetitions that is significantly slower than the baseline's times (1 + max\n"
-             "    slowdown): one-sided Mann-Whitney U test of the candidate's repetitions against the scaled\n"
-             "    baseline repetitions, p < alpha. Needs at least 4 repetitions per cell (5 or more is better);\n"
-             "    timings of single values are not gated. --max-slowdown takes 5% or 0.05, or off;\n"
-             "  - an accuracy drop of more than max-accuracy-drop percentage points (ratio metrics x100);\n"
-             "  - a cell that passed in the baseline and failed in the candidate.\n"
-             "Thresholds not given come from the \"thresholds\" block of the candidate's suite, then the\n"
-             "baseline's, then the defaults 5% and 0.5 points. Exit status: 0 pass, 4 regression, 2 bad input.",
-    .options = {"--db", "--baseline", "--candidate", "--max-slowdown", "--max-accuracy-drop", "--alpha"},
-    .flags = {},
+             "              [--alpha 0.05] [--db FILE]",
+    .description = "Matches cells as `ctxbench compare` does and lists every offending cell:\n"
+                   "  - a timing with repetitions that is significantly slower than the baseline's times (1 + max\n"
+                   "    slowdown): one-sided Mann-Whitney U test of the candidate's repetitions against the scaled\n"
+                   "    baseline repetitions, p < alpha. Needs at least 4 repetitions per cell (5 or more is better);\n"
+                   "    timings of single values are not gated. --max-slowdown takes 5% or 0.05, or off;\n"
+                   "  - an accuracy drop of more than max-accuracy-drop percentage points (ratio metrics x100);\n"
+                   "  - a cell that passed in the baseline and failed in the candidate.\n"
+                   "Thresholds not given come from the \"thresholds\" block of the candidate's suite, then the\n"
+                   "baseline's, then the defaults 5% and 0.5 points. Exit status: 0 pass, 4 regression, 2 bad input.",
+    .options = {database_option(),
+                {.name = "--baseline",
+                 .type = ParamType::integer,
+                 .default_value = nullptr,
+                 .help = "the run gated against; required",
+                 .min = 1},
+                {.name = "--candidate",
+                 .type = ParamType::integer,
+                 .default_value = nullptr,
+                 .help = "the run gated; required",
+                 .min = 1},
+                {.name = "--max-slowdown",
+                 .type = ParamType::string,
+                 .default_value = nullptr,
+                 .help = "5% or 0.05, or off; by default the suites' thresholds, else 5%"},
+                {.name = "--max-accuracy-drop",
+                 .type = ParamType::number,
+                 .default_value = nullptr,
+                 .help = "percentage points; by default the suites' thresholds, else 0.5",
+                 .min = 0},
+                alpha_option()},
     .run = gate_command,
 }};
 

@@ -96,13 +96,13 @@ void write_html(Store& store, const std::vector<std::int64_t>& runs, const std::
 }
 
 int report_command(const Args& args) {
-  args.expect_positionals(0, 0, "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]");
-  const std::string path = args.option("--db", kDefaultDb);
+  args.expect_positionals(0, 0);
+  const std::string path = args.text("--db");
   check_readable_database(path);
   Store store(path);
-  const auto runs = select_runs(store, args.all("--run"));
-  if (const auto html = args.option("--html", ""); !html.empty()) {
-    write_html(store, runs, html);
+  const auto runs = select_runs(store, args.integers("--run"));
+  if (args.given("--html")) {
+    write_html(store, runs, args.text("--html"));
     return 0;
   }
   for (const auto id : runs) print_run(store, id);
@@ -112,8 +112,8 @@ int report_command(const Args& args) {
 const RegisterCommand registration{{
     .name = "report",
     .summary = "summarise stored runs: metadata, a table per task, engine and context length, failed cells",
-    .usage =
-        "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]\n\n"
+    .usage = "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]",
+    .description =
         "Means over depths and seeds of each (task, engine, context length) group. Without --run, the newest run.\n"
         "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), the share of\n"
         "dense attention's mass on the keys attended (attention level), output error against float64 dense,\n"
@@ -123,8 +123,12 @@ const RegisterCommand registration{{
         "accuracy per task and engine, a depth x length heatmap per engine for tasks with several depths,\n"
         "time and speedup-over-dense curves for prefill and decode, memory held against context length,\n"
         "failed cells with their errors; every point and cell has a tooltip and a table of numbers.",
-    .options = {"--db", "--run", "--html"},
-    .flags = {},
+    .options = {database_option(),
+                run_option(),
+                {.name = "--html",
+                 .type = ParamType::string,
+                 .default_value = nullptr,
+                 .help = "writes the report to this HTML file"}},
     .run = report_command,
 }};
 

@@ -43,18 +43,20 @@ void check_readable_database(const std::string& path) {
   }
 }
 
-std::vector<std::int64_t> select_runs(Store& store, const std::vector<std::string>& ids) {
+ParamSpec run_option() {
+  return {.name = "--run",
+          .type = ParamType::integer_list,
+          .default_value = nullptr,
+          .help = "a run to read (default the newest)",
+          .min = 1};
+}
+
+std::vector<std::int64_t> select_runs(Store& store, const std::vector<long long>& ids) {
   const auto runs = store.runs();
   if (runs.empty()) throw InputError(fmt::format("{}: the database holds no runs yet", store.path()));
   if (ids.empty()) return {runs.back().id};
   std::vector<std::int64_t> out;
-  for (const auto& text : ids) {
-    std::int64_t id = 0;
-    try {
-      id = std::stoll(text);
-    } catch (const std::exception&) {
-      throw InputError(fmt::format("run id \"{}\": expected a number (see `ctxbench list runs`)", text));
-    }
+  for (const auto id : ids) {
     if (!store.run(id)) throw InputError(fmt::format("{}: no run {} (see `ctxbench list runs`)", store.path(), id));
     out.push_back(id);
   }
@@ -121,15 +123,15 @@ std::vector<std::vector<std::string>> export_rows(Store& store, std::int64_t run
   return rows;
 }
 
-double parse_alpha(const std::string& text) {
-  double alpha = -1;
-  try {
-    std::size_t used = 0;
-    alpha = std::stod(text, &used);
-    if (used != text.size()) alpha = -1;
-  } catch (const std::exception&) {
-  }
-  if (!(alpha > 0 && alpha < 1)) throw InputError("--alpha: expected a number in (0, 1), got " + text);
+ParamSpec alpha_option() {
+  return {.name = "--alpha",
+          .type = ParamType::number,
+          .default_value = 0.05,
+          .help = "the significance level of the timing tests, in (0, 1)"};
+}
+
+double checked_alpha(double alpha) {
+  if (!(alpha > 0 && alpha < 1)) throw InputError(fmt::format("--alpha: expected a number in (0, 1), got {}", alpha));
   return alpha;
 }
 

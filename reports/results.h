@@ -14,9 +14,12 @@ namespace ctxbench::reports {
 // which would otherwise create a missing file or add tables to a foreign one.
 void check_readable_database(const std::string& path);
 
+// --run ID, repeatable, of the commands that read runs through select_runs.
+ParamSpec run_option();
+
 // Run ids from the command line, or the newest run when none is given. Throws InputError for unknown ids
 // or an empty database.
-std::vector<std::int64_t> select_runs(Store& store, const std::vector<std::string>& ids);
+std::vector<std::int64_t> select_runs(Store& store, const std::vector<long long>& ids);
 
 // The environment of a run as a JSON object (like Google Benchmark's "context" block).
 Json run_context(const RunInfo& run);
@@ -26,8 +29,9 @@ const std::vector<std::string>& export_columns();
 // One row per (cell, metric); a failed cell gives one row with an empty metric and its error.
 std::vector<std::vector<std::string>> export_rows(Store& store, std::int64_t run_id);
 
-// The significance level of --alpha: a number in (0, 1).
-double parse_alpha(const std::string& text);
+// --alpha of compare and gate, and its check: a number in (0, 1), else InputError.
+ParamSpec alpha_option();
+double checked_alpha(double alpha);
 
 std::string csv_escape(const std::string& field);
 std::string format_number(double value);

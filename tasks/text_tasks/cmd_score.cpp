@@ -17,25 +17,19 @@ constexpr const char* kUsage =
     "ctxbench score longbench --dataset NAME PRED.jsonl [--e]\n"
     "ctxbench score ruler --task NAME PRED.jsonl";
 
-std::string required(const Args& args, const std::string& option) {
-  const std::string value = args.option(option, "");
-  if (value.empty()) throw InputError(fmt::format("{} is required\nusage:\n{}", option, kUsage));
-  return value;
-}
-
 int score_command(const Args& args) {
-  args.expect_positionals(2, 2, kUsage);
+  args.expect_positionals(2, 2);
   const std::string what = args.positionals()[0];
   const std::filesystem::path predictions = args.positionals()[1];
   if (what == "longbench") {
     const auto metrics =
         scoring::longbench::DatasetMetrics::load(from_source_tree("datasets/longbench/dataset2metric.json"));
-    const std::string dataset = required(args, "--dataset");
+    const std::string dataset = args.text("--dataset");
     metrics.metric_for(dataset);  // an unknown dataset fails before the file is read
     fmt::print("{}\n",
                scoring::score_longbench_predictions(predictions, dataset, args.flag("--e"), metrics).result_json());
   } else if (what == "ruler") {
-    const auto result = scoring::score_ruler_predictions(predictions, required(args, "--task"));
+    const auto result = scoring::score_ruler_predictions(predictions, args.text("--task"));
     fmt::print("{}", result.summary_csv());
   } else {
     throw InputError(fmt::format("score: unknown benchmark \"{}\"\nusage:\n{}", what, kUsage));
@@ -47,8 +41,19 @@ const RegisterCommand registration{{
     .name = "score",
     .summary = "score a LongBench or RULER prediction file exactly as the official eval scripts do",
     .usage = kUsage,
-    .options = {"--dataset", "--task"},
-    .flags = {"--e"},
+    .description = "",
+    .options = {{.name = "--dataset",
+                 .type = ParamType::string,
+                 .default_value = nullptr,
+                 .help = "the LongBench dataset (as in dataset2metric.json); required for longbench"},
+                {.name = "--task",
+                 .type = ParamType::string,
+                 .default_value = nullptr,
+                 .help = "the RULER task; required for ruler"},
+                {.name = "--e",
+                 .type = ParamType::boolean,
+                 .default_value = nullptr,
+                 .help = "LongBench-E: scores per length range"}},
     .run = score_command,
 }};
 
