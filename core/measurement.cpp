@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/metrics.h"
+
 namespace ctxbench {
 
 double median(std::vector<double> values) {
@@ -13,6 +15,9 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-double Measurement::value() const { return median(repetitions); }
+double Measurement::value() const {
+  const Metric* catalogued = MetricCatalogue::instance().find(metric);
+  return combine(catalogued ? catalogued->across_repetitions : Combine::median, repetitions);
+}
 
 }  // namespace ctxbench

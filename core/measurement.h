@@ -5,7 +5,8 @@
 
 namespace ctxbench {
 
-// One metric of a cell: its value is the median of the repetitions (or the single value).
+// One metric of a cell: its value combines the repetitions as the catalogue says (core/metrics.h), the median
+// for a metric it does not know.
 struct Measurement {
   std::string metric;
   std::string unit;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/metrics.h"
+
 namespace ctxbench::engines {
 
 double OffloadStats::hit_ratio() const {
@@ -85,11 +87,11 @@ std::optional<std::uint64_t> offload_capacity_entries(const Json& params, const 
 
 std::vector<Measurement> offload_measurements(const std::string& prefix, const OffloadStats& stats) {
   return {
-      {prefix + "_hit_ratio", "ratio", {stats.hit_ratio()}},
-      {prefix + "_accesses", "entries", {static_cast<double>(stats.accesses)}},
-      {prefix + "_bytes_to_device", "B", {static_cast<double>(stats.bytes_to_device)}},
-      {prefix + "_device_bytes", "B", {static_cast<double>(stats.device_bytes)}},
-      {prefix + "_capacity_bytes", "B", {static_cast<double>(stats.capacity_bytes)}},
+      make_measurement(prefix + "_hit_ratio", {stats.hit_ratio()}),
+      make_measurement(prefix + "_accesses", {static_cast<double>(stats.accesses)}),
+      make_measurement(prefix + "_bytes_to_device", {static_cast<double>(stats.bytes_to_device)}),
+      make_measurement(prefix + "_device_bytes", {static_cast<double>(stats.device_bytes)}),
+      make_measurement(prefix + "_capacity_bytes", {static_cast<double>(stats.capacity_bytes)}),
   };
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/metrics.h"
 #include "core/timer.h"
 #include "kernels/reference.h"
 
@@ -196,8 +197,8 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
   }
   AttentionProblem p = problem;
   round_to_stored_precision(p);
-  Measurement time{p.phase == Phase::prefill ? "prefill_seconds" : "decode_seconds_per_step", "s", {}};
-  Measurement observe{"observe_seconds", "s", {}};
+  Measurement time = make_measurement(p.phase == Phase::prefill ? "prefill_seconds" : "decode_seconds_per_step");
+  Measurement observe = make_measurement("observe_seconds");
   RepetitionResult last;
   for (int rep = 0; rep < std::max(1, repetitions); ++rep) {
     last = run_once(engine, p);
@@ -209,22 +210,21 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
   const double bytes_per_token = 2.0 * p.layout.heads_kv * p.layout.head_dim * kernels::dtype_bytes(p.layout.kv_dtype);
   std::vector<Measurement> out = {
       time,
-      {"mask_seconds", "s", {s.mask_seconds}},
-      {"attention_seconds", "s", {s.attention_seconds}},
-      {"keys_attended_mean",
-       "keys",
-       {last.recall.rows ? static_cast<double>(last.recall.keys) / last.recall.rows : 0.0}},
-      {"keys_attended_max", "keys", {static_cast<double>(last.recall.keys_max)}},
-      {"kv_bytes_read", "B", {static_cast<double>(s.kv_bytes_read - last.observe_bytes_read)}},
-      {"kv_bytes_resident", "B", {static_cast<double>(s.kv_bytes_resident)}},
-      {"kv_bytes_full", "B", {bytes_per_token * p.tokens}},
-      {"output_rel_error", "ratio", {quality.output_error}},
-      {"attention_recall", "ratio", {quality.attention_recall}},
+      make_measurement("mask_seconds", {s.mask_seconds}),
+      make_measurement("attention_seconds", {s.attention_seconds}),
+      make_measurement("keys_attended_mean",
+                       {last.recall.rows ? static_cast<double>(last.recall.keys) / last.recall.rows : 0.0}),
+      make_measurement("keys_attended_max", {static_cast<double>(last.recall.keys_max)}),
+      make_measurement("kv_bytes_read", {static_cast<double>(s.kv_bytes_read - last.observe_bytes_read)}),
+      make_measurement("kv_bytes_resident", {static_cast<double>(s.kv_bytes_resident)}),
+      make_measurement("kv_bytes_full", {bytes_per_token * p.tokens}),
+      make_measurement("output_rel_error", {quality.output_error}),
+      make_measurement("attention_recall", {quality.attention_recall}),
   };
   if (p.phase == Phase::decode && p.observe > 0) out.push_back(observe);
   out.insert(out.end(), last.extra.begin(), last.extra.end());
   if (last.recall.total > 0) {
-    out.push_back({"needle_recall", "ratio", {static_cast<double>(last.recall.hits) / last.recall.total}});
+    out.push_back(make_measurement("needle_recall", {static_cast<double>(last.recall.hits) / last.recall.total}));
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "core/metrics.h"
 #include "engines/engine.h"
 #include "harness/attention_driver.h"
 #include "harness/environment.h"
@@ -31,13 +32,10 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
   auto generator = make_generator(cell, engine_info);
   const auto samples = task_info.make_text_samples(context, generator->tokenizer());
   CellOutput out;
-  const std::string unit = !task_info.metric_unit.empty()  ? task_info.metric_unit
-                           : task_info.metric_scale == 100 ? "%"
-                                                           : "ratio";
-  Measurement score{task_info.metric, unit, {}};
-  Measurement prompt{"prompt_tokens", "tokens", {}}, generated{"generated_tokens", "tokens", {}};
-  Measurement prefill{"prefill_seconds", "s", {}}, first{"first_token_seconds", "s", {}};
-  Measurement decode{"decode_seconds_per_token", "s", {}}, share{"attention_share", "ratio", {}};
+  const Metric& score_metric = catalogued_metric(task_info.metric);
+  Measurement prompt = make_measurement("prompt_tokens"), generated = make_measurement("generated_tokens");
+  Measurement prefill = make_measurement("prefill_seconds"), first = make_measurement("first_token_seconds");
+  Measurement decode = make_measurement("decode_seconds_per_token"), share = make_measurement("attention_share");
   double score_sum = 0;
   // Generating tasks hand over every sample at once (a remote engine keeps several requests in flight); tasks
   // that evaluate without generating (perplexity) go sample by sample.
@@ -72,8 +70,11 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
     if (total > 0 && g.attention_seconds > 0) share.repetitions.push_back(g.attention_seconds / total);
   }
   if (samples.empty()) throw std::runtime_error("the task produced no samples");
-  score.repetitions = {task_info.metric_scale * score_sum / samples.size()};
-  out.measurements = {score, {"samples", "count", {static_cast<double>(samples.size())}}, prompt, generated, prefill,
+  out.measurements = {make_measurement(score_metric.name, {score_metric.scale() * score_sum / samples.size()}),
+                      make_measurement("samples", {static_cast<double>(samples.size())}),
+                      prompt,
+                      generated,
+                      prefill,
                       first};
   for (auto* m : {&decode, &share}) {
     if (!m->repetitions.empty()) out.measurements.push_back(*m);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/metrics.h"
 #include "core/source_tree.h"
 #include "core/timer.h"
 #include "model/backend.h"
@@ -165,8 +166,8 @@ void LlamaGenerator::collect(const Sequence& seq) {
 
 std::vector<Measurement> LlamaGenerator::extra_measurements() const {
   if (queries_ == 0) return {};
-  return {{"keys_per_query", "keys", {keys_attended_ / queries_}},
-          {"kv_bytes_resident", "bytes", {kv_bytes_resident_max_}}};
+  return {make_measurement("keys_per_query", {keys_attended_ / queries_}),
+          make_measurement("kv_bytes_resident", {kv_bytes_resident_max_})};
 }
 
 std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_ptr<const engines::Engine> attention) {

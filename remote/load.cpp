@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/metrics.h"
+
 namespace ctxbench::remote {
 
 double percentile(std::vector<double> values, double p) {
@@ -19,25 +21,23 @@ double percentile(std::vector<double> values, double p) {
 std::vector<Measurement> load_measurements(const LoadRecord& r) {
   std::vector<Measurement> out;
   if (!r.latency_seconds.empty()) {
-    out.push_back({"latency_seconds", "s", r.latency_seconds});
+    out.push_back(make_measurement("latency_seconds", r.latency_seconds));
     for (const double p : {50.0, 90.0, 99.0}) {
-      out.push_back(
-          {"latency_p" + std::to_string(static_cast<int>(p)) + "_seconds", "s", {percentile(r.latency_seconds, p)}});
-      out.push_back({"first_token_p" + std::to_string(static_cast<int>(p)) + "_seconds",
-                     "s",
-                     {percentile(r.first_token_seconds, p)}});
+      const std::string rank = std::to_string(static_cast<int>(p));
+      out.push_back(make_measurement("latency_p" + rank + "_seconds", {percentile(r.latency_seconds, p)}));
+      out.push_back(make_measurement("first_token_p" + rank + "_seconds", {percentile(r.first_token_seconds, p)}));
     }
   }
   if (r.wall_seconds > 0) {
     const double requests = static_cast<double>(r.latency_seconds.size());
-    out.push_back({"throughput_requests_per_second", "1/s", {requests / r.wall_seconds}});
-    out.push_back({"throughput_output_tokens_per_second", "tokens/s", {r.output_tokens / r.wall_seconds}});
+    out.push_back(make_measurement("throughput_requests_per_second", {requests / r.wall_seconds}));
+    out.push_back(make_measurement("throughput_output_tokens_per_second", {r.output_tokens / r.wall_seconds}));
   }
-  if (!r.server_prompt_tokens.empty()) out.push_back({"server_prompt_tokens", "tokens", r.server_prompt_tokens});
+  if (!r.server_prompt_tokens.empty()) out.push_back(make_measurement("server_prompt_tokens", r.server_prompt_tokens));
   if (!r.server_completion_tokens.empty())
-    out.push_back({"server_completion_tokens", "tokens", r.server_completion_tokens});
-  out.push_back({"retries", "count", {static_cast<double>(r.retries)}});
-  out.push_back({"concurrency", "count", {static_cast<double>(r.concurrency)}});
+    out.push_back(make_measurement("server_completion_tokens", r.server_completion_tokens));
+  out.push_back(make_measurement("retries", {static_cast<double>(r.retries)}));
+  out.push_back(make_measurement("concurrency", {static_cast<double>(r.concurrency)}));
   return out;
 }
 

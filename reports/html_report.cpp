@@ -70,12 +70,6 @@ void add_unique(std::vector<Key>& list, const Key& key) {
   if (std::find(list.begin(), list.end(), key) == list.end()) list.push_back(key);
 }
 
-double mean(const std::vector<double>& values) {
-  double sum = 0;
-  for (double v : values) sum += v;
-  return values.empty() ? std::nan("") : sum / values.size();
-}
-
 double geometric_mean(const std::vector<double>& values) {
   double sum = 0;
   for (double v : values) sum += std::log(v);
@@ -200,13 +194,14 @@ std::string accuracy_table(const RunView& v) {
     for (const auto& engine : v.engines) {
       std::vector<double> points, errors, masses;
       double samples = 0;
-      std::string metric;
+      std::string metric, label;
       int cells = 0;
       for (const auto* c : v.ok_cells(engine, task)) {
         ++cells;
         if (const auto* m = accuracy_measurement(*c)) {
           points.push_back(accuracy_points(*m));
-          metric = metric_info(m->metric, m->unit).label;
+          metric = m->metric;
+          label = metric_info(m->metric, m->unit).label;
         }
         const auto* s = find_metric(*c, "samples");
         samples += s ? s->value() : 1;
@@ -217,10 +212,11 @@ std::string accuracy_table(const RunView& v) {
       if (points.empty()) continue;
       any_error |= !errors.empty();
       const auto [lo, hi] = std::minmax_element(points.begin(), points.end());
-      means.push_back(mean(points));
-      rows.push_back({task, engine, metric, percent(means.back()), percent(*lo), percent(*hi), std::to_string(cells),
-                      fmt::format("{:.0f}", samples), masses.empty() ? "-" : percent(mean(masses)),
-                      errors.empty() ? "-" : fmt::format("{:.3g}", mean(errors))});
+      means.push_back(across_cells(metric, points));
+      rows.push_back({task, engine, label, percent(means.back()), percent(*lo), percent(*hi), std::to_string(cells),
+                      fmt::format("{:.0f}", samples),
+                      masses.empty() ? "-" : percent(across_cells("attention_recall", masses)),
+                      errors.empty() ? "-" : fmt::format("{:.3g}", across_cells("output_rel_error", errors))});
     }
   }
   if (rows.empty()) return "";
@@ -252,13 +248,14 @@ std::string heatmaps(const RunView& v) {
   for (const auto& task : v.tasks) {
     std::set<double> depths;
     std::set<int> lengths;
-    std::string metric;
+    std::string metric, label;
     for (const auto* c : v.ok) {
       if (c->task != task) continue;
       if (const auto* m = accuracy_measurement(*c)) {
         depths.insert(c->depth);
         lengths.insert(c->context_length);
-        metric = metric_info(m->metric, m->unit).label;
+        metric = m->metric;
+        label = metric_info(m->metric, m->unit).label;
       }
     }
     if (depths.size() < 2) continue;
@@ -278,11 +275,11 @@ std::string heatmaps(const RunView& v) {
             if (c->depth != d || c->context_length != t) continue;
             if (const auto* m = accuracy_measurement(*c)) points.push_back(accuracy_points(*m));
           }
-          row.push_back(mean(points));
+          row.push_back(across_cells(metric, points));
           tips.push_back(points.empty()
                              ? fmt::format("{} · {}\ncontext {} tokens, depth {:g}%: no result", engine, task, t, d)
                              : fmt::format("{} · {}\ncontext {} tokens, depth {:g}%\n{}: {:.1f}% ({} cells)", engine,
-                                           task, t, d, metric, row.back(), points.size()));
+                                           task, t, d, label, row.back(), points.size()));
         }
         map.values.push_back(std::move(row));
         map.tooltips.push_back(std::move(tips));
@@ -373,9 +370,10 @@ Charts speed_charts(const RunView& v, const std::string& metric, const MetricInf
         }
       }
       for (const auto& [t, values] : seconds) {
-        time.points.push_back({static_cast<double>(t), mean(values),
+        const double y = across_cells(metric, values);
+        time.points.push_back({static_cast<double>(t), y,
                                fmt::format("{}\ncontext {} tokens: {} ({}, mean of {} cells)", name, t,
-                                           format_value(mean(values), "s"), info.label, values.size())});
+                                           format_value(y, "s"), info.label, values.size())});
       }
       for (const auto& [t, values] : ratios) {
         const double x = geometric_mean(values);
@@ -471,7 +469,7 @@ std::string memory(const RunView& v) {
         }
         if (bytes.empty()) continue;
         std::map<int, double> means;
-        for (const auto& [t, values] : bytes) means[t] = mean(values);
+        for (const auto& [t, values] : bytes) means[t] = across_cells(metric, values);
         const auto same = std::find_if(lines.begin(), lines.end(), [&](const auto& l) { return l.first == means; });
         if (same == lines.end())
           lines.push_back({means, {engine}});
@@ -527,7 +525,7 @@ std::string all_metrics(const RunView& v) {
     }
     if (metrics.empty()) continue;
     std::vector<std::string> header = {"engine", "context", "cells"};
-    for (const auto& [name, unit] : metrics) header.push_back(name);
+    for (const auto& [name, unit] : metrics) header.push_back(metric_info(name, unit).label);
     std::vector<std::vector<std::string>> rows;
     for (const auto& engine : v.engines) {
       std::map<int, std::vector<const CellRecord*>> by_length;
@@ -539,7 +537,7 @@ std::string all_metrics(const RunView& v) {
           for (const auto* c : cells) {
             if (const auto* m = find_metric(*c, name)) values.push_back(m->value());
           }
-          row.push_back(format_value(mean(values), unit));
+          row.push_back(format_value(across_cells(name, values), unit));
         }
         rows.push_back(std::move(row));
       }

@@ -4,39 +4,18 @@
 
 #include <array>
 #include <cmath>
-#include <map>
 
+#include "core/metrics.h"
 #include "tasks/task.h"
 
 namespace ctxbench::reports {
 namespace {
 
-const std::map<std::string, MetricInfo>& known_metrics() {
-  using K = MetricKind;
-  static const std::map<std::string, MetricInfo> known = {
-      {"prefill_seconds", {"Prefill time", K::time, false, "prefill"}},
-      {"decode_seconds_per_step", {"Decode time per step", K::time, false, "decode"}},
-      {"decode_seconds_per_token", {"Decode time per token", K::time, false, "decode"}},
-      {"first_token_seconds", {"Time to first token", K::time, false, ""}},
-      {"observe_seconds", {"Observation-window time", K::time, false, ""}},
-      {"mask_seconds", {"Mask selection time (last repetition)", K::time, false, ""}},
-      {"attention_seconds", {"Attention time (last repetition)", K::time, false, ""}},
-      {"keys_attended_mean", {"Keys attended per query (mean)", K::count, false, ""}},
-      {"keys_attended_max", {"Keys attended per query (max)", K::count, false, ""}},
-      {"kv_bytes_read", {"KV bytes read", K::memory, false, ""}},
-      {"kv_bytes_resident", {"KV cache resident", K::memory, true, ""}},
-      {"kv_bytes_full", {"KV cache of full attention", K::memory, false, ""}},
-      {"device_bytes", {"Device memory", K::memory, true, ""}},
-      {"offload_hit_ratio", {"Offload cache hit ratio", K::other, false, ""}},
-      {"output_rel_error", {"Output relative error", K::error, false, ""}},
-      {"needle_recall", {"Needle recall", K::accuracy, false, ""}},
-      {"attention_recall", {"Attention mass recall", K::accuracy, false, ""}},
-      {"samples", {"Samples", K::count, false, ""}},
-      {"prompt_tokens", {"Prompt tokens", K::count, false, ""}},
-      {"generated_tokens", {"Generated tokens", K::count, false, ""}},
-      {"attention_share", {"Attention share of generation time", K::other, false, ""}},
-  };
-  return known;
+// The headline timings, charted as speedups per phase.
+std::string headline_phase(const std::string& name) {
+  if (name == "prefill_seconds") return "prefill";
+  if (name == "decode_seconds_per_step" || name == "decode_seconds_per_token") return "decode";
+  return "";
 }
 
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
@@ -53,6 +32,17 @@ std::string readable(const std::string& name) {
   return out;
 }
 
+MetricKind kind_of(const Metric& metric) {
+  if (metric.unit == "s") return MetricKind::time;
+  if (metric.unit == "B") return MetricKind::memory;
+  const bool fraction = metric.unit == "%" || metric.unit == "ratio";
+  if (metric.better == Better::higher && fraction) return MetricKind::accuracy;
+  if (metric.better == Better::lower) return MetricKind::error;
+  if (metric.better == Better::neither && !fraction) return MetricKind::count;
+  return MetricKind::other;
+}
+
+// A name the catalogue does not know (a database from an older build): classified by its unit and name.
 MetricKind classify(const std::string& name, const std::string& unit) {
   if (unit == "s" || ends_with(name, "_seconds")) return MetricKind::time;
   if (unit == "B" || contains(name, "bytes")) return MetricKind::memory;
@@ -67,11 +57,17 @@ MetricKind classify(const std::string& name, const std::string& unit) {
 }  // namespace
 
 MetricInfo metric_info(const std::string& name, const std::string& unit) {
-  if (const auto it = known_metrics().find(name); it != known_metrics().end()) return it->second;
-  MetricInfo info{readable(name), classify(name, unit), false, ""};
+  const Metric* catalogued = MetricCatalogue::instance().find(name);
+  MetricInfo info{catalogued ? catalogued->display : readable(name),
+                  catalogued ? kind_of(*catalogued) : classify(name, unit), false, headline_phase(name)};
   info.resident_memory = info.kind == MetricKind::memory &&
                          (contains(name, "resident") || contains(name, "device") || contains(name, "peak"));
   return info;
+}
+
+double across_cells(const std::string& metric, std::vector<double> values) {
+  const Metric* catalogued = MetricCatalogue::instance().find(metric);
+  return combine(catalogued ? catalogued->across_cells : Combine::mean, std::move(values));
 }
 
 const Measurement* find_metric(const CellRecord& cell, const std::string& name) {
@@ -117,18 +113,6 @@ std::string format_value(double value, const std::string& unit) {
   if (unit == "ratio") return fmt::format("{:.4g}", value);
   if (unit.empty()) return fmt::format("{:.4g}", value);
   return fmt::format("{:.4g} {}", value, unit);
-}
-
-std::string kind_name(MetricKind kind) {
-  switch (kind) {
-    case MetricKind::time: return "time";
-    case MetricKind::memory: return "memory";
-    case MetricKind::accuracy: return "accuracy";
-    case MetricKind::error: return "error";
-    case MetricKind::count: return "count";
-    case MetricKind::other: return "other";
-  }
-  return "other";
 }
 
 }  // namespace ctxbench::reports

@@ -1,8 +1,10 @@
-// What a stored metric is: reports work from metric names and units generically, so that metrics added by
-// new engines and tasks show up without changes here; the known ones get readable labels.
+// What a stored metric means to a report: read from the metric catalogue (core/metrics.h) by name, so metrics
+// added by new engines and tasks show up without changes here; names it does not know (databases from older
+// builds) are classified from their stored unit and name.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "harness/store.h"
 
@@ -24,9 +26,14 @@ struct MetricInfo {
   std::string phase;             // "prefill" or "decode" for the headline timings charted as speedups
 };
 
-// Known metrics by name; unknown ones classified by unit and name (seconds -> time, bytes -> memory,
-// "*_error" -> error, names with accuracy/score/recall/match/f1/rouge -> accuracy).
+// Catalogued metrics: their display name, and a kind from their unit and direction (higher-is-better fractions
+// -> accuracy, lower-is-better non-time non-memory -> error). Unknown ones: a label from the name, a kind by unit
+// and name (seconds -> time, bytes -> memory, "*_error" -> error, names with accuracy/score/recall/match/f1/rouge
+// -> accuracy).
 MetricInfo metric_info(const std::string& name, const std::string& unit);
+
+// Values of one metric from several cells, combined as the catalogue says (the mean for unknown names).
+double across_cells(const std::string& metric, std::vector<double> values);
 
 const Measurement* find_metric(const CellRecord& cell, const std::string& name);
 
@@ -39,7 +46,5 @@ double accuracy_points(const Measurement& m);
 
 // A value with its unit made readable: 1.23 ms, 4.0 MiB, 87.5%.
 std::string format_value(double value, const std::string& unit);
-
-std::string kind_name(MetricKind kind);
 
 }  // namespace ctxbench::reports

@@ -97,14 +97,12 @@ struct TaskInfo {
   std::function<AttentionProblem(const CellContext&)> make_attention_problem = nullptr;
   // Text level: samples whose lengths are measured in the generator's tokens.
   std::function<std::vector<TextSample>(const CellContext&, const Tokenizer&)> make_text_samples = nullptr;
-  // Score of one answer, in [0, 1]; the cell's `metric` is their mean (x100 where the official script does).
+  // Score of one answer, in [0, 1]; the cell's `metric` is their mean, times the metric's scale (x100 for the
+  // "%" metrics the official scripts report in percent).
   std::function<double(const TextSample&, const std::string& prediction)> score = nullptr;
-  std::string metric = "accuracy";
-  double metric_scale = 1.0;  // 100 for metrics the official scripts report in percent
+  std::string metric = "accuracy";  // a catalogued metric (core/metrics.h): its unit, scale and direction
   // Text tasks that score the model without generating (perplexity) set this instead of `score`.
   std::function<SampleOutcome(Generator&, const TextSample&)> evaluate = nullptr;
-  bool higher_is_better = true;  // false for perplexity
-  std::string metric_unit = "";  // empty: "%" when metric_scale is 100, else "ratio"
 };
 
 using TaskRegistry = Registry<TaskInfo>;

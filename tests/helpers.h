@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/measurement.h"
+#include "core/metrics.h"
 #include "core/random.h"
 
 namespace ctxbench::testing {
@@ -48,6 +50,17 @@ inline int run_shell(const std::string& command, std::string* output = nullptr) 
   }
   std::filesystem::remove(capture);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The measurements whose metric is not catalogued, or stored in another unit than the catalogue's: empty when
+// every one is (core/metrics.h).
+inline std::vector<std::string> uncatalogued(const std::vector<Measurement>& measurements) {
+  std::vector<std::string> out;
+  for (const auto& m : measurements) {
+    const Metric* metric = MetricCatalogue::instance().find(m.metric);
+    if (!metric || metric->unit != m.unit) out.push_back(m.metric + " [" + m.unit + "]");
+  }
+  return out;
 }
 
 }  // namespace ctxbench::testing

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "core/metrics.h"
 #include "core/random.h"
 #include "engines/kv_offload.h"
 
@@ -29,6 +30,13 @@ class SlowLru {
   std::size_t capacity_;
   std::vector<std::uint64_t> order_;
 };
+
+// offload_measurements of a tier named "tier".
+const RegisterMetric tier_hit_ratio{{"tier_hit_ratio", "ratio", Better::neither, "Tier hit ratio"}};
+const RegisterMetric tier_accesses{{"tier_accesses", "entries", Better::neither, "Tier accesses"}};
+const RegisterMetric tier_bytes_to_device{{"tier_bytes_to_device", "B", Better::lower, "Tier bytes to device"}};
+const RegisterMetric tier_device_bytes{{"tier_device_bytes", "B", Better::lower, "Tier device memory"}};
+const RegisterMetric tier_capacity_bytes{{"tier_capacity_bytes", "B", Better::neither, "Tier capacity"}};
 
 }  // namespace
 

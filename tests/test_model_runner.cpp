@@ -2,6 +2,7 @@
 // the task's parameters, generates, and stores timings with the scores.
 #include <catch2/catch.hpp>
 
+#include "core/metrics.h"
 #include "core/source_tree.h"
 #include "harness/runner.h"
 #include "model/backend.h"
@@ -33,6 +34,8 @@ const tasks::RegisterTask continue_task{{
     .metric = "answered",
 }};
 
+const RegisterMetric answered{{"answered", "ratio", Better::higher, "Answered"}};
+
 double metric(const CellOutput& out, const std::string& name) {
   for (const auto& m : out.measurements) {
     if (m.metric == name) return m.value();
@@ -60,6 +63,7 @@ TEST_CASE("model backend: text cells on dense attention run through the llama ru
   CHECK(metric(out, "attention_share") > 0);
   CHECK(metric(out, "attention_share") < 1);
   CHECK(metric(out, "keys_per_query") > 1);
+  CHECK(testing::uncatalogued(out.measurements) == std::vector<std::string>{});
   REQUIRE(out.samples.size() == 2);
   CHECK(out.samples[0].prediction.size() == 4);
 }

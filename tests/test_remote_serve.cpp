@@ -127,6 +127,7 @@ TEST_CASE("a remote cell against serve: N requests in flight, latency percentile
     CHECK(m.at("throughput_output_tokens_per_second").value() ==
           Approx(4 * m.at("throughput_requests_per_second").value()));
     CHECK(m.at("concurrency").value() == concurrency);
+    CHECK(testing::uncatalogued(output.measurements) == std::vector<std::string>{});
     REQUIRE(output.samples.size() == 8);
     CHECK(output.samples[3].prediction == "1021");
     if (concurrency == 1) {

@@ -94,7 +94,6 @@ inline const tasks::RegisterTask remote_keys_task{{
     .score = [](const TextSample& s,
                 const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
     .metric = "accuracy",
-    .metric_scale = 100,
 }};
 
 // A Server running on its own thread; shut down and joined when it goes away.

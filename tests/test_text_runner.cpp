@@ -60,7 +60,6 @@ const tasks::RegisterTask test_task{{
     .score = [](const TextSample& s,
                 const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
     .metric = "accuracy",
-    .metric_scale = 100,
 }};
 
 const Measurement& metric(const CellOutput& out, const std::string& name) {

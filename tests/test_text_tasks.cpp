@@ -4,6 +4,7 @@
 #include <cmath>
 #include <regex>
 
+#include "core/metrics.h"
 #include "core/random.h"
 #include "core/source_tree.h"
 #include "harness/runner.h"
@@ -316,7 +317,8 @@ TEST_CASE("text tasks run through the runner with a test generator", "[text_task
   const auto ppl = run_cell(cells[2]);
   CHECK(measurement(ppl, "perplexity") == Approx(2.0));
   CHECK(measurement(ppl, "prompt_tokens") == 700);
-  CHECK_FALSE(testing::task("perplexity").higher_is_better);
+  CHECK(testing::uncatalogued(ppl.measurements) == std::vector<std::string>{});
+  CHECK(catalogued_metric(testing::task("perplexity").metric).better == Better::lower);
 }
 
 TEST_CASE("perplexity: one window per document, from a directory or a jsonl, optional BOS", "[text_tasks]") {

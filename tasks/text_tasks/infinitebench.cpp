@@ -100,7 +100,6 @@ const RegisterTask registration{{
                                                                                                                  : 0.0;
         },
     .metric = "accuracy",
-    .metric_scale = 100,
 }};
 
 }  // namespace

@@ -144,7 +144,6 @@ const RegisterTask registration{{
               sample.references, sample.extra.at("all_classes").get<std::vector<std::string>>());
         },
     .metric = "score",
-    .metric_scale = 100,
 }};
 
 }  // namespace

@@ -93,7 +93,6 @@ const RegisterTask registration{{
           return scoring::longbench_v2::is_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
         },
     .metric = "accuracy",
-    .metric_scale = 100,
 }};
 
 }  // namespace

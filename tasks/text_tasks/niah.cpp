@@ -147,7 +147,6 @@ const RegisterTask registration{{
           return scoring::needle::niah_phrase_recall_not_llm_judge(prediction, sample.references);
         },
     .metric = "phrase_recall_not_llm_judge",
-    .metric_scale = 100,
 }};
 
 }  // namespace

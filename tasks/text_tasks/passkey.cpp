@@ -112,7 +112,6 @@ const RegisterTask registration{{
           return scoring::needle::passkey_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
         },
     .metric = "accuracy",
-    .metric_scale = 100,
 }};
 
 }  // namespace

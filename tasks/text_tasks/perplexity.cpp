@@ -112,10 +112,7 @@ const RegisterTask registration{{
                                }),
     .make_text_samples = make_samples,
     .metric = "perplexity",
-    .metric_scale = 1,
     .evaluate = evaluate,
-    .higher_is_better = false,
-    .metric_unit = "perplexity",
 }};
 
 }  // namespace

@@ -103,7 +103,6 @@ const RegisterTask registration{{
                      : scoring::ruler::string_match_all_sample(pred, sample.references);
         },
     .metric = "string_match",
-    .metric_scale = 100,
 }};
 
 }  // namespace
