@@ -9,7 +9,6 @@
 
 #include "core/random.h"
 #include "core/source_tree.h"
-#include "model/backend.h"
 
 namespace ctxbench::tasks::text {
 
@@ -143,16 +142,6 @@ std::vector<std::string> answers_field(const Json& record, const std::string& na
     throw InputError(fmt::format("{}: field \"{}\" must be a non-empty list of strings", where, name));
   }
   return value.get<std::vector<std::string>>();
-}
-
-ParamSchema text_task_params(int default_samples, ParamSchema own) {
-  own.insert(own.begin(), {.name = "samples",
-                           .type = ParamType::integer,
-                           .default_value = default_samples,
-                           .help = "samples per cell",
-                           .min = 1});
-  for (auto& spec : model::model_param_specs()) own.push_back(std::move(spec));
-  return own;
 }
 
 std::uint64_t sample_seed(std::uint64_t cell_seed, std::size_t index, std::uint64_t salt) {
