@@ -1,4 +1,4 @@
-// RULER as a text task: the 13 synthetic tasks generated at the cell's length (ruler_synthetic.h), or the
+// RULER as a text task: the 13 synthetic tasks generated at the cell's length (ruler/synthetic.h), or the
 // samples of a jsonl file written by RULER's own prepare.py ("input", "outputs", optional "answer_prefix";
 // the prompt is input + answer_prefix). Scored with RULER's string_match_all, or string_match_part for qa.
 #include "tasks/scoring/ruler.h"
@@ -8,7 +8,7 @@
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"
 #include "tasks/text_tasks/haystack.h"
-#include "tasks/text_tasks/ruler_synthetic.h"
+#include "tasks/text_tasks/ruler/synthetic.h"
 
 namespace ctxbench::tasks::text {
 namespace {
