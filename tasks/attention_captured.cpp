@@ -160,12 +160,8 @@ AttentionProblem make_problem(const CapturedParams& p, const CellContext& cell) 
   tokens.insert(tokens.end(), encoded.begin(), encoded.end());
 
   AttentionProblem problem;
-  problem.tokens = static_cast<int>(tokens.size());
-  problem.phase = p.mode;
-  problem.queries = std::min(p.queries, problem.tokens - 1);
+  p.drive(problem, static_cast<int>(tokens.size()), static_cast<int>(tokens.size()) - 1);
   const int prompt = problem.tokens - problem.queries;
-  problem.observe = problem.phase == engines::Phase::decode ? std::min(p.observe, prompt) : 0;
-  problem.error_queries = p.error_queries;
   problem.important_keys = occurrence_tokens(*tokenizer, sample.prompt, key, bos);
 
   CapturedLayer captured = capture_layer(llama, tokens, layer);

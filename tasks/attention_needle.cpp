@@ -176,12 +176,8 @@ std::vector<float> make_queries(Rng& rng, int heads, int n, int d, const std::ve
 AttentionProblem make_problem(const NeedleParams& p, const CellContext& cell) {
   AttentionProblem problem;
   problem.layout = {p.heads_q, p.heads_kv, p.head_dim, p.kv_dtype};
-  problem.phase = p.mode;
-  problem.tokens = cell.context_length;
-  problem.queries = std::min(p.queries, cell.context_length);
+  p.drive(problem, cell.context_length, cell.context_length);
   const int prompt = problem.tokens - problem.queries;
-  problem.observe = problem.phase == engines::Phase::decode ? std::min(p.observe, prompt) : 0;
-  problem.error_queries = p.error_queries;
 
   // Needles sit inside the prompt (visible to every query), the first at the cell's depth.
   const int count = std::min(p.needles, std::max(prompt, 1));

@@ -3,6 +3,7 @@
 // measures time, bytes and fidelity the same way for every task.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -53,6 +54,16 @@ struct AttentionDrive {
   int queries = kDefaultQueries;
   int observe = 32;
   int error_queries = 4;
+
+  // Sets how `problem`, of `tokens` keys, is driven: at most `max_queries` queries, the observed queries
+  // inside the prompt.
+  void drive(AttentionProblem& problem, int tokens, int max_queries) const {
+    problem.phase = mode;
+    problem.tokens = tokens;
+    problem.queries = std::min(queries, max_queries);
+    problem.observe = mode == engines::Phase::decode ? std::min(observe, tokens - problem.queries) : 0;
+    problem.error_queries = error_queries;
+  }
 };
 
 // `queries_help` says what `queries` means for the task.

@@ -106,6 +106,19 @@ std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path) {
   return records;
 }
 
+std::vector<TextSample> samples_from_jsonl(
+    const std::string& file, int samples, std::uint64_t seed,
+    const std::function<TextSample(const Json& record, const std::string& where)>& make) {
+  const auto path = from_source_tree(file);
+  const auto records = read_jsonl(path);
+  std::vector<TextSample> out;
+  for (const std::size_t i : choose_records(records.size(), samples, seed)) {
+    out.push_back(make(records[i].value, fmt::format("{}:{}", path.string(), records[i].line)));
+  }
+  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
+  return out;
+}
+
 std::vector<JsonlRecord> read_json_records(const std::filesystem::path& path) {
   const std::string text = read_text_file(path);
   const auto first = text.find_first_not_of(" \t\r\n");

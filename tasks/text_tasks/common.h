@@ -51,6 +51,12 @@ struct JsonlRecord {
 };
 std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path);
 
+// One sample per record that a cell draws from a jsonl file (choose_records), made by `make` from the record
+// and its place "FILE:LINE". Throws InputError for a file without records.
+std::vector<TextSample> samples_from_jsonl(
+    const std::string& file, int samples, std::uint64_t seed,
+    const std::function<TextSample(const Json& record, const std::string& where)>& make);
+
 // A JSON array file or a JSONL file (one object per line), as LongBench v2 and RULER's QA sources come.
 std::vector<JsonlRecord> read_json_records(const std::filesystem::path& path);
 

@@ -83,13 +83,8 @@ std::vector<TextSample> make_samples(const InfiniteBenchParams& p, const CellCon
   if (p.data_file.empty())
     throw InputError(
         fmt::format("infinitebench {}: set data_file to the official {}.jsonl; none is bundled", task.name, task.name));
-  const auto path = from_source_tree(p.data_file);
-  const auto records = read_jsonl(path);
   const char* pattern = p.prompts == Prompts::gpt4 ? task.gpt4 : task.yarn_mistral;
-  std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(records.size(), p.samples, cell.seed)) {
-    const auto& [record, line] = records[i];
-    const std::string where = fmt::format("{}:{}", path.string(), line);
+  return samples_from_jsonl(p.data_file, p.samples, cell.seed, [&](const Json& record, const std::string& where) {
     const std::string context = string_field(record, record.contains("content") ? "content" : "context", where);
     TextSample sample;
     sample.prompt = middle_truncate(
@@ -98,10 +93,8 @@ std::vector<TextSample> make_samples(const InfiniteBenchParams& p, const CellCon
     sample.references = {label_of(record, where)};
     sample.max_new_tokens = task.max_new_tokens;
     sample.extra = {{"task", task.name}, {"source", where}};
-    out.push_back(std::move(sample));
-  }
-  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
-  return out;
+    return sample;
+  });
 }
 
 const RegisterTask registration{declared_text_task<InfiniteBenchParams>(

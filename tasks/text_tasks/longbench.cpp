@@ -118,12 +118,7 @@ std::vector<TextSample> make_samples(const LongBenchParams& p, const CellContext
                       dataset));
     file = (std::filesystem::path(p.data_dir) / (dataset + (p.e ? "_e" : "") + ".jsonl")).string();
   }
-  const auto path = from_source_tree(file);
-  const auto records = read_jsonl(path);
-  std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(records.size(), p.samples, cell.seed)) {
-    const auto& [record, line] = records[i];
-    const std::string where = fmt::format("{}:{}", path.string(), line);
+  return samples_from_jsonl(file, p.samples, cell.seed, [&](const Json& record, const std::string& where) {
     std::map<std::string, std::string> fields;
     for (const char* name : {"context", "input"}) fields[name] = string_field(record, name, where);
     for (const auto& [name, value] : record.items()) {
@@ -146,10 +141,8 @@ std::vector<TextSample> make_samples(const LongBenchParams& p, const CellContext
                     {"all_classes", all_classes(record, where)},
                     {"length", length != record.end() && length->is_number() ? *length : Json()},
                     {"source", where}};
-    out.push_back(std::move(sample));
-  }
-  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
-  return out;
+    return sample;
+  });
 }
 
 const RegisterTask registration{declared_text_task<LongBenchParams>(

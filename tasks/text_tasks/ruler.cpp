@@ -34,22 +34,15 @@ struct RulerParams : TextTaskParams<20> {
 };
 
 std::vector<TextSample> load_samples(const RulerParams& p, const CellContext& cell, int tokens_to_generate) {
-  const auto path = from_source_tree(p.data_file);
-  const auto records = read_jsonl(path);
-  std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(records.size(), p.samples, cell.seed)) {
-    const auto& [record, line] = records[i];
-    const std::string where = fmt::format("{}:{}", path.string(), line);
+  return samples_from_jsonl(p.data_file, p.samples, cell.seed, [&](const Json& record, const std::string& where) {
     TextSample sample;
     sample.prompt = string_field(record, "input", where);
     if (record.contains("answer_prefix")) sample.prompt += string_field(record, "answer_prefix", where);
     sample.references = answers_field(record, "outputs", where);
     sample.max_new_tokens = tokens_to_generate;
     sample.extra = {{"source", where}};
-    out.push_back(std::move(sample));
-  }
-  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
-  return out;
+    return sample;
+  });
 }
 
 std::vector<TextSample> generate_or_load(const RulerParams& p, const CellContext& cell, const Tokenizer& tokenizer) {
