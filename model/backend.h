@@ -3,7 +3,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <utility>
 
+#include "core/param_fields.h"
 #include "core/params.h"
 #include "core/text.h"
 #include "engines/engine.h"
@@ -12,18 +15,27 @@ namespace ctxbench::model {
 
 inline constexpr const char* kBundledModel = "datasets/models/ctxbench-retrieval";
 
-// The "model" and "rope_scaling" parameters every text task declares.
-inline ParamSchema model_param_specs() {
-  return {
-      {.name = "model",
-       .type = ParamType::string,
-       .default_value = kBundledModel,
-       .help = "HF-style model directory (config.json + safetensors); relative paths are from the source tree"},
-      {.name = "rope_scaling",
-       .type = ParamType::object,
-       .default_value = Json::object(),
-       .help = "overrides the config's rope_scaling ({} keeps it)"},
-  };
+// The "model" and "rope_scaling" parameters every text task (and attention_captured) declares: a task's
+// parameter struct derives from ModelChoice and declares them with with_model_fields.
+struct ModelChoice {
+  std::string model = kBundledModel;
+  Json rope_scaling = Json::object();
+
+  // User-provided: aggregate initialization of a struct deriving from ModelChoice makes GCC 12 warn that the
+  // Json member may be destroyed uninitialized (-Wmaybe-uninitialized, a false positive under -O3).
+  ModelChoice() {}
+
+  // The model parameters as open_generator and ModelParams::parse read them.
+  Json json() const { return {{"model", model}, {"rope_scaling", rope_scaling}}; }
+};
+
+template <class S>
+ParamFields<S> with_model_fields(ParamFields<S> fields) {
+  return std::move(fields)
+      .template field<std::string>(
+          &S::model, "model",
+          "HF-style model directory (config.json + safetensors); relative paths are from the source tree")
+      .template field<Json>(&S::rope_scaling, "rope_scaling", "overrides the config's rope_scaling ({} keeps it)");
 }
 
 // The Llama runtime answering with `attention`. model_params: {"model": directory, "rope_scaling": object ({}

@@ -97,9 +97,10 @@ class CaptureEngine final : public engines::Engine {
 };
 
 // The passkey task's prompt for this cell (key at the cell's depth), at most `tokens` tokens long.
-TextSample passkey_sample(const CellContext& cell, const Json& model_params, int tokens, const Tokenizer& tokenizer) {
+TextSample passkey_sample(const CellContext& cell, const model::ModelChoice& model, int tokens,
+                          const Tokenizer& tokenizer) {
   const auto& passkey = TaskRegistry::instance().get("passkey", "attention_captured");
-  Json given = model_params;
+  Json given = model.json();
   given["samples"] = 1;
   given["placement"] = "depth";
   const Json params = resolve_params(passkey.params, given, "attention_captured: passkey");
@@ -121,8 +122,18 @@ std::vector<int> occurrence_tokens(const Tokenizer& tokenizer, const std::string
   return out;
 }
 
-int resolve_layer(const Json& p, int layers) {
-  const int layer = p.at("layer").get<int>();
+struct CapturedParams : model::ModelChoice, AttentionDrive<8> {
+  int layer = -1;
+
+  static ParamFields<CapturedParams> fields() {
+    return with_attention_drive(model::with_model_fields(ParamFields<CapturedParams>())
+                                    .field(&CapturedParams::layer, "layer",
+                                           "the model layer whose attention is captured (-1: the last)", {.min = -1}),
+                                "measured positions at the end: the question's last tokens and the answer");
+  }
+};
+
+int resolve_layer(int layer, int layers) {
   if (layer >= layers) {
     throw InputError(
         fmt::format("attention_captured.layer: expected -1 (the last) or 0..{} for this model's {} "
@@ -132,17 +143,15 @@ int resolve_layer(const Json& p, int layers) {
   return layer < 0 ? layers - 1 : layer;
 }
 
-AttentionProblem make_problem(const CellContext& cell) {
-  const Json& p = cell.params;
-  const Json model_params = {{"model", p.at("model")}, {"rope_scaling", p.at("rope_scaling")}};
-  const auto settings = model::ModelParams::parse(model_params);
+AttentionProblem make_problem(const CapturedParams& p, const CellContext& cell) {
+  const auto settings = model::ModelParams::parse(p.json());
   const model::LlamaModel llama(settings.dir, settings.rope_scaling, settings.threads);
   const auto tokenizer = model::load_tokenizer(llama.dir(), llama.config().vocab_size);
-  const int layer = resolve_layer(p, llama.config().num_layers);
+  const int layer = resolve_layer(p.layer, llama.config().num_layers);
 
   // Room for a BOS and the answer (" " + up to 5 digits + "."), so that the whole sequence fits the cell.
   const int bos = llama.config().bos_token_id ? 1 : 0;
-  const TextSample sample = passkey_sample(cell, model_params, cell.context_length - bos - 8, *tokenizer);
+  const TextSample sample = passkey_sample(cell, p, cell.context_length - bos - 8, *tokenizer);
   const std::string& key = sample.references.at(0);
   const std::string text = sample.prompt + " " + key + ".";
   std::vector<int> tokens;
@@ -151,17 +160,12 @@ AttentionProblem make_problem(const CellContext& cell) {
   tokens.insert(tokens.end(), encoded.begin(), encoded.end());
 
   AttentionProblem problem;
-  problem.tokens = static_cast<int>(tokens.size());
-  problem.phase = p.at("mode").get<std::string>() == "prefill" ? engines::Phase::prefill : engines::Phase::decode;
-  problem.queries = std::min(p.at("queries").get<int>(), problem.tokens - 1);
+  p.drive(problem, static_cast<int>(tokens.size()), static_cast<int>(tokens.size()) - 1);
   const int prompt = problem.tokens - problem.queries;
-  problem.observe = problem.phase == engines::Phase::decode ? std::min(p.at("observe").get<int>(), prompt) : 0;
-  problem.error_queries = p.at("error_queries").get<int>();
   problem.important_keys = occurrence_tokens(*tokenizer, sample.prompt, key, bos);
 
   CapturedLayer captured = capture_layer(llama, tokens, layer);
-  problem.layout = {captured.heads_q, captured.heads_kv, captured.head_dim,
-                    kernels::parse_dtype(p.at("kv_dtype").get<std::string>())};
+  problem.layout = {captured.heads_q, captured.heads_kv, captured.head_dim, p.kv_dtype};
   problem.q = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim, prompt, problem.queries);
   problem.q_observe = slice_tokens(captured.q, captured.heads_q, captured.tokens, captured.head_dim,
                                    prompt - problem.observe, problem.observe);
@@ -170,26 +174,13 @@ AttentionProblem make_problem(const CellContext& cell) {
   return problem;
 }
 
-ParamSchema params() {
-  ParamSchema schema = model::model_param_specs();
-  schema.push_back({.name = "layer",
-                    .type = ParamType::integer,
-                    .default_value = -1,
-                    .help = "the model layer whose attention is captured (-1: the last)",
-                    .min = -1});
-  const ParamSchema drive =
-      attention_problem_params(8, "measured positions at the end: the question's last tokens and the answer");
-  schema.insert(schema.end(), drive.begin(), drive.end());
-  return schema;
-}
-
-const RegisterTask registration{{
-    .name = "attention_captured",
-    .description = "Q/K/V of one layer of a real model reading a passkey prompt and its answer (key at the cell's "
-                   "depth); recall of the key's digits",
-    .params = params(),
-    .make_attention_problem = make_problem,
-}};
+const RegisterTask registration{declared_attention_task<CapturedParams>(
+    {
+        .name = "attention_captured",
+        .description = "Q/K/V of one layer of a real model reading a passkey prompt and its answer (key at the "
+                       "cell's depth); recall of the key's digits",
+    },
+    make_problem)};
 
 }  // namespace
 

@@ -47,9 +47,51 @@ std::vector<std::vector<float>> directions(Rng& rng, int dim) {
   return basis;
 }
 
-struct Shape {
-  double needle_logit, sink_logit, band_logit, band_width, tail_sigma, correlation_length;
-  int sinks;
+// needle_logit counts from zero or from the typical largest noise logit of the context.
+enum class NeedleBase { zero, noise_max };
+
+struct NeedleParams : AttentionDrive<4> {
+  int heads_q = 8;
+  int heads_kv = 2;
+  int head_dim = 64;
+  int needles = 4;
+  double needle_logit = 8.0;
+  NeedleBase needle_above = NeedleBase::zero;
+  int sinks = 4;
+  double sink_logit = 6.0;
+  double band_logit = 4.0;
+  double band_width = 64.0;
+  double tail_sigma = 0.5;
+  double correlation_length = 0.0;
+
+  static ParamFields<NeedleParams> fields() {
+    using P = NeedleParams;
+    return with_attention_drive(
+        ParamFields<P>()
+            .field(&P::heads_q, "heads_q", "query heads", {.min = 1})
+            .field(&P::heads_kv, "heads_kv", "key/value heads", {.min = 1})
+            .field(&P::head_dim, "head_dim", "head dimension", {.min = 1, .max = 512})
+            .field(&P::needles, "needles", "consecutive needle keys", {.min = 0})
+            .field(&P::needle_logit, "needle_logit", "score boost of a needle key, counted from needle_above")
+            .choice(&P::needle_above, "needle_above",
+                    "needle_logit counts from 0, or from the typical largest noise logit of the context "
+                    "(its 1 - 1/T quantile), so that the needle stands out at every length",
+                    {{"zero", NeedleBase::zero}, {"noise_max", NeedleBase::noise_max}})
+            .field(&P::sinks, "sinks", "attention-sink keys at the start", {.min = 0})
+            .field(&P::sink_logit, "sink_logit", "score boost of a sink key")
+            .field(&P::band_logit, "band_logit", "score boost of the newest key")
+            .field(&P::band_width, "band_width", "decay length of the local band", {.min = 1e-6})
+            .field(&P::tail_sigma, "tail_sigma", "log-normal spread of key magnitudes (heavy tail)", {.min = 0})
+            .field(&P::correlation_length, "correlation_length",
+                   "keys whose distance is dt have noise correlated by exp(-dt / length): the locality of "
+                   "real text's keys (0: i.i.d.)",
+                   {.min = 0})
+            .check([](const P& p) {
+              if (p.heads_q % p.heads_kv != 0)
+                throw InputError("attention_needle: heads_q must be a multiple of heads_kv");
+            }),
+        "decode steps, or prefill chunk size");
+  }
 };
 
 // A query is a standard normal vector plus sqrt(d) along each of the three role directions, so against a
@@ -92,12 +134,12 @@ struct Ar1 {
 
 // Key t: heavy-tailed noise plus the components that give it its role. A query with sqrt(d) along a
 // direction turns a key component c along it into a logit of about c.
-void fill_keys(AttentionProblem& p, Rng& rng, const Shape& s, const std::vector<std::vector<float>>& dir,
-               const std::vector<int>& needles) {
+void fill_keys(AttentionProblem& p, Rng& rng, const NeedleParams& params, double needle_logit,
+               const std::vector<std::vector<float>>& dir, const std::vector<int>& needles) {
   const int d = p.layout.head_dim, T = p.tokens;
   p.k.resize(static_cast<std::size_t>(p.layout.heads_kv) * T * d);
   p.v.resize(p.k.size());
-  const Ar1 ar1(s.correlation_length);
+  const Ar1 ar1(params.correlation_length);
   for (int h = 0; h < p.layout.heads_kv; ++h) {
     double log_magnitude = 0;
     std::vector<double> direction(d, 0.0);
@@ -105,15 +147,16 @@ void fill_keys(AttentionProblem& p, Rng& rng, const Shape& s, const std::vector<
       float* k = &p.k[(static_cast<std::size_t>(h) * T + t) * d];
       float* v = &p.v[(static_cast<std::size_t>(h) * T + t) * d];
       log_magnitude = ar1.step(log_magnitude, rng.normal());
-      const double magnitude = std::exp(s.tail_sigma * log_magnitude - 0.5 * s.tail_sigma * s.tail_sigma);
+      const double magnitude =
+          std::exp(params.tail_sigma * log_magnitude - 0.5 * params.tail_sigma * params.tail_sigma);
       for (int i = 0; i < d; ++i) {
         direction[i] = ar1.step(direction[i], rng.normal());
         k[i] = static_cast<float>(magnitude * direction[i]);
         v[i] = static_cast<float>(rng.normal());
       }
-      double needle = 0, sink = t < s.sinks ? s.sink_logit : 0;
-      if (std::binary_search(needles.begin(), needles.end(), t)) needle = s.needle_logit;
-      const double band = s.band_logit * std::exp(-(T - 1 - t) / s.band_width);
+      double needle = 0, sink = t < params.sinks ? params.sink_logit : 0;
+      if (std::binary_search(needles.begin(), needles.end(), t)) needle = needle_logit;
+      const double band = params.band_logit * std::exp(-(T - 1 - t) / params.band_width);
       for (int i = 0; i < d; ++i) k[i] += static_cast<float>(needle * dir[0][i] + sink * dir[1][i] + band * dir[2][i]);
     }
   }
@@ -130,104 +173,35 @@ std::vector<float> make_queries(Rng& rng, int heads, int n, int d, const std::ve
   return q;
 }
 
-AttentionProblem make_problem(const CellContext& cell) {
-  const Json& p = cell.params;
+AttentionProblem make_problem(const NeedleParams& p, const CellContext& cell) {
   AttentionProblem problem;
-  problem.layout.heads_q = p.at("heads_q").get<int>();
-  problem.layout.heads_kv = p.at("heads_kv").get<int>();
-  problem.layout.head_dim = p.at("head_dim").get<int>();
-  problem.layout.kv_dtype = kernels::parse_dtype(p.at("kv_dtype").get<std::string>());
-  if (problem.layout.heads_q % problem.layout.heads_kv != 0) {
-    throw InputError("attention_needle: heads_q must be a multiple of heads_kv");
-  }
-  problem.phase = p.at("mode").get<std::string>() == "prefill" ? engines::Phase::prefill : engines::Phase::decode;
-  problem.tokens = cell.context_length;
-  problem.queries = std::min(p.at("queries").get<int>(), cell.context_length);
+  problem.layout = {p.heads_q, p.heads_kv, p.head_dim, p.kv_dtype};
+  p.drive(problem, cell.context_length, cell.context_length);
   const int prompt = problem.tokens - problem.queries;
-  problem.observe = problem.phase == engines::Phase::decode ? std::min(p.at("observe").get<int>(), prompt) : 0;
-  problem.error_queries = p.at("error_queries").get<int>();
 
   // Needles sit inside the prompt (visible to every query), the first at the cell's depth.
-  const int count = std::min(p.at("needles").get<int>(), std::max(prompt, 1));
+  const int count = std::min(p.needles, std::max(prompt, 1));
   const int last_start = std::max(0, prompt - count);
   const int start = static_cast<int>(std::lround(cell.depth / 100.0 * last_start));
   for (int i = 0; i < count && start + i < prompt; ++i) problem.important_keys.push_back(start + i);
 
-  const double tail_sigma = p.at("tail_sigma").get<double>();
   const double needle_base =
-      p.at("needle_above").get<std::string>() == "noise_max" ? noise_logit_quantile(problem.tokens, tail_sigma) : 0.0;
-  const Shape shape{needle_base + p.at("needle_logit").get<double>(),
-                    p.at("sink_logit").get<double>(),
-                    p.at("band_logit").get<double>(),
-                    p.at("band_width").get<double>(),
-                    tail_sigma,
-                    p.at("correlation_length").get<double>(),
-                    p.at("sinks").get<int>()};
+      p.needle_above == NeedleBase::noise_max ? noise_logit_quantile(problem.tokens, p.tail_sigma) : 0.0;
   Rng rng(cell.seed * 0x9e3779b97f4a7c15ull + static_cast<std::uint64_t>(cell.context_length));
   const auto dir = directions(rng, problem.layout.head_dim);
-  fill_keys(problem, rng, shape, dir, problem.important_keys);
+  fill_keys(problem, rng, p, needle_base + p.needle_logit, dir, problem.important_keys);
   problem.q = make_queries(rng, problem.layout.heads_q, problem.queries, problem.layout.head_dim, dir);
   problem.q_observe = make_queries(rng, problem.layout.heads_q, problem.observe, problem.layout.head_dim, dir);
   return problem;
 }
 
-ParamSchema params() {
-  ParamSchema schema = {
-      {.name = "heads_q", .type = ParamType::integer, .default_value = 8, .help = "query heads", .min = 1},
-      {.name = "heads_kv", .type = ParamType::integer, .default_value = 2, .help = "key/value heads", .min = 1},
-      {.name = "head_dim",
-       .type = ParamType::integer,
-       .default_value = 64,
-       .help = "head dimension",
-       .min = 1,
-       .max = 512},
-      {.name = "needles", .type = ParamType::integer, .default_value = 4, .help = "consecutive needle keys", .min = 0},
-      {.name = "needle_logit",
-       .type = ParamType::number,
-       .default_value = 8.0,
-       .help = "score boost of a needle key, counted from needle_above"},
-      {.name = "needle_above",
-       .type = ParamType::string,
-       .default_value = "zero",
-       .help = "needle_logit counts from 0, or from the typical largest noise logit of the context "
-               "(its 1 - 1/T quantile), so that the needle stands out at every length",
-       .choices = {"zero", "noise_max"}},
-      {.name = "sinks",
-       .type = ParamType::integer,
-       .default_value = 4,
-       .help = "attention-sink keys at the start",
-       .min = 0},
-      {.name = "sink_logit", .type = ParamType::number, .default_value = 6.0, .help = "score boost of a sink key"},
-      {.name = "band_logit", .type = ParamType::number, .default_value = 4.0, .help = "score boost of the newest key"},
-      {.name = "band_width",
-       .type = ParamType::number,
-       .default_value = 64.0,
-       .help = "decay length of the local band",
-       .min = 1e-6},
-      {.name = "tail_sigma",
-       .type = ParamType::number,
-       .default_value = 0.5,
-       .help = "log-normal spread of key magnitudes (heavy tail)",
-       .min = 0},
-      {.name = "correlation_length",
-       .type = ParamType::number,
-       .default_value = 0.0,
-       .help = "keys whose distance is dt have noise correlated by exp(-dt / length): the locality of "
-               "real text's keys (0: i.i.d.)",
-       .min = 0},
-  };
-  const ParamSchema drive = attention_problem_params(4, "decode steps, or prefill chunk size");
-  schema.insert(schema.end(), drive.begin(), drive.end());
-  return schema;
-}
-
-const RegisterTask registration{{
-    .name = "attention_needle",
-    .description = "seeded Q/K/V with a sink, a local band, heavy-tailed (optionally locally correlated) noise and "
-                   "needle keys at the cell's depth",
-    .params = params(),
-    .make_attention_problem = make_problem,
-}};
+const RegisterTask registration{declared_attention_task<NeedleParams>(
+    {
+        .name = "attention_needle",
+        .description = "seeded Q/K/V with a sink, a local band, heavy-tailed (optionally locally correlated) noise "
+                       "and needle keys at the cell's depth",
+    },
+    make_problem)};
 
 }  // namespace
 }  // namespace ctxbench::tasks

@@ -3,15 +3,18 @@
 // measures time, bytes and fidelity the same way for every task.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/param_fields.h"
 #include "core/params.h"
 #include "core/registry.h"
 #include "core/text.h"
 #include "engines/engine.h"
+#include "kernels/attention.h"
 
 namespace ctxbench::tasks {
 
@@ -41,32 +44,43 @@ struct AttentionProblem {
   int error_queries = 4;            // query tokens (all heads) checked against the float64 reference
 };
 
-// The parameters of how an attention-level problem is stored and driven (kv_dtype, mode, queries, observe,
-// error_queries), with the task's own default and meaning of `queries`; the task adds its own after them.
-inline ParamSchema attention_problem_params(int default_queries, const std::string& queries_help) {
-  return {
-      {.name = "kv_dtype",
-       .type = ParamType::string,
-       .default_value = "f32",
-       .help = "K/V storage",
-       .choices = {"f32", "f16", "bf16"}},
-      {.name = "mode",
-       .type = ParamType::string,
-       .default_value = "decode",
-       .help = "decode steps or one prefill chunk",
-       .choices = {"decode", "prefill"}},
-      {.name = "queries", .type = ParamType::integer, .default_value = default_queries, .help = queries_help, .min = 1},
-      {.name = "observe",
-       .type = ParamType::integer,
-       .default_value = 32,
-       .help = "decode: prompt queries attended before the steps (SnapKV's observation window)",
-       .min = 0},
-      {.name = "error_queries",
-       .type = ParamType::integer,
-       .default_value = 4,
-       .help = "query tokens checked against the float64 reference",
-       .min = 1},
-  };
+// The parameters of how an attention-level problem is stored and driven, with the task's own default of
+// `queries`: an attention task's parameter struct derives from AttentionDrive<its default> and declares these
+// fields with with_attention_drive, after its own.
+template <int kDefaultQueries>
+struct AttentionDrive {
+  kernels::DType kv_dtype = kernels::DType::f32;
+  engines::Phase mode = engines::Phase::decode;
+  int queries = kDefaultQueries;
+  int observe = 32;
+  int error_queries = 4;
+
+  // Sets how `problem`, of `tokens` keys, is driven: at most `max_queries` queries, the observed queries
+  // inside the prompt.
+  void drive(AttentionProblem& problem, int tokens, int max_queries) const {
+    problem.phase = mode;
+    problem.tokens = tokens;
+    problem.queries = std::min(queries, max_queries);
+    problem.observe = mode == engines::Phase::decode ? std::min(observe, tokens - problem.queries) : 0;
+    problem.error_queries = error_queries;
+  }
+};
+
+// `queries_help` says what `queries` means for the task.
+template <class S>
+ParamFields<S> with_attention_drive(ParamFields<S> fields, const std::string& queries_help) {
+  using engines::Phase;
+  using kernels::DType;
+  return std::move(fields)
+      .template choice<DType>(&S::kv_dtype, "kv_dtype", "K/V storage",
+                              {{"f32", DType::f32}, {"f16", DType::f16}, {"bf16", DType::bf16}})
+      .template choice<Phase>(&S::mode, "mode", "decode steps or one prefill chunk",
+                              {{"decode", Phase::decode}, {"prefill", Phase::prefill}})
+      .template field<int>(&S::queries, "queries", queries_help, {.min = 1})
+      .template field<int>(&S::observe, "observe",
+                           "decode: prompt queries attended before the steps (SnapKV's observation window)", {.min = 0})
+      .template field<int>(&S::error_queries, "error_queries", "query tokens checked against the float64 reference",
+                           {.min = 1});
 }
 
 // Tokens [first, first + count) of every head of a [heads][tokens][dim] buffer, as [heads][count][dim].
@@ -93,7 +107,7 @@ struct SampleOutcome {
 struct TaskInfo {
   std::string name;
   std::string description;
-  ParamSchema params;
+  ParamSchema params = {};
   std::function<AttentionProblem(const CellContext&)> make_attention_problem = nullptr;
   // Text level: samples whose lengths are measured in the generator's tokens.
   std::function<std::vector<TextSample>(const CellContext&, const Tokenizer&)> make_text_samples = nullptr;
@@ -104,6 +118,27 @@ struct TaskInfo {
   // Text tasks that score the model without generating (perplexity) set this instead of `score`.
   std::function<SampleOutcome(Generator&, const TextSample&)> evaluate = nullptr;
 };
+
+// The entry of a task whose parameters are the fields ParamsT::fields() declares: its schema and the parsing
+// of each cell's parameters come from that one declaration, and `make` receives them parsed.
+template <class ParamsT>
+TaskInfo declared_attention_task(TaskInfo info, AttentionProblem (*make)(const ParamsT&, const CellContext&)) {
+  info.params = ParamsT::fields().schema();
+  info.make_attention_problem = [make](const CellContext& cell) {
+    return make(ParamsT::fields().parse(cell.params), cell);
+  };
+  return info;
+}
+
+template <class ParamsT>
+TaskInfo declared_text_task(TaskInfo info,
+                            std::vector<TextSample> (*make)(const ParamsT&, const CellContext&, const Tokenizer&)) {
+  info.params = ParamsT::fields().schema();
+  info.make_text_samples = [make](const CellContext& cell, const Tokenizer& tokenizer) {
+    return make(ParamsT::fields().parse(cell.params), cell, tokenizer);
+  };
+  return info;
+}
 
 using TaskRegistry = Registry<TaskInfo>;
 using RegisterTask = Registrar<TaskInfo>;

@@ -19,7 +19,7 @@ namespace {
 const tasks::RegisterTask continue_task{{
     .name = "test_model_continue",
     .description = "test task for the model backend",
-    .params = model::model_param_specs(),
+    .params = model::with_model_fields(ParamFields<model::ModelChoice>()).schema(),
     .make_text_samples =
         [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
           std::string prompt;

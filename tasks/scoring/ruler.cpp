@@ -1,12 +1,11 @@
 #include "tasks/scoring/ruler.h"
 
 #include <algorithm>
-#include <array>
 #include <stdexcept>
-#include <utility>
 
 #include "tasks/scoring/python_number.h"
 #include "tasks/scoring/python_text.h"
+#include "tasks/text_tasks/ruler/tasks.h"
 
 namespace ctxbench::scoring::ruler {
 namespace {
@@ -26,23 +25,6 @@ std::vector<double> per_sample(const std::vector<std::string>& predictions,
   for (size_t k = 0; k < predictions.size(); ++k) scores.push_back(score(predictions[k], references[k]));
   return scores;
 }
-
-// synthetic.yaml: task name -> base task; constants.py: base task -> metric.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kTaskToBase = {{
-    {"niah_single_1", "niah"},
-    {"niah_single_2", "niah"},
-    {"niah_single_3", "niah"},
-    {"niah_multikey_1", "niah"},
-    {"niah_multikey_2", "niah"},
-    {"niah_multikey_3", "niah"},
-    {"niah_multivalue", "niah"},
-    {"niah_multiquery", "niah"},
-    {"vt", "variable_tracking"},
-    {"cwe", "common_words_extraction"},
-    {"fwe", "freq_words_extraction"},
-    {"qa_1", "qa"},
-    {"qa_2", "qa"},
-}};
 
 }  // namespace
 
@@ -85,16 +67,17 @@ double string_match_part(const std::vector<std::string>& predictions,
   return task_score(per_sample(predictions, references, string_match_part_sample));
 }
 
+// constants.py: base task -> metric; synthetic.yaml (tasks.h): task name -> base task.
 std::string_view metric_for_task(std::string_view task) {
   std::string_view base = task;
-  for (const auto& [name, base_task] : kTaskToBase)
-    if (name == task) base = base_task;
+  for (const auto& synthetic : tasks::text::ruler::kSyntheticTasks)
+    if (synthetic.name == task) base = script_name(synthetic.script);
   if (base == "qa") return "string_match_part";
   if (base == "niah" || base == "variable_tracking" || base == "common_words_extraction" ||
       base == "freq_words_extraction")
     return "string_match_all";
   std::string known;
-  for (const auto& [name, base_task] : kTaskToBase) known += std::string(name) + ", ";
+  for (const auto& synthetic : tasks::text::ruler::kSyntheticTasks) known += std::string(synthetic.name) + ", ";
   throw std::invalid_argument("unknown RULER task \"" + std::string(task) + "\" (known: " + known +
                               "or a base task niah, variable_tracking, common_words_extraction, "
                               "freq_words_extraction, qa)");

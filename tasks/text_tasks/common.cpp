@@ -9,7 +9,6 @@
 
 #include "core/random.h"
 #include "core/source_tree.h"
-#include "model/backend.h"
 
 namespace ctxbench::tasks::text {
 
@@ -107,6 +106,19 @@ std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path) {
   return records;
 }
 
+std::vector<TextSample> samples_from_jsonl(
+    const std::string& file, int samples, std::uint64_t seed,
+    const std::function<TextSample(const Json& record, const std::string& where)>& make) {
+  const auto path = from_source_tree(file);
+  const auto records = read_jsonl(path);
+  std::vector<TextSample> out;
+  for (const std::size_t i : choose_records(records.size(), samples, seed)) {
+    out.push_back(make(records[i].value, fmt::format("{}:{}", path.string(), records[i].line)));
+  }
+  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
+  return out;
+}
+
 std::vector<JsonlRecord> read_json_records(const std::filesystem::path& path) {
   const std::string text = read_text_file(path);
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -143,16 +155,6 @@ std::vector<std::string> answers_field(const Json& record, const std::string& na
     throw InputError(fmt::format("{}: field \"{}\" must be a non-empty list of strings", where, name));
   }
   return value.get<std::vector<std::string>>();
-}
-
-ParamSchema text_task_params(int default_samples, ParamSchema own) {
-  own.insert(own.begin(), {.name = "samples",
-                           .type = ParamType::integer,
-                           .default_value = default_samples,
-                           .help = "samples per cell",
-                           .min = 1});
-  for (auto& spec : model::model_param_specs()) own.push_back(std::move(spec));
-  return own;
 }
 
 std::uint64_t sample_seed(std::uint64_t cell_seed, std::size_t index, std::uint64_t salt) {

@@ -11,9 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/param_fields.h"
 #include "core/params.h"
 #include "core/source_tree.h"
 #include "core/text.h"
+#include "model/backend.h"
 
 namespace ctxbench::tasks::text {
 
@@ -49,6 +51,12 @@ struct JsonlRecord {
 };
 std::vector<JsonlRecord> read_jsonl(const std::filesystem::path& path);
 
+// One sample per record that a cell draws from a jsonl file (choose_records), made by `make` from the record
+// and its place "FILE:LINE". Throws InputError for a file without records.
+std::vector<TextSample> samples_from_jsonl(
+    const std::string& file, int samples, std::uint64_t seed,
+    const std::function<TextSample(const Json& record, const std::string& where)>& make);
+
 // A JSON array file or a JSONL file (one object per line), as LongBench v2 and RULER's QA sources come.
 std::vector<JsonlRecord> read_json_records(const std::filesystem::path& path);
 
@@ -58,8 +66,18 @@ std::string string_field(const Json& record, const std::string& name, const std:
 // A non-empty list of strings (a single string is taken as a list of one).
 std::vector<std::string> answers_field(const Json& record, const std::string& name, const std::string& where);
 
-// The parameters every text task has: how many samples, then the model's (model::model_param_specs()).
-ParamSchema text_task_params(int default_samples, ParamSchema own);
+// What every text task has: how many samples a cell draws (the task's own default) and the model that answers.
+// A text task's parameter struct derives from TextTaskParams<its default>; its fields() starts with
+// samples_field and ends with model::with_model_fields, the order of every text task's schema.
+template <int kDefaultSamples>
+struct TextTaskParams : model::ModelChoice {
+  int samples = kDefaultSamples;
+};
+
+template <class S>
+ParamFields<S> samples_field() {
+  return ParamFields<S>().template field<int>(&S::samples, "samples", "samples per cell", {.min = 1});
+}
 
 // A seed for sample `index` of a cell, so that each sample is the same whatever the sample count.
 std::uint64_t sample_seed(std::uint64_t cell_seed, std::size_t index, std::uint64_t salt);

@@ -4,6 +4,9 @@
 // prompt and the task's new tokens (6, 12, 50) fit the cell's length.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+
 #include "tasks/scoring/needle.h"
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"
@@ -12,29 +15,57 @@ namespace ctxbench::tasks::text {
 namespace {
 
 struct Task {
+  const char* name;
   const char* yarn_mistral;
   const char* gpt4;
   int max_new_tokens;
   bool (*correct)(std::string_view prediction, std::string_view label);
 };
 
-const std::map<std::string, Task> kTasks = {
+const std::array<Task, 3> kTasks = {{
     {"passkey",
-     {"There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you "
-      "about the important information there.\n\n{context}\n\n{input}\n\nThe pass key is",
-      "There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you "
-      "about the important information there.\n\n{context}\n\n{input}",
-      6, scoring::needle::infinitebench_passkey_correct}},
+     "There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you "
+     "about the important information there.\n\n{context}\n\n{input}\n\nThe pass key is",
+     "There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you "
+     "about the important information there.\n\n{context}\n\n{input}",
+     6, scoring::needle::infinitebench_passkey_correct},
     {"number_string",
-     {"There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the "
-      "important information there.\n\n{context}\n\n{input}\n\nThe sequence of digits is",
-      "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the "
-      "important information there.\n\n{context}\n\n{input}",
-      12, scoring::needle::infinitebench_number_string_correct}},
+     "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the "
+     "important information there.\n\n{context}\n\n{input}\n\nThe sequence of digits is",
+     "There is an important info hidden inside a lot of irrelevant text. Find it. I will quiz you about the "
+     "important information there.\n\n{context}\n\n{input}",
+     12, scoring::needle::infinitebench_number_string_correct},
     {"kv_retrieval",
-     {"Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}",
-      "Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}", 50,
-      scoring::needle::infinitebench_kv_retrieval_correct}},
+     "Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}",
+     "Extract the value corresponding to the specified key in the JSON object below.\n\n{context}\n\n{input}", 50,
+     scoring::needle::infinitebench_kv_retrieval_correct},
+}};
+
+const Task& task_named(std::string_view name) {
+  return *std::find_if(kTasks.begin(), kTasks.end(), [&](const Task& t) { return t.name == name; });
+}
+
+std::vector<std::pair<std::string, const Task*>> task_choices() {
+  std::vector<std::pair<std::string, const Task*>> choices;
+  for (const Task& t : kTasks) choices.emplace_back(t.name, &t);
+  return choices;
+}
+
+enum class Prompts { yarn_mistral, gpt4 };
+
+struct InfiniteBenchParams : TextTaskParams<20> {
+  const Task* task = &kTasks[0];
+  std::string data_file;
+  Prompts prompts = Prompts::yarn_mistral;
+
+  static ParamFields<InfiniteBenchParams> fields() {
+    using P = InfiniteBenchParams;
+    return model::with_model_fields(samples_field<P>()
+                                        .choice(&P::task, "task", "retrieval task", task_choices())
+                                        .field(&P::data_file, "data_file", "the official {task}.jsonl")
+                                        .choice(&P::prompts, "template", "prompt.py template set",
+                                                {{"yarn_mistral", Prompts::yarn_mistral}, {"gpt4", Prompts::gpt4}}));
+  }
 };
 
 // get_answer: the label is the "answer" field, the first element of a list.
@@ -46,21 +77,14 @@ std::string label_of(const Json& record, const std::string& where) {
   throw InputError(fmt::format("{}: field \"answer\" must be a string or a non-empty list of strings", where));
 }
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const std::string name = p.at("task").get<std::string>();
-  const Task& task = kTasks.at(name);
-  const std::string file = p.at("data_file").get<std::string>();
-  if (file.empty())
+std::vector<TextSample> make_samples(const InfiniteBenchParams& p, const CellContext& cell,
+                                     const Tokenizer& tokenizer) {
+  const Task& task = *p.task;
+  if (p.data_file.empty())
     throw InputError(
-        fmt::format("infinitebench {}: set data_file to the official {}.jsonl; none is bundled", name, name));
-  const auto path = from_source_tree(file);
-  const auto records = read_jsonl(path);
-  const char* pattern = p.at("template").get<std::string>() == "gpt4" ? task.gpt4 : task.yarn_mistral;
-  std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(records.size(), p.at("samples").get<int>(), cell.seed)) {
-    const auto& [record, line] = records[i];
-    const std::string where = fmt::format("{}:{}", path.string(), line);
+        fmt::format("infinitebench {}: set data_file to the official {}.jsonl; none is bundled", task.name, task.name));
+  const char* pattern = p.prompts == Prompts::gpt4 ? task.gpt4 : task.yarn_mistral;
+  return samples_from_jsonl(p.data_file, p.samples, cell.seed, [&](const Json& record, const std::string& where) {
     const std::string context = string_field(record, record.contains("content") ? "content" : "context", where);
     TextSample sample;
     sample.prompt = middle_truncate(
@@ -68,39 +92,24 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
         cell.context_length - task.max_new_tokens);
     sample.references = {label_of(record, where)};
     sample.max_new_tokens = task.max_new_tokens;
-    sample.extra = {{"task", name}, {"source", where}};
-    out.push_back(std::move(sample));
-  }
-  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
-  return out;
+    sample.extra = {{"task", task.name}, {"source", where}};
+    return sample;
+  });
 }
 
-const RegisterTask registration{{
-    .name = "infinitebench",
-    .description = "InfiniteBench passkey / number_string / kv_retrieval from the official jsonl",
-    .params = text_task_params(
-        20,
-        {
-            {.name = "task",
-             .type = ParamType::string,
-             .default_value = "passkey",
-             .help = "retrieval task",
-             .choices = {"passkey", "number_string", "kv_retrieval"}},
-            {.name = "data_file", .type = ParamType::string, .default_value = "", .help = "the official {task}.jsonl"},
-            {.name = "template",
-             .type = ParamType::string,
-             .default_value = "yarn_mistral",
-             .help = "prompt.py template set",
-             .choices = {"yarn_mistral", "gpt4"}},
-        }),
-    .make_text_samples = make_samples,
-    .score =
-        [](const TextSample& sample, const std::string& prediction) {
-          return kTasks.at(sample.extra.at("task").get<std::string>()).correct(prediction, sample.references[0]) ? 1.0
-                                                                                                                 : 0.0;
-        },
-    .metric = "accuracy",
-}};
+const RegisterTask registration{declared_text_task<InfiniteBenchParams>(
+    {
+        .name = "infinitebench",
+        .description = "InfiniteBench passkey / number_string / kv_retrieval from the official jsonl",
+        .score =
+            [](const TextSample& sample, const std::string& prediction) {
+              return task_named(sample.extra.at("task").get<std::string>()).correct(prediction, sample.references[0])
+                         ? 1.0
+                         : 0.0;
+            },
+        .metric = "accuracy",
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

@@ -12,10 +12,51 @@
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"
 
+namespace ctxbench {
+namespace tasks::text {
+namespace {
+
+// A string parameter without a default: a suite must give it.
+struct RequiredString {
+  std::string value;
+};
+
+}  // namespace
+}  // namespace tasks::text
+
+template <>
+struct ParamTraits<tasks::text::RequiredString> {
+  static ParamSchema specs(const std::string& name, const tasks::text::RequiredString&, const std::string& help,
+                           const ParamLimits&) {
+    return {{.name = name, .type = ParamType::string, .default_value = Json(), .help = help}};
+  }
+  static tasks::text::RequiredString parse(const Json& resolved, const std::string& name) {
+    return {resolved.at(name).get<std::string>()};
+  }
+};
+
+}  // namespace ctxbench
+
 namespace ctxbench::tasks::text {
 namespace {
 
 constexpr const char* kConfigDir = "datasets/longbench";
+
+struct LongBenchParams : TextTaskParams<200> {
+  RequiredString dataset;
+  bool e = false;
+  std::string data_dir;
+  std::string data_file;
+
+  static ParamFields<LongBenchParams> fields() {
+    using P = LongBenchParams;
+    return model::with_model_fields(samples_field<P>()
+                                        .field(&P::dataset, "dataset", "LongBench dataset, e.g. hotpotqa")
+                                        .field(&P::e, "e", "LongBench-E ({dataset}_e.jsonl)")
+                                        .field(&P::data_dir, "data_dir", "directory of the official jsonl files")
+                                        .field(&P::data_file, "data_file", "one jsonl file (overrides data_dir)"));
+  }
+};
 
 const Json& config(const std::string& name) {
   static std::mutex mutex;
@@ -51,10 +92,8 @@ std::vector<std::string> all_classes(const Json& record, const std::string& wher
   return it->get<std::vector<std::string>>();
 }
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const std::string dataset = p.at("dataset").get<std::string>();
-  const bool e = p.at("e").get<bool>();
+std::vector<TextSample> make_samples(const LongBenchParams& p, const CellContext& cell, const Tokenizer& tokenizer) {
+  const std::string& dataset = p.dataset.value;
   const std::string& metric = metric_of(dataset);
   if (metric == "qa_f1_zh_score" || metric == "rouge_zh_score") {
     throw InputError(
@@ -70,22 +109,16 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
         fmt::format("longbench {}: context length {} leaves no room for the prompt "
                     "beside {} generated tokens",
                     dataset, cell.context_length, max_gen));
-  std::string file = p.at("data_file").get<std::string>();
+  std::string file = p.data_file;
   if (file.empty()) {
-    const std::string dir = p.at("data_dir").get<std::string>();
-    if (dir.empty())
+    if (p.data_dir.empty())
       throw InputError(
           fmt::format("longbench {}: set data_dir to the directory of the official LongBench jsonl "
                       "files (or data_file to one file); none is bundled",
                       dataset));
-    file = (std::filesystem::path(dir) / (dataset + (e ? "_e" : "") + ".jsonl")).string();
+    file = (std::filesystem::path(p.data_dir) / (dataset + (p.e ? "_e" : "") + ".jsonl")).string();
   }
-  const auto path = from_source_tree(file);
-  const auto records = read_jsonl(path);
-  std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(records.size(), p.at("samples").get<int>(), cell.seed)) {
-    const auto& [record, line] = records[i];
-    const std::string where = fmt::format("{}:{}", path.string(), line);
+  return samples_from_jsonl(file, p.samples, cell.seed, [&](const Json& record, const std::string& where) {
     std::map<std::string, std::string> fields;
     for (const char* name : {"context", "input"}) fields[name] = string_field(record, name, where);
     for (const auto& [name, value] : record.items()) {
@@ -108,43 +141,23 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
                     {"all_classes", all_classes(record, where)},
                     {"length", length != record.end() && length->is_number() ? *length : Json()},
                     {"source", where}};
-    out.push_back(std::move(sample));
-  }
-  if (out.empty()) throw InputError(fmt::format("{}: no records", path.string()));
-  return out;
+    return sample;
+  });
 }
 
-const RegisterTask registration{{
-    .name = "longbench",
-    .description = "LongBench v1 / LongBench-E from the official jsonl files, scored as eval.py",
-    .params = text_task_params(200,
-                               {
-                                   {.name = "dataset",
-                                    .type = ParamType::string,
-                                    .default_value = Json(),
-                                    .help = "LongBench dataset, e.g. hotpotqa"},
-                                   {.name = "e",
-                                    .type = ParamType::boolean,
-                                    .default_value = false,
-                                    .help = "LongBench-E ({dataset}_e.jsonl)"},
-                                   {.name = "data_dir",
-                                    .type = ParamType::string,
-                                    .default_value = "",
-                                    .help = "directory of the official jsonl files"},
-                                   {.name = "data_file",
-                                    .type = ParamType::string,
-                                    .default_value = "",
-                                    .help = "one jsonl file (overrides data_dir)"},
-                               }),
-    .make_text_samples = make_samples,
-    .score =
-        [](const TextSample& sample, const std::string& prediction) {
-          return scoring::longbench::sample_score(
-              sample.extra.at("dataset").get<std::string>(), sample.extra.at("metric").get<std::string>(), prediction,
-              sample.references, sample.extra.at("all_classes").get<std::vector<std::string>>());
-        },
-    .metric = "score",
-}};
+const RegisterTask registration{declared_text_task<LongBenchParams>(
+    {
+        .name = "longbench",
+        .description = "LongBench v1 / LongBench-E from the official jsonl files, scored as eval.py",
+        .score =
+            [](const TextSample& sample, const std::string& prediction) {
+              return scoring::longbench::sample_score(
+                  sample.extra.at("dataset").get<std::string>(), sample.extra.at("metric").get<std::string>(),
+                  prediction, sample.references, sample.extra.at("all_classes").get<std::vector<std::string>>());
+            },
+        .metric = "score",
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

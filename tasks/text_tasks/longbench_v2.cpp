@@ -19,27 +19,37 @@ constexpr const char* kTemplate =
     "follows: \"The correct answer is (insert answer here)\".";
 constexpr int kMaxNewTokens = 128;
 
-bool selected(const Json& p, const char* name, const std::string& value) {
-  const auto wanted = p.at(name).get<std::string>();
-  return wanted == "all" || wanted == value;
-}
+struct LongBenchV2Params : TextTaskParams<20> {
+  std::string data_file;
+  std::string difficulty = "all";
+  std::string length = "all";
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const std::string file = p.at("data_file").get<std::string>();
-  if (file.empty())
+  static ParamFields<LongBenchV2Params> fields() {
+    using P = LongBenchV2Params;
+    return model::with_model_fields(
+        samples_field<P>()
+            .field(&P::data_file, "data_file", "LongBench v2 data (JSON list or jsonl)")
+            .field(&P::difficulty, "difficulty", "filter", {.choices = {"all", "easy", "hard"}})
+            .field(&P::length, "length", "filter", {.choices = {"all", "short", "medium", "long"}}));
+  }
+};
+
+bool selected(const std::string& wanted, const std::string& value) { return wanted == "all" || wanted == value; }
+
+std::vector<TextSample> make_samples(const LongBenchV2Params& p, const CellContext& cell, const Tokenizer& tokenizer) {
+  if (p.data_file.empty())
     throw InputError("longbench_v2: set data_file to the LongBench v2 data (JSON list or jsonl); none is bundled");
-  const auto path = from_source_tree(file);
+  const auto path = from_source_tree(p.data_file);
   std::vector<std::pair<const JsonlRecord*, std::string>> chosen;
   const auto records = read_json_records(path);
   for (const auto& r : records) {
     const std::string where = fmt::format("{}:{}", path.string(), r.line);
-    if (selected(p, "difficulty", string_field(r.value, "difficulty", where)) &&
-        selected(p, "length", string_field(r.value, "length", where)))
+    if (selected(p.difficulty, string_field(r.value, "difficulty", where)) &&
+        selected(p.length, string_field(r.value, "length", where)))
       chosen.emplace_back(&r, where);
   }
   std::vector<TextSample> out;
-  for (const std::size_t i : choose_records(chosen.size(), p.at("samples").get<int>(), cell.seed)) {
+  for (const std::size_t i : choose_records(chosen.size(), p.samples, cell.seed)) {
     const auto& record = chosen[i].first;
     const auto& where = chosen[i].second;  // a plain reference: clang 14 cannot capture structured bindings
     const Json& r = record->value;
@@ -67,33 +77,17 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
   return out;
 }
 
-const RegisterTask registration{{
-    .name = "longbench_v2",
-    .description = "LongBench v2 multiple choice (0-shot template), answer parsed as pred.py does",
-    .params = text_task_params(20,
-                               {
-                                   {.name = "data_file",
-                                    .type = ParamType::string,
-                                    .default_value = "",
-                                    .help = "LongBench v2 data (JSON list or jsonl)"},
-                                   {.name = "difficulty",
-                                    .type = ParamType::string,
-                                    .default_value = "all",
-                                    .help = "filter",
-                                    .choices = {"all", "easy", "hard"}},
-                                   {.name = "length",
-                                    .type = ParamType::string,
-                                    .default_value = "all",
-                                    .help = "filter",
-                                    .choices = {"all", "short", "medium", "long"}},
-                               }),
-    .make_text_samples = make_samples,
-    .score =
-        [](const TextSample& sample, const std::string& prediction) {
-          return scoring::longbench_v2::is_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
-        },
-    .metric = "accuracy",
-}};
+const RegisterTask registration{declared_text_task<LongBenchV2Params>(
+    {
+        .name = "longbench_v2",
+        .description = "LongBench v2 multiple choice (0-shot template), answer parsed as pred.py does",
+        .score =
+            [](const TextSample& sample, const std::string& prediction) {
+              return scoring::longbench_v2::is_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
+            },
+        .metric = "accuracy",
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

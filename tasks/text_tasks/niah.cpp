@@ -33,6 +33,31 @@ constexpr const char* kPrompt =
     "<context>\n{context}\n</context>\n\n{retrieval_question} Don't give information outside the document or "
     "repeat your findings\n\nAssistant: Here is the most relevant sentence in the context:";
 
+struct NiahParams : TextTaskParams<1> {
+  std::string haystack = kDefaultHaystack;
+  std::string needle = kNeedle;
+  std::string question = kQuestion;
+  std::string answer = kAnswer;
+  bool multi_needle = false;
+  int buffer = 200;
+  int max_new_tokens = 300;
+
+  static ParamFields<NiahParams> fields() {
+    using P = NiahParams;
+    return model::with_model_fields(
+        samples_field<P>()
+            .field(&P::haystack, "haystack", "directory of *.txt files (sorted, repeated as needed)")
+            .field(&P::needle, "needle", "the needle sentence")
+            .field(&P::question, "question", "retrieval question")
+            .field(&P::answer, "answer", "phrase whose words the answer must recall")
+            .field(&P::multi_needle, "multi_needle",
+                   "the three pizza-ingredient needles spaced (100-depth)/3 apart, and their question")
+            .field(&P::buffer, "buffer",
+                   "final_context_length_buffer: tokens left for the prompt wrapper and the answer", {.min = 0})
+            .field(&P::max_new_tokens, "max_new_tokens", "generation limit (the original's max_tokens)", {.min = 1}));
+  }
+};
+
 struct Inserted {
   std::vector<int> tokens;
   std::vector<int> needle_starts;  // token index of each needle, in insertion order
@@ -75,16 +100,14 @@ Inserted insert_needles(const Tokenizer& tokenizer, std::vector<int> context, co
   return out;
 }
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const bool multi = p.at("multi_needle").get<bool>();
-  const auto needles = multi ? kPizzaNeedles : std::vector<std::string>{p.at("needle").get<std::string>()};
-  const std::string question = multi ? kPizzaQuestion : p.at("question").get<std::string>();
-  const auto answers = multi ? kPizzaAnswers : std::vector<std::string>{p.at("answer").get<std::string>()};
-  const std::string dir = p.at("haystack").get<std::string>();
+std::vector<TextSample> make_samples(const NiahParams& p, const CellContext& cell, const Tokenizer& tokenizer) {
+  const auto needles = p.multi_needle ? kPizzaNeedles : std::vector<std::string>{p.needle};
+  const std::string question = p.multi_needle ? kPizzaQuestion : p.question;
+  const auto answers = p.multi_needle ? kPizzaAnswers : std::vector<std::string>{p.answer};
+  const std::string& dir = p.haystack;
   const std::size_t corpus_chars = haystack_text(dir).size();
   std::vector<TextSample> out;
-  for (int i = 0; i < p.at("samples").get<int>(); ++i) {
+  for (int i = 0; i < p.samples; ++i) {
     // The first sample starts at the corpus start as the original does; others at a seeded line start.
     std::size_t start = 0;
     if (i > 0) {
@@ -94,13 +117,12 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
       start = start == std::string::npos ? 0 : start + 1;
     }
     const auto haystack = haystack_tokens(tokenizer, dir, cell.context_length, start);
-    const auto inserted =
-        insert_needles(tokenizer, haystack, needles, cell.depth, cell.context_length, p.at("buffer").get<int>());
+    const auto inserted = insert_needles(tokenizer, haystack, needles, cell.depth, cell.context_length, p.buffer);
     TextSample sample;
     sample.prompt =
         format_template(kPrompt, {{"context", tokenizer.decode(inserted.tokens)}, {"retrieval_question", question}});
     sample.references = answers;
-    sample.max_new_tokens = p.at("max_new_tokens").get<int>();
+    sample.max_new_tokens = p.max_new_tokens;
     sample.extra = {{"needle_token_starts", inserted.needle_starts},
                     {"context_tokens", inserted.tokens.size()},
                     {"scoring", "deterministic phrase recall, not the original LLM judge"}};
@@ -109,45 +131,18 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
   return out;
 }
 
-const RegisterTask registration{{
-    .name = "niah",
-    .description = "needle in a haystack (gkamradt): needle at the cell's depth after a '.', 200-token buffer; "
-                   "scored by phrase recall, NOT the original LLM judge",
-    .params = text_task_params(
-        1,
-        {
-            {.name = "haystack",
-             .type = ParamType::string,
-             .default_value = kDefaultHaystack,
-             .help = "directory of *.txt files (sorted, repeated as needed)"},
-            {.name = "needle", .type = ParamType::string, .default_value = kNeedle, .help = "the needle sentence"},
-            {.name = "question", .type = ParamType::string, .default_value = kQuestion, .help = "retrieval question"},
-            {.name = "answer",
-             .type = ParamType::string,
-             .default_value = kAnswer,
-             .help = "phrase whose words the answer must recall"},
-            {.name = "multi_needle",
-             .type = ParamType::boolean,
-             .default_value = false,
-             .help = "the three pizza-ingredient needles spaced (100-depth)/3 apart, and their question"},
-            {.name = "buffer",
-             .type = ParamType::integer,
-             .default_value = 200,
-             .help = "final_context_length_buffer: tokens left for the prompt wrapper and the answer",
-             .min = 0},
-            {.name = "max_new_tokens",
-             .type = ParamType::integer,
-             .default_value = 300,
-             .help = "generation limit (the original's max_tokens)",
-             .min = 1},
-        }),
-    .make_text_samples = make_samples,
-    .score =
-        [](const TextSample& sample, const std::string& prediction) {
-          return scoring::needle::niah_phrase_recall_not_llm_judge(prediction, sample.references);
-        },
-    .metric = "phrase_recall_not_llm_judge",
-}};
+const RegisterTask registration{declared_text_task<NiahParams>(
+    {
+        .name = "niah",
+        .description = "needle in a haystack (gkamradt): needle at the cell's depth after a '.', 200-token buffer; "
+                       "scored by phrase recall, NOT the original LLM judge",
+        .score =
+            [](const TextSample& sample, const std::string& prediction) {
+              return scoring::needle::niah_phrase_recall_not_llm_judge(prediction, sample.references);
+            },
+        .metric = "phrase_recall_not_llm_judge",
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

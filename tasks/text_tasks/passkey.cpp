@@ -26,6 +26,24 @@ constexpr const char* kFiller =
 constexpr const char* kQuestion = "What is the pass key? The pass key is";
 constexpr int kFillerRepeats = 100000;  // " ".join([garbage] * 100000) bounds the character budget
 
+enum class Variant { landmark, llamacpp };
+enum class Placement { random, depth };
+
+struct PasskeyParams : TextTaskParams<20> {
+  Variant variant = Variant::landmark;
+  Placement placement = Placement::random;
+
+  static ParamFields<PasskeyParams> fields() {
+    using P = PasskeyParams;
+    return model::with_model_fields(
+        samples_field<P>()
+            .choice(&P::variant, "variant", "landmark (LongRoPE passkey.py) or llamacpp (examples/passkey)",
+                    {{"landmark", Variant::landmark}, {"llamacpp", Variant::llamacpp}})
+            .choice(&P::placement, "placement", "key position: random as the originals, or the cell's depth",
+                    {{"random", Placement::random}, {"depth", Placement::depth}}));
+  }
+};
+
 std::string landmark_prompt(std::size_t n_garbage, double split, int key) {
   static const std::string filler = [] {
     std::string text = kFiller;
@@ -60,17 +78,15 @@ int largest_size(const Tokenizer& tokenizer, int tokens, int cap, Build build) {
   return largest_fitting(0, hi, fits);
 }
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const bool llamacpp = p.at("variant").get<std::string>() == "llamacpp";
-  const bool at_depth = p.at("placement").get<std::string>() == "depth";
+std::vector<TextSample> make_samples(const PasskeyParams& p, const CellContext& cell, const Tokenizer& tokenizer) {
   std::vector<TextSample> out;
-  for (int i = 0; i < p.at("samples").get<int>(); ++i) {
+  for (int i = 0; i < p.samples; ++i) {
     Rng rng(sample_seed(cell.seed, static_cast<std::size_t>(i), 0x706b6579));
     const int key = static_cast<int>(rng.integer(1, 50000));
-    const double split = at_depth ? std::min(cell.depth / 100.0, std::nextafter(1.0, 0.0)) : rng.uniform();
+    const double split =
+        p.placement == Placement::depth ? std::min(cell.depth / 100.0, std::nextafter(1.0, 0.0)) : rng.uniform();
     TextSample sample;
-    if (llamacpp) {
+    if (p.variant == Variant::llamacpp) {
       auto build = [&](int n_junk) {
         return llamacpp_prompt(n_junk, std::min(n_junk - 1, static_cast<int>(split * n_junk)), key);
       };
@@ -89,30 +105,18 @@ std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& t
   return out;
 }
 
-const RegisterTask registration{{
-    .name = "passkey",
-    .description = "passkey retrieval (LongRoPE/Landmark recipe, or llama.cpp's junk sentences); first integer "
-                   "of the answer must equal the key",
-    .params = text_task_params(20,
-                               {
-                                   {.name = "variant",
-                                    .type = ParamType::string,
-                                    .default_value = "landmark",
-                                    .help = "landmark (LongRoPE passkey.py) or llamacpp (examples/passkey)",
-                                    .choices = {"landmark", "llamacpp"}},
-                                   {.name = "placement",
-                                    .type = ParamType::string,
-                                    .default_value = "random",
-                                    .help = "key position: random as the originals, or the cell's depth",
-                                    .choices = {"random", "depth"}},
-                               }),
-    .make_text_samples = make_samples,
-    .score =
-        [](const TextSample& sample, const std::string& prediction) {
-          return scoring::needle::passkey_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
-        },
-    .metric = "accuracy",
-}};
+const RegisterTask registration{declared_text_task<PasskeyParams>(
+    {
+        .name = "passkey",
+        .description = "passkey retrieval (LongRoPE/Landmark recipe, or llama.cpp's junk sentences); first integer "
+                       "of the answer must equal the key",
+        .score =
+            [](const TextSample& sample, const std::string& prediction) {
+              return scoring::needle::passkey_correct(prediction, sample.references[0]) ? 1.0 : 0.0;
+            },
+        .metric = "accuracy",
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

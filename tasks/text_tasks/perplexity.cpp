@@ -15,6 +15,24 @@
 namespace ctxbench::tasks::text {
 namespace {
 
+enum class Offset { start, random };
+
+struct PerplexityParams : TextTaskParams<3> {
+  std::string documents = kDefaultHaystack;
+  Offset offset = Offset::start;
+  int bos_token_id = -1;
+
+  static ParamFields<PerplexityParams> fields() {
+    using P = PerplexityParams;
+    return model::with_model_fields(
+        samples_field<P>()
+            .field(&P::documents, "documents", "directory of *.txt files, or jsonl with a \"text\" field")
+            .choice(&P::offset, "offset", "window at the document start, or a seeded offset",
+                    {{"start", Offset::start}, {"random", Offset::random}})
+            .field(&P::bos_token_id, "bos_token_id", "token put first (-1: none)", {.min = -1}));
+  }
+};
+
 // The documents: every *.txt file of a directory (sorted), or the "text" field of each line of a jsonl file.
 std::vector<std::pair<std::string, std::string>> documents(const std::string& source) {
   const auto path = from_source_tree(source);
@@ -48,17 +66,15 @@ std::vector<int> window_tokens(const Tokenizer& tokenizer, const std::string& te
   }
 }
 
-std::vector<TextSample> make_samples(const CellContext& cell, const Tokenizer& tokenizer) {
-  const Json& p = cell.params;
-  const auto docs = documents(p.at("documents").get<std::string>());
-  const bool random_offset = p.at("offset").get<std::string>() == "random";
-  const int bos = p.at("bos_token_id").get<int>();
+std::vector<TextSample> make_samples(const PerplexityParams& p, const CellContext& cell, const Tokenizer& tokenizer) {
+  const auto docs = documents(p.documents);
+  const int bos = p.bos_token_id;
   const int count = cell.context_length - (bos >= 0 ? 1 : 0);
   std::vector<TextSample> out;
-  for (int i = 0; i < p.at("samples").get<int>(); ++i) {
+  for (int i = 0; i < p.samples; ++i) {
     const auto& [name, text] = docs[static_cast<std::size_t>(i) % docs.size()];
     std::size_t start = 0;
-    if (random_offset) {
+    if (p.offset == Offset::random) {
       Rng rng(sample_seed(cell.seed, static_cast<std::size_t>(i), 0x70706c));
       start = text.find(' ', static_cast<std::size_t>(rng.integer(0, static_cast<std::int64_t>(text.size()) - 1)));
       start = start == std::string::npos ? 0 : start + 1;
@@ -90,30 +106,14 @@ SampleOutcome evaluate(Generator& generator, const TextSample& sample) {
   return outcome;
 }
 
-const RegisterTask registration{{
-    .name = "perplexity",
-    .description = "perplexity of one window of the cell's length per document (lower is better)",
-    .params = text_task_params(3,
-                               {
-                                   {.name = "documents",
-                                    .type = ParamType::string,
-                                    .default_value = kDefaultHaystack,
-                                    .help = "directory of *.txt files, or jsonl with a \"text\" field"},
-                                   {.name = "offset",
-                                    .type = ParamType::string,
-                                    .default_value = "start",
-                                    .help = "window at the document start, or a seeded offset",
-                                    .choices = {"start", "random"}},
-                                   {.name = "bos_token_id",
-                                    .type = ParamType::integer,
-                                    .default_value = -1,
-                                    .help = "token put first (-1: none)",
-                                    .min = -1},
-                               }),
-    .make_text_samples = make_samples,
-    .metric = "perplexity",
-    .evaluate = evaluate,
-}};
+const RegisterTask registration{declared_text_task<PerplexityParams>(
+    {
+        .name = "perplexity",
+        .description = "perplexity of one window of the cell's length per document (lower is better)",
+        .metric = "perplexity",
+        .evaluate = evaluate,
+    },
+    make_samples)};
 
 }  // namespace
 }  // namespace ctxbench::tasks::text

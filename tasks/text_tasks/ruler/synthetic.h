@@ -1,8 +1,9 @@
 // RULER's synthetic tasks (NVIDIA/RULER scripts/data/synthetic/*.py, constants.py, synthetic.yaml), generated
-// here in the model's tokens: the 13 tasks niah_single_1/2/3, niah_multikey_1/2/3, niah_multivalue,
-// niah_multiquery, vt, cwe, fwe, qa_1 and qa_2, with the original templates (base model: no chat wrapper; the
-// answer prefix ends the prompt) and the original recipes. Random draws use ctxbench's seeded generator, so
-// the samples follow RULER's recipe but are not byte-identical to RULER's for the same seed.
+// here in the model's tokens: the 13 tasks of tasks.h, with the original templates (base model: no chat
+// wrapper; the answer prefix ends the prompt) and the original recipes, one file per generator script
+// (niah.cpp, variable_tracking.cpp, common_words_extraction.cpp, freq_words_extraction.cpp, qa.cpp).
+// Random draws use ctxbench's seeded generator, so the samples follow RULER's recipe but are not
+// byte-identical to RULER's for the same seed.
 #pragma once
 
 #include <cstdint>
