@@ -102,7 +102,7 @@ class ParamFields {
   ParamFields choice(T S::*member, const std::string& name, const std::string& help,
                      std::vector<std::pair<std::string, T>> choices) && {
     const S defaults{};
-    ParamSpec spec{.name = name, .type = ParamType::string, .help = help};
+    ParamSpec spec{.name = name, .type = ParamType::string, .default_value = nullptr, .help = help};
     for (const auto& [text, value] : choices) {
       spec.choices.push_back(text);
       if (value == defaults.*member) spec.default_value = text;
