@@ -16,6 +16,14 @@ void LoggedSession::attend_sparse(const float* q, int n, int first, const KvCach
   stats_.attention_seconds += watch.seconds();
 }
 
+void LoggedSession::attend_logged(const float* q, int n, const KvCache& cache, float* out, int threads) {
+  // A cache that evicted nothing holds every position at its own index.
+  const bool evicted = cache.tokens() < cache.appended();
+  attend_sparse(q, n, cache.tokens() - n, cache, evicted ? log_.plan(cache.positions()) : log_.plan(), out, nullptr,
+                threads);
+  finish_call(cache.resident_bytes());
+}
+
 void LoggedSession::attend_all_kept(const float* q, int n, const PerHeadCaches& caches, float* out, float* lse,
                                     int threads) {
   log_.begin(layout_.heads_q, n, caches.appended() - n, n);
@@ -33,16 +41,6 @@ void LoggedSession::attend_all_kept(const float* q, int n, const PerHeadCaches& 
 void LoggedSession::finish_call(std::uint64_t resident_bytes) {
   log_.account(stats_, layout_.heads_kv, key_bytes(layout_));
   stats_.kv_bytes_resident = resident_bytes;
-}
-
-ParamSpec threads_param() { return integer_param("threads", 0, "worker threads (0: all cores)", 0); }
-
-ParamSpec integer_param(const std::string& name, int value, const std::string& help, int min) {
-  return {.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = min};
-}
-
-Budget budget_param(const Json& params, const std::string& engine) {
-  return Budget::parse(params.at("budget"), params.at("budget_per_layer"), engine);
 }
 
 Json budget_covering(int tokens) { return Json{{"budget", tokens}}; }

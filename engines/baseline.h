@@ -1,9 +1,7 @@
-// Plumbing shared by the baseline engines: a session base holding the record of attended keys and the stats,
-// and the parameters most of them declare.
+// Plumbing shared by the baseline engines: a session base holding the record of attended keys and the stats.
 #pragma once
 
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "engines/budget.h"
@@ -28,6 +26,9 @@ class LoggedSession : public Session {
   // `cache` restricted to `plan` (cache indices); lse may be null.
   void attend_sparse(const float* q, int n, int first, const KvCache& cache, const kernels::SparsePlan& plan,
                      float* out, float* lse, int threads);
+  // Timed sparse attention of the n queries over the positions logged for them in `cache` (which may have
+  // evicted keys, not logged ones), then finish_call.
+  void attend_logged(const float* q, int n, const KvCache& cache, float* out, int threads);
   // Exact attention of every query head over all its KV head keeps in `caches`, logged.
   void attend_all_kept(const float* q, int n, const PerHeadCaches& caches, float* out, float* lse, int threads);
   // Adds the call's logged rows to the stats and records what stays resident.
@@ -38,12 +39,6 @@ class LoggedSession : public Session {
   SessionStats stats_;
 };
 
-// "threads": worker threads of the attention kernel.
-ParamSpec threads_param();
-// An integer parameter with a lower bound.
-ParamSpec integer_param(const std::string& name, int value, const std::string& help, int min = 1);
-// The "budget" and "budget_per_layer" parameters as one Budget; `engine` names them in errors.
-Budget budget_param(const Json& params, const std::string& engine);
 // exact_params of a method that is dense once its budget covers the context.
 Json budget_covering(int tokens);
 

@@ -172,4 +172,21 @@ std::vector<std::vector<KeyRange>> BlockSparseSession::kv_ranges(int block) cons
   return out;
 }
 
+kernels::SparsePlan BlockSparseSession::block_plan(
+    int n, int block_size, int sinks, int window,
+    const std::function<std::vector<KeyRange>(int head, int block)>& chosen) const {
+  const int blocks = (n + block_size - 1) / block_size;
+  const int first_position = cache_.tokens() - n;
+  kernels::SparsePlan out{.query_block = block_size, .ranges = {}};
+  out.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * blocks);
+  for (int h = 0; h < layout_.heads_q; ++h) {
+    for (int b = 0; b < blocks; ++b) {
+      const int first = first_position + b * block_size;
+      const int last = first_position + std::min(n, (b + 1) * block_size) - 1;
+      out.ranges[static_cast<std::size_t>(h) * blocks + b] = block_ranges(sinks, window, chosen(h, b), first, last);
+    }
+  }
+  return out;
+}
+
 }  // namespace ctxbench::engines::hip

@@ -2,6 +2,7 @@
 // plan of key ranges per (query head, query block), and the statistics that follow from that plan.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "engines/engine.h"
@@ -30,6 +31,11 @@ class BlockSparseSession : public Session {
   // their real positions, and attended exactly. Needs the block's queries inside its ranges (window >= 1).
   void attend_plan_rotated(const float* q, int n, kernels::SparsePlan plan, const kernels::RopeRotator& rotator,
                            bool streaming, float* out);
+
+  // The plan of n queries at the end of the cache in blocks of `block_size`: block b of query head h attends to
+  // the sinks, the ranges chosen(h, b) and the window, cut after its last query.
+  kernels::SparsePlan block_plan(int n, int block_size, int sinks, int window,
+                                 const std::function<std::vector<KeyRange>(int head, int block)>& chosen) const;
 
   // Each KV head's union over its query heads of the plan's ranges for query block `block` (the keys the
   // attention reads once per KV head and block), in KV-head order.

@@ -34,6 +34,12 @@ class Budget {
   std::vector<double> per_layer_;
 };
 
+// A budget without per-layer overrides, for a method that sets its per-layer budgets itself (PyramidKV).
+class UniformBudget : public Budget {
+ public:
+  using Budget::Budget;
+};
+
 }  // namespace ctxbench::engines
 
 namespace ctxbench {
@@ -48,6 +54,19 @@ struct ParamTraits<engines::Budget> {
   }
   static engines::Budget parse(const Json& resolved, const std::string& name) {
     return engines::Budget::parse(resolved.at(name), resolved.at("budget_per_layer"), "params");
+  }
+};
+
+// A UniformBudget field named "budget" declares only "budget".
+template <>
+struct ParamTraits<engines::UniformBudget> {
+  static ParamSchema specs(const std::string& name, const engines::UniformBudget& value, const std::string& help,
+                           const ParamLimits&) {
+    if (name != "budget") throw std::logic_error("a Budget parameter is named \"budget\", not " + name);
+    return {engines::Budget::spec(value.value(), help)};
+  }
+  static engines::UniformBudget parse(const Json& resolved, const std::string& name) {
+    return engines::UniformBudget(engines::Budget::parse(resolved.at(name), Json(), "params").value());
   }
 };
 

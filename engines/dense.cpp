@@ -9,10 +9,22 @@
 namespace ctxbench::engines {
 namespace {
 
+struct DenseParams {
+  int threads = 0;
+  int extra_passes = 0;
+
+  static ParamFields<DenseParams> fields() {
+    return with_threads(ParamFields<DenseParams>())
+        .field(&DenseParams::extra_passes, "extra_passes",
+               "recompute the attention this many more times (a deliberate slowdown for testing gates)",
+               {.min = 0, .max = 100});
+  }
+};
+
 class DenseSession final : public Session {
  public:
-  DenseSession(const HeadLayout& layout, int threads, int extra_passes)
-      : layout_(layout), threads_(threads), extra_passes_(extra_passes), cache_(layout) {}
+  DenseSession(const HeadLayout& layout, const DenseParams& params)
+      : layout_(layout), params_(params), cache_(layout) {}
 
   void append(const float* k, const float* v, int n) override { cache_.append(k, v, n); }
 
@@ -20,8 +32,8 @@ class DenseSession final : public Session {
     const kernels::QueryView query{q, layout_.heads_q, n, layout_.head_dim};
     const kernels::CausalLayout causal{cache_.tokens() - n, 1.0f / std::sqrt(static_cast<float>(layout_.head_dim))};
     Stopwatch watch;
-    for (int pass = 0; pass <= extra_passes_; ++pass)
-      kernels::dense_attention(query, cache_.keys(), cache_.values(), causal, {out, nullptr}, threads_);
+    for (int pass = 0; pass <= params_.extra_passes; ++pass)
+      kernels::dense_attention(query, cache_.keys(), cache_.values(), causal, {out, nullptr}, params_.threads);
     stats_.attention_seconds += watch.seconds();
     last_first_pos_ = causal.first_query_pos;
     const std::uint64_t first = causal.first_query_pos + 1;
@@ -40,47 +52,19 @@ class DenseSession final : public Session {
 
  private:
   HeadLayout layout_;
-  int threads_;
-  int extra_passes_;
+  DenseParams params_;
   KvCache cache_;
   int last_first_pos_ = 0;
   SessionStats stats_;
 };
 
-class DenseEngine final : public Engine {
- public:
-  DenseEngine(int threads, int extra_passes) : threads_(threads), extra_passes_(extra_passes) {}
-  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
-    return std::make_unique<DenseSession>(layout, threads_, extra_passes_);
-  }
-
- private:
-  int threads_;
-  int extra_passes_;
-};
-
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<DenseSession, DenseParams>({
     .name = "dense",
     .description = "exact causal attention over every cached key",
     .policy = KvPolicy::full,
-    .params = {{.name = "threads",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "worker threads (0: all cores)",
-                .min = 0},
-               {.name = "extra_passes",
-                .type = ParamType::integer,
-                .default_value = 0,
-                .help = "recompute the attention this many more times (a deliberate slowdown for testing gates)",
-                .min = 0,
-                .max = 100}},
-    .make =
-        [](const Json& p) {
-          return std::make_unique<DenseEngine>(p.at("threads").get<int>(), p.value("extra_passes", 0));
-        },
     .exact_params = [](int) { return Json::object(); },
     .decode_matches_prefill = true,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

@@ -9,6 +9,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/measurement.h"
@@ -119,13 +121,34 @@ struct EngineInfo {
   bool decode_matches_prefill = false;
 };
 
-// The entry of a method whose sessions are `SessionT(layout, params)` and whose parameters are the fields that
-// ParamsT::fields() declares: its schema and its parsing both come from that one declaration.
-template <class SessionT, class ParamsT>
+// The entry of a method whose parameters are the fields that ParamsT::fields() declares: its schema and its
+// parsing both come from that one declaration. T is built from the parsed parameters: a Session (one per layer,
+// T(layout, params)), an Engine (T(params)), or a Generator (T(params)) for an engine that answers text itself.
+template <class T, class ParamsT>
 EngineInfo declared_engine(EngineInfo info) {
   info.params = ParamsT::fields().schema();
-  info.make = [](const Json& params) { return session_engine<SessionT>(ParamsT::fields().parse(params)); };
+  // Code that opens an engine directly may give only some parameters: resolving fills in the defaults (and
+  // leaves parameters the harness resolved as they are).
+  auto parse = [schema = info.params, where = info.name](const Json& params) {
+    return ParamsT::fields().parse(resolve_params(schema, params, where));
+  };
+  if constexpr (std::is_base_of_v<Generator, T>) {
+    info.make_generator = [parse](const Json& params) -> std::unique_ptr<Generator> {
+      return std::make_unique<T>(parse(params));
+    };
+  } else if constexpr (std::is_base_of_v<Engine, T>) {
+    info.make = [parse](const Json& params) -> std::unique_ptr<Engine> { return std::make_unique<T>(parse(params)); };
+  } else {
+    info.make = [parse](const Json& params) { return session_engine<T>(parse(params)); };
+  }
   return info;
+}
+
+// Adds the "threads" parameter (worker threads of the attention kernel), read into S::threads (which S may
+// inherit).
+template <class S>
+ParamFields<S> with_threads(ParamFields<S> fields) {
+  return std::move(fields).template field<int>(&S::threads, "threads", "worker threads (0: all cores)", {.min = 0});
 }
 
 using EngineRegistry = Registry<EngineInfo>;

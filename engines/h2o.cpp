@@ -4,102 +4,66 @@
 // `heavy` highest-scoring keys among the non-recent ones plus the `recent` newest, and evicts the rest for
 // good. The prefill is exact and evicts at its end, as in the original. The budget is heavy + recent; the
 // split follows the ratio mode's 0.1 / 0.1 (heavy_share 0.5).
-#include <algorithm>
-#include <cmath>
-
-#include "core/timer.h"
-#include "engines/baseline.h"
+#include "engines/scored_eviction.h"
 
 namespace ctxbench::engines {
 namespace {
 
 struct H2OParams {
-  Budget budget;
+  Budget budget{2048};
   double heavy_share = 0.5;
   int threads = 0;
+
+  static ParamFields<H2OParams> fields() {
+    return with_threads(ParamFields<H2OParams>()
+                            .field(&H2OParams::budget, "budget", "cache size: heavy hitters + recent window")
+                            .field(&H2OParams::heavy_share, "heavy_share",
+                                   "fraction of the budget for heavy hitters (rest: recent window)",
+                                   {.min = 0.0, .max = 1.0}));
+  }
 };
 
-class H2OSession final : public LoggedSession {
+class H2OSession final : public ScoredEvictionSession {
  public:
   H2OSession(const HeadLayout& layout, const H2OParams& params)
-      : LoggedSession(layout), params_(params), caches_(layout), scores_(layout.heads_kv) {}
+      : ScoredEvictionSession(layout, params.threads), params_(params), scores_(layout.heads_kv) {}
 
-  void append(const float* k, const float* v, int n) override {
-    caches_.append(k, v, n);
+ private:
+  void appended(int n) override {
     for (auto& s : scores_) s.resize(s.size() + n, 0.0f);
   }
 
-  void attend(const float* q, int n, Phase, float* out) override {
-    std::vector<float> lse(static_cast<std::size_t>(layout_.heads_q) * n);
-    attend_all_kept(q, n, caches_, out, lse.data(), params_.threads);
-    Stopwatch select;
-    for (int g = 0; g < layout_.heads_kv; ++g) {
-      accumulate(g, q, n, lse);
-      evict(g);
-    }
-    stats_.mask_seconds += select.seconds();
-    finish_call(caches_.resident_bytes());
-  }
+  void observe(int g, const Call& call) override { add_attention(g, call, 0, caches_.head(g).tokens(), scores_[g]); }
 
- private:
-  // Adds each query's attention probabilities (exp(score - lse)) to the keys it saw.
-  void accumulate(int g, const float* q, int n, const std::vector<float>& lse) {
-    const KvCache& cache = caches_.head(g);
-    const WideKeys keys(cache.keys(), 0, cache.tokens());
-    std::vector<float>& scores = scores_[g];
-    for (int h = g * group(); h < (g + 1) * group(); ++h) {
-      for (int i = 0; i < n; ++i) {
-        const float* row = query_row(q, h, n, i, layout_.head_dim);
-        const float row_lse = lse[static_cast<std::size_t>(h) * n + i];
-        const int visible = cache.tokens() - n + i + 1;
-        for (int t = 0; t < visible; ++t)
-          scores[t] += std::exp(scale() * dot(row, keys.row(t), layout_.head_dim) - row_lse);
-      }
-    }
-  }
-
-  void evict(int g) {
-    KvCache& cache = caches_.head(g);
-    const int tokens = cache.tokens();
+  // Every call over the budget compresses.
+  std::optional<Keep> compression(int g, const Call&) const override {
     const int capacity = params_.budget.tokens(caches_.appended(), layout_.layer);
-    if (tokens <= capacity) return;
+    if (caches_.head(g).tokens() <= capacity) return std::nullopt;
     const int heavy = static_cast<int>(capacity * params_.heavy_share);
-    const int recent = capacity - heavy;
-    std::vector<float>& scores = scores_[g];
-    std::vector<int> kept = top_k(std::span<const float>(scores.data(), tokens - recent), heavy);
-    for (int t = tokens - recent; t < tokens; ++t) kept.push_back(t);
-    cache.keep(kept);
+    return Keep{heavy, capacity - heavy};
+  }
+
+  std::vector<float> scores(int g, const Call&, int candidates) const override {
+    return {scores_[g].begin(), scores_[g].begin() + candidates};
+  }
+
+  void kept(int g, const std::vector<int>& indices) override {
     std::vector<float> kept_scores;
-    kept_scores.reserve(kept.size());
-    for (int t : kept) kept_scores.push_back(scores[t]);
-    scores.swap(kept_scores);
+    kept_scores.reserve(indices.size());
+    for (int t : indices) kept_scores.push_back(scores_[g][t]);
+    scores_[g].swap(kept_scores);
   }
 
   H2OParams params_;
-  PerHeadCaches caches_;
   std::vector<std::vector<float>> scores_;  // [kv head][cache index]: accumulated attention
 };
 
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<H2OSession, H2OParams>({
     .name = "h2o",
     .description = "H2O: heavy hitters by accumulated attention + recent window, others evicted",
     .policy = KvPolicy::evicts,
-    .params = {Budget::spec(2048, "cache size: heavy hitters + recent window"),
-               Budget::per_layer_spec(),
-               {.name = "heavy_share",
-                .type = ParamType::number,
-                .default_value = 0.5,
-                .help = "fraction of the budget for heavy hitters (rest: recent window)",
-                .min = 0.0,
-                .max = 1.0},
-               threads_param()},
-    .make =
-        [](const Json& p) {
-          return session_engine<H2OSession>(
-              H2OParams{budget_param(p, "h2o"), p.at("heavy_share").get<double>(), p.at("threads").get<int>()});
-        },
     .exact_params = budget_covering,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

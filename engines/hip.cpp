@@ -14,17 +14,53 @@ namespace {
 
 using hip::KeyRange;
 
-struct HipSettings {
-  hip::HipMaskParams mask;  // mask_k is resolved from the budget per call
-  Budget budget;
+struct HipParams {
+  Budget budget{512};  // k, resolved per call
+  int block_size_q = 64;
+  int block_stride_q = 2;
+  int block_size_k = 2;
+  int sinks = 256;
+  int window = 1024;
   int dense_layers = 3;
   int refresh_interval = 8;
   int threads = 0;
+
+  // The mask generator's parameters choosing `k` keys.
+  hip::HipMaskParams mask(int k) const {
+    return {.mask_k = k,
+            .block_size_q = block_size_q,
+            .block_stride_q = block_stride_q,
+            .block_size_k = block_size_k,
+            .sinks = sinks,
+            .window = window};
+  }
+
+  static ParamFields<HipParams> fields() {
+    using P = HipParams;
+    return with_threads(
+        ParamFields<P>()
+            .field(&P::budget, "budget",
+                   "k: keys chosen by the hierarchical top-k per query block, besides sinks and window")
+            .field(&P::block_size_q, "block_size_q", "b_q: queries sharing one mask", {.min = 1})
+            .field(&P::block_stride_q, "block_stride_q", "b_sq: every b_sq-th query of a block scores keys", {.min = 1})
+            .field(&P::block_size_k, "block_size_k", "b_k: keys per selectable block", {.min = 1})
+            .field(&P::sinks, "sinks", "leading keys always attended (a multiple of b_k)", {.min = 0})
+            .field(&P::window, "window", "sliding window of recent keys always attended (a multiple of b_k)",
+                   {.min = 0})
+            .field(&P::dense_layers, "dense_layers",
+                   "in a model (num_layers > 1), layers below this index use dense attention; a lone "
+                   "attention-level layer is always sparse",
+                   {.min = 0})
+            .field(&P::refresh_interval, "refresh_interval", "decode: rebuild the mask every this many steps",
+                   {.min = 1})
+            // k comes from the budget on each call; any k >= 1 checks the rest.
+            .check([](const P& p) { p.mask(1).validate("hip"); }));
+  }
 };
 
 class HipSession final : public hip::BlockSparseSession {
  public:
-  HipSession(const HeadLayout& layout, const HipSettings& s)
+  HipSession(const HeadLayout& layout, const HipParams& s)
       : BlockSparseSession(layout, s.threads),
         s_(s),
         // The first layers stay dense in a model; at the attention level the one layer is a sparse layer.
@@ -57,8 +93,7 @@ class HipSession final : public hip::BlockSparseSession {
 
   // selected_[head * blocks + block]: first keys of the chosen key blocks.
   void build_masks(const float* q, int n) {
-    hip::HipMaskParams p = s_.mask;
-    p.mask_k = s_.budget.tokens(cache_.tokens(), layout_.layer);
+    const hip::HipMaskParams p = s_.mask(s_.budget.tokens(cache_.tokens(), layout_.layer));
     const int blocks = (n + p.block_size_q - 1) / p.block_size_q;
     const int first_position = cache_.tokens() - n;
     const hip::KeyRows keys(cache_.keys());
@@ -76,27 +111,16 @@ class HipSession final : public hip::BlockSparseSession {
   }
 
   kernels::SparsePlan plan(int n) const {
-    const int block_size = s_.mask.block_size_q;
-    const int blocks = (n + block_size - 1) / block_size;
-    const int first_position = cache_.tokens() - n;
-    kernels::SparsePlan out{.query_block = block_size, .ranges = {}};
-    out.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * blocks);
-    for (int h = 0; h < layout_.heads_q; ++h) {
-      for (int b = 0; b < blocks; ++b) {
-        std::vector<KeyRange> chosen;
-        for (int key : selected_[static_cast<std::size_t>(h) * blocks + b]) {
-          chosen.push_back({key, key + s_.mask.block_size_k});
-        }
-        const int first = first_position + b * block_size;
-        const int last = first_position + std::min(n, (b + 1) * block_size) - 1;
-        out.ranges[static_cast<std::size_t>(h) * blocks + b] =
-            hip::block_ranges(s_.mask.sinks, s_.mask.window, std::move(chosen), first, last);
-      }
-    }
-    return out;
+    const int blocks = (n + s_.block_size_q - 1) / s_.block_size_q;
+    return block_plan(n, s_.block_size_q, s_.sinks, s_.window, [&](int h, int b) {
+      std::vector<KeyRange> chosen;
+      for (int key : selected_[static_cast<std::size_t>(h) * blocks + b])
+        chosen.push_back({key, key + s_.block_size_k});
+      return chosen;
+    });
   }
 
-  HipSettings s_;
+  HipParams s_;
   bool dense_;
   bool decode_mask_ = false;  // selected_ holds a decode step's mask that later steps may reuse
   std::uint64_t decode_steps_ = 0;
@@ -105,51 +129,15 @@ class HipSession final : public hip::BlockSparseSession {
   hip::MaskCounters counters_;
 };
 
-std::unique_ptr<Engine> make(const Json& p) {
-  HipSettings s;
-  s.budget = Budget::parse(p.at("budget"), p.at("budget_per_layer"), "hip");
-  s.mask.block_size_q = p.at("block_size_q").get<int>();
-  s.mask.block_stride_q = p.at("block_stride_q").get<int>();
-  s.mask.block_size_k = p.at("block_size_k").get<int>();
-  s.mask.sinks = p.at("sinks").get<int>();
-  s.mask.window = p.at("window").get<int>();
-  s.dense_layers = p.at("dense_layers").get<int>();
-  s.refresh_interval = p.at("refresh_interval").get<int>();
-  s.threads = p.at("threads").get<int>();
-  try {
-    s.mask.validate("hip");
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
-  return session_engine<HipSession>(std::move(s));
-}
-
-ParamSpec integer(const std::string& name, int value, const std::string& help, int min) {
-  return {.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = min};
-}
-
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<HipSession, HipParams>({
     .name = "hip",
     .description = "HiP v1.1: hierarchical top-k key blocks per query block + sinks + sliding window",
     .policy = KvPolicy::masks,
-    .params = {Budget::spec(512, "k: keys chosen by the hierarchical top-k per query block, besides sinks and window"),
-               Budget::per_layer_spec(), integer("block_size_q", 64, "b_q: queries sharing one mask", 1),
-               integer("block_stride_q", 2, "b_sq: every b_sq-th query of a block scores keys", 1),
-               integer("block_size_k", 2, "b_k: keys per selectable block", 1),
-               integer("sinks", 256, "leading keys always attended (a multiple of b_k)", 0),
-               integer("window", 1024, "sliding window of recent keys always attended (a multiple of b_k)", 0),
-               integer("dense_layers", 3,
-                       "in a model (num_layers > 1), layers below this index use dense attention; a lone "
-                       "attention-level layer is always sparse",
-                       0),
-               integer("refresh_interval", 8, "decode: rebuild the mask every this many steps", 1),
-               integer("threads", 0, "worker threads (0: all cores)", 0)},
-    .make = make,
     .exact_params =
         [](int tokens) {
           return Json{{"budget", std::max(tokens, 1)}, {"refresh_interval", 1}};
         },
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

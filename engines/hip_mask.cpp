@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <limits>
-#include <stdexcept>
 #include <string>
+
+#include "core/params.h"
 
 namespace ctxbench::engines::hip {
 namespace {
@@ -91,7 +92,7 @@ class BlockScorer {
 }  // namespace
 
 void HipMaskParams::validate(const std::string& where) const {
-  auto fail = [&](const std::string& what) { throw std::invalid_argument(where + ": " + what); };
+  auto fail = [&](const std::string& what) { throw InputError(where + ": " + what); };
   if (mask_k < 1) fail("k (budget) must be at least 1");
   if (block_size_q < 1 || block_stride_q < 1 || block_size_k < 1) fail("block sizes and strides must be >= 1");
   if (block_stride_q > block_size_q) fail("block_stride_q must not exceed block_size_q");

@@ -30,7 +30,7 @@ struct HipMaskParams {
   int sinks = 256;         // leading keys always attended
   int window = 1024;       // trailing keys always attended
 
-  // Throws std::invalid_argument naming `where` and the field.
+  // Throws InputError naming `where` and the field.
   void validate(const std::string& where) const;
 };
 

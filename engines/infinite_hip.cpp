@@ -33,23 +33,44 @@ using hip::KeyRange;
 
 enum class PruneRope { none, relative, chunk_indexed, per_layer };
 
-struct InfiniteHipSettings {
-  hip::PruningParams pruning;  // the last stage's keep is resolved from the budget per call
-  PruneRope prune_rope = PruneRope::none;
-  bool streaming_attention = false;  // attention_rope "streaming"
-  bool unrotated() const { return prune_rope != PruneRope::none || streaming_attention; }
-  Budget budget;
+struct InfiniteHipParams {
+  Budget budget{2048};
+  std::vector<int> stage_chunks = {256, 32, 8};
+  std::vector<int> stage_keeps = {32768, 8192};  // one per stage but the last, whose keep is the budget
+  std::vector<int> stage_query_strides = {4, 4, 1};
+  int query_block = 64;
+  int sinks = 256;
+  int window = 1024;
+  bool head_reduction = true;
   std::vector<int> refresh_intervals = {32, 16, 8};  // one per stage
   std::vector<int> dense_layers = {0, 1, 2, 3, -1};  // -1: the last layer
   int dense_layer_budget = 4096;
-  Json offload;  // the offload_* parameters
+  PruneRope prune_rope = PruneRope::none;
+  bool streaming_attention = false;  // attention_rope "streaming"
   int threads = 0;
+  OffloadCapacity offload_mask;
+  OffloadCapacity offload_sa;
+
+  bool unrotated() const { return prune_rope != PruneRope::none || streaming_attention; }
+
+  // The pruning stages; the last stage's keep is only a placeholder: each call resolves it from the budget.
+  hip::PruningParams pruning() const {
+    hip::PruningParams p{
+        .stages = {}, .query_block = query_block, .sinks = sinks, .window = window, .head_reduction = head_reduction};
+    for (std::size_t s = 0; s < stage_chunks.size(); ++s) {
+      const bool last = s + 1 == stage_chunks.size();
+      p.stages.push_back({stage_chunks[s], stage_query_strides[s], last ? stage_chunks[s] : stage_keeps[s]});
+    }
+    return p;
+  }
+
+  static ParamFields<InfiniteHipParams> fields();
 };
 
 class InfiniteHipSession final : public hip::BlockSparseSession {
  public:
   // `rope` is set when the session is fed un-rotated queries and keys (Engine::open_unrotated).
-  InfiniteHipSession(const InfiniteHipSettings& s, const HeadLayout& layout, const RopeSpec* rope)
+  InfiniteHipSession(const InfiniteHipParams& s, const HeadLayout& layout, const RopeSpec* rope)
       : BlockSparseSession(layout, s.threads), s_(s), dense_layer_(is_dense_layer(s, layout)) {
     if (s.unrotated()) {
       if (!rope) {
@@ -61,11 +82,10 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
       scan_rope_ = {&*rotator_, scan_positions(s.prune_rope, dense_layer_)};
     }
     const std::uint64_t key_row = static_cast<std::uint64_t>(layout.head_dim) * kernels::dtype_bytes(layout.kv_dtype);
-    if (auto entries = offload_capacity_entries(s.offload, "offload_mask", layout.heads_kv, key_row, "infinite_hip")) {
+    if (auto entries = s.offload_mask.entries(layout.heads_kv, key_row, "infinite_hip")) {
       mask_tier_.emplace(*entries, key_row);
     }
-    if (auto entries =
-            offload_capacity_entries(s.offload, "offload_sa", layout.heads_kv, 2 * key_row, "infinite_hip")) {
+    if (auto entries = s.offload_sa.entries(layout.heads_kv, 2 * key_row, "infinite_hip")) {
       sa_tier_.emplace(*entries, 2 * key_row);
     }
   }
@@ -73,7 +93,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   void attend(const float* q, int n, Phase phase, float* out) override {
     const bool decode_step = phase == Phase::decode && n == 1;
     const std::optional<int> from_stage = decode_step ? decode_refresh_stage() : 0;
-    if (rotator_) rotator_->reserve(std::max(cache_.tokens(), s_.pruning.window + 2));
+    if (rotator_) rotator_->reserve(std::max(cache_.tokens(), s_.window + 2));
     if (decode_step) ++decode_steps_;
     if (from_stage) {
       Stopwatch watch;
@@ -114,7 +134,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   }
 
  private:
-  static bool is_dense_layer(const InfiniteHipSettings& s, const HeadLayout& layout) {
+  static bool is_dense_layer(const InfiniteHipParams& s, const HeadLayout& layout) {
     if (layout.num_layers <= 1) return false;  // a lone attention-level layer uses the regular config
     for (int layer : s.dense_layers) {
       if (layer == layout.layer || (layer < 0 && layout.num_layers + layer == layout.layer)) return true;
@@ -145,7 +165,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   }
 
   hip::PruningParams pruning_params() const {
-    hip::PruningParams p = s_.pruning;
+    hip::PruningParams p = s_.pruning();
     const int chunk = p.stages.back().chunk;
     const int budget = dense_layer_ ? s_.dense_layer_budget : s_.budget.tokens(cache_.tokens(), layout_.layer);
     p.stages.back().keep = std::max(chunk, (budget + chunk - 1) / chunk * chunk);
@@ -177,22 +197,10 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   }
 
   kernels::SparsePlan plan(int n) const {
-    const int block_size = s_.pruning.query_block;
-    const int blocks = (n + block_size - 1) / block_size;
-    const int first_position = cache_.tokens() - n;
-    kernels::SparsePlan out{.query_block = block_size, .ranges = {}};
-    out.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * blocks);
-    for (int b = 0; b < blocks; ++b) {
+    return block_plan(n, s_.query_block, s_.sinks, s_.window, [&](int h, int b) {
       const ChunkLists& groups = selected_[b];
-      const int first = first_position + b * block_size;
-      const int last = first_position + std::min(n, (b + 1) * block_size) - 1;
-      for (int h = 0; h < layout_.heads_q; ++h) {
-        const auto& chosen = groups[groups.size() == 1 ? 0 : h];
-        out.ranges[static_cast<std::size_t>(h) * blocks + b] =
-            hip::block_ranges(s_.pruning.sinks, s_.pruning.window, chosen, first, last);
-      }
-    }
-    return out;
+      return groups[groups.size() == 1 ? 0 : h];
+    });
   }
 
   // Every K|V row the attention read goes through the simulated device tier, block by block.
@@ -210,7 +218,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
     }
   }
 
-  InfiniteHipSettings s_;
+  InfiniteHipParams s_;
   bool dense_layer_;
   bool decode_mask_ = false;  // selected_ holds a decode step's mask that later steps may reuse
   std::uint64_t decode_steps_ = 0;
@@ -225,7 +233,7 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
 
 class InfiniteHipEngine final : public Engine {
  public:
-  explicit InfiniteHipEngine(InfiniteHipSettings s) : s_(std::move(s)) {}
+  explicit InfiniteHipEngine(InfiniteHipParams s) : s_(std::move(s)) {}
   std::unique_ptr<Session> open(const HeadLayout& layout) const override {
     return std::make_unique<InfiniteHipSession>(s_, layout, nullptr);
   }
@@ -236,130 +244,89 @@ class InfiniteHipEngine final : public Engine {
   }
 
  private:
-  InfiniteHipSettings s_;
+  InfiniteHipParams s_;
 };
 
-std::vector<hip::PruningStage> parse_stages(const Json& p) {
-  const auto chunks = p.at("stage_chunks").get<std::vector<int>>();
-  const auto keeps = p.at("stage_keeps").get<std::vector<int>>();
-  const auto strides = p.at("stage_query_strides").get<std::vector<int>>();
-  if (chunks.empty() || strides.size() != chunks.size() || keeps.size() + 1 != chunks.size()) {
-    throw InputError(
-        fmt::format("infinite_hip: stage_chunks ({} values) and stage_query_strides ({}) need one value per stage and "
-                    "stage_keeps ({}) one per stage but the last (whose keep is the budget)",
-                    chunks.size(), strides.size(), keeps.size()));
-  }
-  std::vector<hip::PruningStage> stages;
-  for (std::size_t s = 0; s < chunks.size(); ++s) {
-    // The last stage's keep is only a placeholder here: each call resolves it from the budget.
-    stages.push_back({chunks[s], strides[s], s + 1 < chunks.size() ? keeps[s] : chunks[s]});
-  }
-  return stages;
+ParamFields<InfiniteHipParams> InfiniteHipParams::fields() {
+  using P = InfiniteHipParams;
+  return with_threads(
+             ParamFields<P>()
+                 .field(&P::budget, "budget",
+                        "tokens the last pruning stage keeps per query block, besides sinks and window")
+                 .field(&P::stage_chunks, "stage_chunks",
+                        "chunk size of each pruning stage (each divides the previous)", {.min = 1})
+                 .field(&P::stage_keeps, "stage_keeps",
+                        "tokens kept after each stage but the last (multiples of its chunk)", {.min = 1})
+                 .field(&P::stage_query_strides, "stage_query_strides",
+                        "per stage: consecutive queries averaged into one query vector", {.min = 1})
+                 .field(&P::query_block, "query_block", "queries sharing one mask", {.min = 1})
+                 .field(&P::sinks, "sinks", "leading keys always attended", {.min = 0})
+                 .field(&P::window, "window", "sliding window of recent keys always attended", {.min = 0})
+                 .field(&P::head_reduction, "head_reduction",
+                        "score chunks by the max over all query heads so that heads share one mask")
+                 .field(&P::refresh_intervals, "refresh_intervals",
+                        "decode: rerun from stage i when step % intervals[i] == 0 (first match), else reuse the mask",
+                        {.min = 1})
+                 .field(&P::dense_layers, "dense_layers",
+                        "in a model (num_layers > 1), layers using dense_layer_budget (-1: the last layer)",
+                        {.min = -1})
+                 .field(&P::dense_layer_budget, "dense_layer_budget", "final kept tokens on dense_layers", {.min = 1})
+                 .choice(&P::prune_rope, "prune_rope",
+                         "positions the pruning scores at: none (queries and keys as given, i.e. real positions), "
+                         "relative (left half's key at 0, right at 1, query at window - first chunk + 1), "
+                         "chunk_indexed (chunk j at j), per_layer (the original: chunk_indexed on dense_layers, "
+                         "relative elsewhere); not none needs a model runtime (un-rotated keys)",
+                         {{"none", PruneRope::none},
+                          {"relative", PruneRope::relative},
+                          {"chunk_indexed", PruneRope::chunk_indexed},
+                          {"per_layer", PruneRope::per_layer}})
+                 .choice(&P::streaming_attention, "attention_rope",
+                         "positions the attention uses: none (keys at their real positions), streaming (attended "
+                         "keys laid out contiguously ending at the query); streaming needs a model runtime "
+                         "(un-rotated keys)",
+                         {{"none", false}, {"streaming", true}}))
+      .field(&P::offload_mask, "offload_mask", "the key rows the pruning stages read")
+      .field(&P::offload_sa, "offload_sa", "the K|V rows the attention reads")
+      .check([](const P& p) {
+        if (p.stage_chunks.empty() || p.stage_query_strides.size() != p.stage_chunks.size() ||
+            p.stage_keeps.size() + 1 != p.stage_chunks.size()) {
+          throw InputError(fmt::format(
+              "infinite_hip: stage_chunks ({} values) and stage_query_strides ({}) need one value per stage and "
+              "stage_keeps ({}) one per stage but the last (whose keep is the budget)",
+              p.stage_chunks.size(), p.stage_query_strides.size(), p.stage_keeps.size()));
+        }
+      })
+      .check([](const P& p) {
+        if (p.unrotated() && p.window < 1) {
+          throw InputError(
+              "infinite_hip.window: must be >= 1 when prune_rope or attention_rope is not \"none\" (each "
+              "query's own key anchors its streaming positions)");
+        }
+      })
+      .check([](const P& p) {
+        if (p.refresh_intervals.size() != p.stage_chunks.size()) {
+          throw InputError(fmt::format("infinite_hip.refresh_intervals: expected one interval per stage ({}), got {}",
+                                       p.stage_chunks.size(), p.refresh_intervals.size()));
+        }
+      })
+      .check([](const P& p) { p.pruning().validate("infinite_hip"); })
+      // Both sizes of a tier at once is an input error worth reporting before any work starts.
+      .check([](const P& p) {
+        p.offload_mask.entries(1, 1, "infinite_hip");
+        p.offload_sa.entries(1, 1, "infinite_hip");
+      });
 }
 
-std::unique_ptr<Engine> make(const Json& p) {
-  InfiniteHipSettings s;
-  s.budget = Budget::parse(p.at("budget"), p.at("budget_per_layer"), "infinite_hip");
-  s.pruning.stages = parse_stages(p);
-  s.pruning.query_block = p.at("query_block").get<int>();
-  s.pruning.sinks = p.at("sinks").get<int>();
-  s.pruning.window = p.at("window").get<int>();
-  s.pruning.head_reduction = p.at("head_reduction").get<bool>();
-  s.refresh_intervals = p.at("refresh_intervals").get<std::vector<int>>();
-  s.dense_layers = p.at("dense_layers").get<std::vector<int>>();
-  s.dense_layer_budget = p.at("dense_layer_budget").get<int>();
-  s.threads = p.at("threads").get<int>();
-  const std::string prune_rope = p.at("prune_rope").get<std::string>();
-  s.prune_rope = prune_rope == "relative"        ? PruneRope::relative
-                 : prune_rope == "chunk_indexed" ? PruneRope::chunk_indexed
-                 : prune_rope == "per_layer"     ? PruneRope::per_layer
-                                                 : PruneRope::none;
-  s.streaming_attention = p.at("attention_rope").get<std::string>() == "streaming";
-  if (s.unrotated() && s.pruning.window < 1) {
-    throw InputError(
-        "infinite_hip.window: must be >= 1 when prune_rope or attention_rope is not \"none\" (each "
-        "query's own key anchors its streaming positions)");
-  }
-  for (const char* name : {"offload_mask_tokens", "offload_mask_bytes", "offload_sa_tokens", "offload_sa_bytes"}) {
-    s.offload[name] = p.at(name);
-  }
-  if (s.refresh_intervals.size() != s.pruning.stages.size()) {
-    throw InputError(fmt::format("infinite_hip.refresh_intervals: expected one interval per stage ({}), got {}",
-                                 s.pruning.stages.size(), s.refresh_intervals.size()));
-  }
-  try {
-    s.pruning.validate("infinite_hip");
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
-  // Both sizes of a tier at once is an input error worth reporting before any work starts.
-  offload_capacity_entries(s.offload, "offload_mask", 1, 1, "infinite_hip");
-  offload_capacity_entries(s.offload, "offload_sa", 1, 1, "infinite_hip");
-  return std::make_unique<InfiniteHipEngine>(std::move(s));
-}
-
-ParamSchema schema() {
-  auto integer = [](const std::string& name, int value, const std::string& help, int min) {
-    return ParamSpec{.name = name, .type = ParamType::integer, .default_value = value, .help = help, .min = min};
-  };
-  auto integers = [](const std::string& name, std::vector<int> value, const std::string& help, double min) {
-    return ParamSpec{.name = name, .type = ParamType::integer_list, .default_value = value, .help = help, .min = min};
-  };
-  ParamSchema out = {
-      Budget::spec(2048, "tokens the last pruning stage keeps per query block, besides sinks and window"),
-      Budget::per_layer_spec(),
-      integers("stage_chunks", {256, 32, 8}, "chunk size of each pruning stage (each divides the previous)", 1),
-      integers("stage_keeps", {32768, 8192}, "tokens kept after each stage but the last (multiples of its chunk)", 1),
-      integers("stage_query_strides", {4, 4, 1}, "per stage: consecutive queries averaged into one query vector", 1),
-      integer("query_block", 64, "queries sharing one mask", 1),
-      integer("sinks", 256, "leading keys always attended", 0),
-      integer("window", 1024, "sliding window of recent keys always attended", 0),
-      {.name = "head_reduction",
-       .type = ParamType::boolean,
-       .default_value = true,
-       .help = "score chunks by the max over all query heads so that heads share one mask"},
-      integers("refresh_intervals", {32, 16, 8},
-               "decode: rerun from stage i when step % intervals[i] == 0 (first match), else reuse the mask", 1),
-      integers("dense_layers", {0, 1, 2, 3, -1},
-               "in a model (num_layers > 1), layers using dense_layer_budget (-1: the last layer)", -1),
-      integer("dense_layer_budget", 4096, "final kept tokens on dense_layers", 1),
-      {.name = "prune_rope",
-       .type = ParamType::string,
-       .default_value = "none",
-       .help = "positions the pruning scores at: none (queries and keys as given, i.e. real positions), relative "
-               "(left half's key at 0, right at 1, query at window - first chunk + 1), chunk_indexed (chunk j at "
-               "j), per_layer (the original: chunk_indexed on dense_layers, relative elsewhere); not none needs a "
-               "model runtime (un-rotated keys)",
-       .choices = {"none", "relative", "chunk_indexed", "per_layer"}},
-      {.name = "attention_rope",
-       .type = ParamType::string,
-       .default_value = "none",
-       .help = "positions the attention uses: none (keys at their real positions), streaming (attended keys laid "
-               "out contiguously ending at the query); streaming needs a model runtime (un-rotated keys)",
-       .choices = {"none", "streaming"}},
-      integer("threads", 0, "worker threads (0: all cores)", 0),
-  };
-  for (const auto& spec : offload_capacity_params("offload_mask", "the key rows the pruning stages read")) {
-    out.push_back(spec);
-  }
-  for (const auto& spec : offload_capacity_params("offload_sa", "the K|V rows the attention reads")) {
-    out.push_back(spec);
-  }
-  return out;
-}
-
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<InfiniteHipEngine, InfiniteHipParams>({
     .name = "infinite_hip",
     .description = "InfiniteHiP: multi-stage chunk pruning (256/32/8) + sinks + window, optional KV offload accounting",
     .policy = KvPolicy::masks,
-    .params = schema(),
-    .make = make,
     .exact_params =
         [](int tokens) {
           const int covered = (std::max(tokens, 1) + 255) / 256 * 256;
           return Json{{"budget", covered}, {"stage_keeps", {covered, covered}}, {"refresh_intervals", {1, 1, 1}}};
         },
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

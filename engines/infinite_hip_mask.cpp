@@ -4,7 +4,8 @@
 #include <bit>
 #include <limits>
 #include <numeric>
-#include <stdexcept>
+
+#include "core/params.h"
 
 namespace ctxbench::engines::hip {
 namespace {
@@ -137,7 +138,7 @@ std::vector<Chunk> split(const std::vector<Chunk>& chunks, const std::vector<int
 }  // namespace
 
 void PruningParams::validate(const std::string& where) const {
-  auto fail = [&](const std::string& what) { throw std::invalid_argument(where + ": " + what); };
+  auto fail = [&](const std::string& what) { throw InputError(where + ": " + what); };
   if (stages.empty()) fail("at least one pruning stage is needed");
   if (query_block < 1) fail("query_block must be >= 1");
   if (sinks < 0 || window < 0) fail("sinks and window must be >= 0");

@@ -40,7 +40,7 @@ struct PruningParams {
   int window = 1024;
   bool head_reduction = true;
 
-  // Throws std::invalid_argument naming `where` and the offending field.
+  // Throws InputError naming `where` and the offending field.
   void validate(const std::string& where) const;
   int scan_window() const;
 };

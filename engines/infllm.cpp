@@ -40,34 +40,57 @@
 namespace ctxbench::engines {
 namespace {
 
+// The device cache in blocks (each K and V of block_size tokens in every KV head), or nothing if unset.
+std::optional<std::uint64_t> device_blocks(const OffloadCapacity& offload, int block_size, std::uint64_t block_bytes) {
+  const auto blocks = offload.entries(1, block_bytes, "infllm");
+  if (!blocks || offload.tokens == 0) return blocks;
+  if (offload.tokens < static_cast<std::uint64_t>(block_size)) {
+    throw InputError(
+        fmt::format("infllm.offload_sa_tokens: {} tokens hold no block of {}", offload.tokens, block_size));
+  }
+  return offload.tokens / block_size;
+}
+
 struct InfLLMParams {
-  Budget budget;
+  Budget budget{6272};
   int sinks = 128;
   int window = 4096;
   int block_size = 128;
   int repr_topk = 4;
   int exec_block = 512;
-  Json offload;  // offload_sa_tokens, offload_sa_bytes
   int threads = 0;
-};
+  OffloadCapacity offload_sa{.tokens = 4096};  // the original's max_cached_block 32 x 128
 
-// The device cache in blocks (each K and V of block_size tokens in every KV head), or nothing if unset.
-std::optional<std::uint64_t> device_blocks(const Json& offload, int block_size, std::uint64_t block_bytes) {
-  const auto blocks = offload_capacity_entries(offload, "offload_sa", 1, block_bytes, "infllm");
-  const auto tokens = offload.at("offload_sa_tokens").get<std::uint64_t>();
-  if (!blocks || tokens == 0) return blocks;
-  if (tokens < static_cast<std::uint64_t>(block_size)) {
-    throw InputError(fmt::format("infllm.offload_sa_tokens: {} tokens hold no block of {}", tokens, block_size));
+  static ParamFields<InfLLMParams> fields() {
+    using P = InfLLMParams;
+    return with_threads(
+               ParamFields<P>()
+                   .field(&P::budget, "budget", "keys per query: sinks + window + retrieved blocks x block_size")
+                   .field(&P::sinks, "sinks", "initial tokens always attended (n_init)", {.min = 0})
+                   .field(&P::window, "window", "local window (n_local)", {.min = 1})
+                   .field(&P::block_size, "block_size", "tokens per memory block", {.min = 1})
+                   .field(&P::repr_topk, "repr_topk", "representative keys per block", {.min = 1})
+                   .field(&P::exec_block, "exec_block", "queries per execution block (exc_block_size)", {.min = 1}))
+        .field(&P::offload_sa, "offload_sa",
+               "the memory blocks the attention loads (whole blocks; default: the original's max_cached_block 32 x "
+               "128, set 0 to give offload_sa_bytes instead)")
+        .check([](const P& p) {
+          if (p.exec_block > p.window) {
+            throw InputError(
+                fmt::format("infllm.exec_block: expected at most the window ({}), got {}", p.window, p.exec_block));
+          }
+        })
+        // Both sizes at once, or a cache smaller than a block, is reported before any work starts.
+        .check([](const P& p) { device_blocks(p.offload_sa, p.block_size, 1); });
   }
-  return tokens / block_size;
-}
+};
 
 class InfLLMSession final : public LoggedSession {
  public:
   InfLLMSession(const HeadLayout& layout, const InfLLMParams& params)
       : LoggedSession(layout), params_(params), cache_(layout) {
     const std::uint64_t block_bytes = cache_.bytes_per_token() * params.block_size;
-    if (const auto blocks = device_blocks(params.offload, params.block_size, block_bytes)) {
+    if (const auto blocks = device_blocks(params.offload_sa, params.block_size, block_bytes)) {
       tier_.emplace(*blocks, block_bytes);
     }
   }
@@ -265,54 +288,15 @@ class InfLLMSession final : public LoggedSession {
   std::uint64_t loads_ = 0;
 };
 
-ParamSchema schema() {
-  ParamSchema out = {Budget::spec(6272, "keys per query: sinks + window + retrieved blocks x block_size"),
-                     Budget::per_layer_spec(),
-                     integer_param("sinks", 128, "initial tokens always attended (n_init)", 0),
-                     integer_param("window", 4096, "local window (n_local)"),
-                     integer_param("block_size", 128, "tokens per memory block"),
-                     integer_param("repr_topk", 4, "representative keys per block"),
-                     integer_param("exec_block", 512, "queries per execution block (exc_block_size)"),
-                     threads_param()};
-  for (auto spec : offload_capacity_params("offload_sa", "the memory blocks the attention loads (whole blocks)")) {
-    if (spec.name == "offload_sa_tokens") {
-      spec.default_value = 4096;
-      spec.help += "; default: the original's max_cached_block 32 x 128 (set 0 to give offload_sa_bytes instead)";
-    }
-    out.push_back(spec);
-  }
-  return out;
-}
-
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<InfLLMSession, InfLLMParams>({
     .name = "infllm",
     .description = "InfLLM: sinks + local window + top memory blocks by representative keys",
     .policy = KvPolicy::masks,
-    .params = schema(),
-    .make =
-        [](const Json& p) {
-          InfLLMParams params{
-              budget_param(p, "infllm"),
-              p.at("sinks").get<int>(),
-              p.at("window").get<int>(),
-              p.at("block_size").get<int>(),
-              p.at("repr_topk").get<int>(),
-              p.at("exec_block").get<int>(),
-              {{"offload_sa_tokens", p.at("offload_sa_tokens")}, {"offload_sa_bytes", p.at("offload_sa_bytes")}},
-              p.at("threads").get<int>()};
-          if (params.exec_block > params.window) {
-            throw InputError(fmt::format("infllm.exec_block: expected at most the window ({}), got {}", params.window,
-                                         params.exec_block));
-          }
-          // Both sizes at once, or a cache smaller than a block, is reported before any work starts.
-          device_blocks(params.offload, params.block_size, 1);
-          return session_engine<InfLLMSession>(std::move(params));
-        },
     .exact_params =
         [](int tokens) {
           return Json{{"window", tokens}, {"exec_block", std::min(512, tokens)}};
         },
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

@@ -55,34 +55,18 @@ OffloadStats OffloadTier::stats() const {
           .capacity_bytes = capacity_ * entry_bytes_};
 }
 
-ParamSchema offload_capacity_params(const std::string& name, const std::string& what) {
-  return {{.name = name + "_tokens",
-           .type = ParamType::integer,
-           .default_value = 0,
-           .help = "simulated device cache for " + what + ", in tokens (0: no offload accounting)",
-           .min = 0},
-          {.name = name + "_bytes",
-           .type = ParamType::number,
-           .default_value = 0,
-           .help = "the same cache given in bytes instead (0: unset)",
-           .min = 0}};
-}
-
-std::optional<std::uint64_t> offload_capacity_entries(const Json& params, const std::string& name,
-                                                      std::uint64_t entries_per_token, std::uint64_t entry_bytes,
-                                                      const std::string& where) {
-  const auto tokens = params.at(name + "_tokens").get<std::uint64_t>();
-  const auto bytes = params.at(name + "_bytes").get<double>();
+std::optional<std::uint64_t> OffloadCapacity::entries(std::uint64_t entries_per_token, std::uint64_t entry_bytes,
+                                                      const std::string& where) const {
   if (tokens > 0 && bytes > 0) {
     throw InputError(fmt::format("{}: set {}_tokens or {}_bytes, not both", where, name, name));
   }
   if (tokens > 0) return tokens * entries_per_token;
   if (bytes <= 0) return std::nullopt;
-  const auto entries = static_cast<std::uint64_t>(bytes / static_cast<double>(entry_bytes));
-  if (entries == 0) {
+  const auto count = static_cast<std::uint64_t>(bytes / static_cast<double>(entry_bytes));
+  if (count == 0) {
     throw InputError(fmt::format("{}.{}_bytes: {} bytes hold no entry of {} bytes", where, name, bytes, entry_bytes));
   }
-  return entries;
+  return count;
 }
 
 std::vector<Measurement> offload_measurements(const std::string& prefix, const OffloadStats& stats) {
@@ -96,3 +80,28 @@ std::vector<Measurement> offload_measurements(const std::string& prefix, const O
 }
 
 }  // namespace ctxbench::engines
+
+namespace ctxbench {
+
+ParamSchema ParamTraits<engines::OffloadCapacity>::specs(const std::string& name, const engines::OffloadCapacity& value,
+                                                         const std::string& help, const ParamLimits&) {
+  // Defaults are JSON integers, as these parameters always had (a default size in bytes is whole).
+  return {{.name = name + "_tokens",
+           .type = ParamType::integer,
+           .default_value = static_cast<long long>(value.tokens),
+           .help = "simulated device cache for " + help + ", in tokens (0: no offload accounting)",
+           .min = 0},
+          {.name = name + "_bytes",
+           .type = ParamType::number,
+           .default_value = static_cast<long long>(value.bytes),
+           .help = "the same cache given in bytes instead (0: unset)",
+           .min = 0}};
+}
+
+engines::OffloadCapacity ParamTraits<engines::OffloadCapacity>::parse(const Json& resolved, const std::string& name) {
+  return {.tokens = resolved.at(name + "_tokens").get<std::uint64_t>(),
+          .bytes = resolved.at(name + "_bytes").get<double>(),
+          .name = name};
+}
+
+}  // namespace ctxbench

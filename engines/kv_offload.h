@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/measurement.h"
+#include "core/param_fields.h"
 #include "core/params.h"
 
 namespace ctxbench::engines {
@@ -54,18 +55,33 @@ class OffloadTier {
   std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> where_;
 };
 
-// A tier's size as a suite gives it: parameters "<name>_tokens" and "<name>_bytes" (0: unset; at most one
-// of the two). One token is `entries_per_token` entries of `entry_bytes` each.
-ParamSchema offload_capacity_params(const std::string& name, const std::string& what);
+// A tier's size as a suite gives it: a field of this type named NAME declares the parameters "NAME_tokens" and
+// "NAME_bytes" (0: unset; at most one of the two).
+struct OffloadCapacity {
+  std::uint64_t tokens = 0;
+  double bytes = 0;
+  std::string name = {};  // the field's, for errors
 
-// The capacity in entries, or nothing when both parameters are 0. Throws InputError naming `where` when both
-// are set or the size holds no entry.
-std::optional<std::uint64_t> offload_capacity_entries(const Json& params, const std::string& name,
-                                                      std::uint64_t entries_per_token, std::uint64_t entry_bytes,
-                                                      const std::string& where);
+  // The capacity in entries, one token being `entries_per_token` entries of `entry_bytes` each, or nothing when
+  // both sizes are 0. Throws InputError naming `where` when both are set or the size holds no entry.
+  std::optional<std::uint64_t> entries(std::uint64_t entries_per_token, std::uint64_t entry_bytes,
+                                       const std::string& where) const;
+};
 
 // "<prefix>_hit_ratio", "<prefix>_accesses", "<prefix>_bytes_to_device", "<prefix>_device_bytes",
 // "<prefix>_capacity_bytes".
 std::vector<Measurement> offload_measurements(const std::string& prefix, const OffloadStats& stats);
 
 }  // namespace ctxbench::engines
+
+namespace ctxbench {
+
+// The help of an OffloadCapacity field says what the tier caches.
+template <>
+struct ParamTraits<engines::OffloadCapacity> {
+  static ParamSchema specs(const std::string& name, const engines::OffloadCapacity& value, const std::string& help,
+                           const ParamLimits&);
+  static engines::OffloadCapacity parse(const Json& resolved, const std::string& name);
+};
+
+}  // namespace ctxbench

@@ -12,10 +12,17 @@ namespace ctxbench::engines {
 namespace {
 
 struct OracleParams {
-  Budget budget;
+  Budget budget{1024};
   int sinks = 0;
   int window = 0;
   int threads = 0;
+
+  static ParamFields<OracleParams> fields() {
+    return with_threads(ParamFields<OracleParams>()
+                            .field(&OracleParams::budget, "budget", "keys per query row, sinks and window included")
+                            .field(&OracleParams::sinks, "sinks", "first tokens always attended", {.min = 0})
+                            .field(&OracleParams::window, "window", "newest tokens always attended", {.min = 0}));
+  }
 };
 
 class OracleSession final : public LoggedSession {
@@ -39,10 +46,9 @@ class OracleSession final : public LoggedSession {
     }
     stats_.mask_seconds += select.seconds();
 
-    attend_sparse(q, n, first, cache_, log_.plan(), out, nullptr, params_.threads);
     // Choosing read every visible key once per KV head.
     stats_.kv_bytes_read += static_cast<std::uint64_t>(cache_.tokens()) * layout_.heads_kv * key_bytes(layout_) / 2;
-    finish_call(cache_.resident_bytes());
+    attend_logged(q, n, cache_, out, params_.threads);
   }
 
  private:
@@ -67,21 +73,13 @@ class OracleSession final : public LoggedSession {
   KvCache cache_;
 };
 
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<OracleSession, OracleParams>({
     .name = "oracle_topk",
     .description = "exact top-k keys per query row (upper bound of token selection); keeps the whole cache",
     .policy = KvPolicy::masks,
-    .params = {Budget::spec(1024, "keys per query row, sinks and window included"), Budget::per_layer_spec(),
-               integer_param("sinks", 0, "first tokens always attended", 0),
-               integer_param("window", 0, "newest tokens always attended", 0), threads_param()},
-    .make =
-        [](const Json& p) {
-          return session_engine<OracleSession>(OracleParams{budget_param(p, "oracle_topk"), p.at("sinks").get<int>(),
-                                                            p.at("window").get<int>(), p.at("threads").get<int>()});
-        },
     .exact_params = budget_covering,
     .decode_matches_prefill = true,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

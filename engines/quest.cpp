@@ -13,10 +13,22 @@ namespace ctxbench::engines {
 namespace {
 
 struct QuestParams {
-  Budget budget;
+  Budget budget{1024};
   int page_size = 16;
   int dense_layers = 2;
   int threads = 0;
+
+  static ParamFields<QuestParams> fields() {
+    return with_threads(
+        ParamFields<QuestParams>()
+            .field(&QuestParams::budget, "budget",
+                   "token budget per query row at decode (pages = budget / page_size, at least 3)")
+            .field(&QuestParams::page_size, "page_size", "tokens per page (chunk_size)", {.min = 1})
+            .field(&QuestParams::dense_layers, "dense_layers",
+                   "in a model (num_layers > 1), layers below this index are dense; a lone attention-level layer is "
+                   "always sparse",
+                   {.min = 0}));
+  }
 };
 
 // Element-wise min and max of the stored keys of every page, per KV head, kept up to date on append.
@@ -87,10 +99,9 @@ class QuestSession final : public LoggedSession {
     }
     stats_.mask_seconds += select.seconds();
 
-    attend_sparse(q, n, first, cache_, log_.plan(), out, nullptr, params_.threads);
     // Each query head read the min and max vectors of every page it bounded (same size as one key each).
     stats_.kv_bytes_read += pages_scored * key_bytes(layout_);
-    finish_call(cache_.resident_bytes());
+    attend_logged(q, n, cache_, out, params_.threads);
   }
 
  private:
@@ -114,24 +125,12 @@ class QuestSession final : public LoggedSession {
   PageBounds bounds_;
 };
 
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<QuestSession, QuestParams>({
     .name = "quest",
     .description = "Quest: top pages by min/max key bounds at decode; dense prefill; full cache kept",
     .policy = KvPolicy::masks,
-    .params = {Budget::spec(1024, "token budget per query row at decode (pages = budget / page_size, at least 3)"),
-               Budget::per_layer_spec(), integer_param("page_size", 16, "tokens per page (chunk_size)"),
-               integer_param("dense_layers", 2,
-                             "in a model (num_layers > 1), layers below this index are dense; a lone "
-                             "attention-level layer is always sparse",
-                             0),
-               threads_param()},
-    .make =
-        [](const Json& p) {
-          return session_engine<QuestSession>(QuestParams{budget_param(p, "quest"), p.at("page_size").get<int>(),
-                                                          p.at("dense_layers").get<int>(), p.at("threads").get<int>()});
-        },
     .exact_params = budget_covering,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

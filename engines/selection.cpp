@@ -87,6 +87,14 @@ std::vector<KeyRange> to_indices(const std::vector<KeyRange>& positions_wanted, 
   return merge_ranges(std::move(out));
 }
 
+void keep_positions(KvCache& cache, const std::vector<KeyRange>& positions) {
+  std::vector<int> keep;
+  for (const KeyRange& r : to_indices(positions, cache.positions())) {
+    for (int i = r.begin; i < r.end; ++i) keep.push_back(i);
+  }
+  if (static_cast<int>(keep.size()) < cache.tokens()) cache.keep(keep);
+}
+
 WideKeys::WideKeys(const kernels::KvView& keys, int head, int end, int begin) : begin_(begin), stride_(keys.dim) {
   if (keys.dtype == kernels::DType::f32) {
     base_ = reinterpret_cast<const float*>(keys.row(head, 0));
@@ -171,6 +179,19 @@ void AttendLog::account(SessionStats& stats, int heads_kv, std::uint64_t bytes_p
     stats.kv_bytes_read += count_keys(merge_ranges(std::move(read))) * bytes_per_key;
   }
   stats.queries += static_cast<std::uint64_t>(heads_q_) * queries_;
+}
+
+kernels::SparsePlan AttendLog::plan(const std::vector<int>& positions) const {
+  kernels::SparsePlan out{query_block_, {}};
+  out.ranges.reserve(ranges_.size());
+  for (const auto& wanted : ranges_) out.ranges.push_back(to_indices(wanted, positions));
+  return out;
+}
+
+std::vector<KeyRange> AttendLog::positions() const {
+  std::vector<KeyRange> all;
+  for (const auto& row : ranges_) all.insert(all.end(), row.begin(), row.end());
+  return merge_ranges(std::move(all));
 }
 
 std::uint64_t key_bytes(const HeadLayout& layout) {

@@ -29,6 +29,9 @@ std::vector<KeyRange> to_positions(const std::vector<KeyRange>& indices, const s
 // Original-position ranges as ranges of the cache indices holding those positions.
 std::vector<KeyRange> to_indices(const std::vector<KeyRange>& positions_wanted, const std::vector<int>& positions);
 
+// Evicts from `cache` every key whose original position lies outside the sorted, disjoint `positions`.
+void keep_positions(KvCache& cache, const std::vector<KeyRange>& positions);
+
 // Keys [begin, end) of one KV head as contiguous fp32 rows, indexed by cache index: points into the storage
 // for fp32, widens fp16/bf16 once.
 class WideKeys {
@@ -83,6 +86,11 @@ class AttendLog {
 
   // The logged ranges as a plan for the attention kernel, for methods whose cache indices are positions.
   kernels::SparsePlan plan() const { return {query_block_, ranges_}; }
+  // The same over a cache that holds only `positions` (ascending, indexed by cache index), every logged one among
+  // them.
+  kernels::SparsePlan plan(const std::vector<int>& positions) const;
+  // Every position some row of the call uses, merged.
+  std::vector<KeyRange> positions() const;
 
   int queries() const { return queries_; }
   int first_position() const { return first_position_; }

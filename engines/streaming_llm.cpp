@@ -20,10 +20,10 @@ struct StreamingParams {
   int threads = 0;
 
   static ParamFields<StreamingParams> fields() {
-    return ParamFields<StreamingParams>()
-        .field(&StreamingParams::budget, "budget", "cache size: sinks + recent window (original 4 + 512)")
-        .field(&StreamingParams::sinks, "sinks", "first tokens always kept (start_size)", {.min = 0})
-        .field(&StreamingParams::threads, "threads", "worker threads (0: all cores)", {.min = 0});
+    return with_threads(
+        ParamFields<StreamingParams>()
+            .field(&StreamingParams::budget, "budget", "cache size: sinks + recent window (original 4 + 512)")
+            .field(&StreamingParams::sinks, "sinks", "first tokens always kept (start_size)", {.min = 0}));
   }
 };
 
@@ -36,30 +36,14 @@ class StreamingSession final : public LoggedSession {
 
   void attend(const float* q, int n, Phase, float* out) override {
     Stopwatch select;
-    const int first = cache_.appended() - n;
-    std::vector<std::vector<KeyRange>> wanted(n);
-    std::vector<KeyRange> needed;
+    log_.begin(layout_.heads_q, n, cache_.appended() - n, 1);
     for (int i = 0; i < n; ++i) {
-      wanted[i] = window(first + i);
-      needed.insert(needed.end(), wanted[i].begin(), wanted[i].end());
+      const auto keys = window(cache_.appended() - n + i);
+      for (int h = 0; h < layout_.heads_q; ++h) log_.set(h, i, keys);
     }
-    evict_all_but(merge_ranges(std::move(needed)));
-
-    kernels::SparsePlan plan{1, {}};
-    plan.ranges.resize(static_cast<std::size_t>(layout_.heads_q) * n);
-    log_.begin(layout_.heads_q, n, first, 1);
-    for (int i = 0; i < n; ++i) {
-      auto indices = to_indices(wanted[i], cache_.positions());
-      const auto positions = to_positions(indices, cache_.positions());
-      for (int h = 0; h < layout_.heads_q; ++h) {
-        plan.ranges[static_cast<std::size_t>(h) * n + i] = indices;
-        log_.set(h, i, positions);
-      }
-    }
+    keep_positions(cache_, log_.positions());
     stats_.mask_seconds += select.seconds();
-
-    attend_sparse(q, n, cache_.tokens() - n, cache_, plan, out, nullptr, params_.threads);
-    finish_call(cache_.resident_bytes());
+    attend_logged(q, n, cache_, out, params_.threads);
   }
 
  private:
@@ -70,14 +54,6 @@ class StreamingSession final : public LoggedSession {
     if (keep >= context) return {{0, context}};
     const int sinks = std::min(params_.sinks, keep - 1);
     return merge_ranges({{0, sinks}, {context - (keep - sinks), context}});
-  }
-
-  void evict_all_but(const std::vector<KeyRange>& needed) {
-    std::vector<int> keep;
-    for (const KeyRange& r : to_indices(needed, cache_.positions())) {
-      for (int i = r.begin; i < r.end; ++i) keep.push_back(i);
-    }
-    if (static_cast<int>(keep.size()) < cache_.tokens()) cache_.keep(keep);
   }
 
   StreamingParams params_;

@@ -21,13 +21,27 @@ namespace ctxbench::engines {
 namespace {
 
 struct VerticalSlashParams {
-  Budget budget;
+  Budget budget{7096};
   double vertical_share = 1000.0 / 7096.0;
   int last_q = 64;
   int forced_vertical = 30;
   int forced_slash = 100;
   int query_block = 64;
   int threads = 0;
+
+  static ParamFields<VerticalSlashParams> fields() {
+    using P = VerticalSlashParams;
+    return with_threads(ParamFields<P>()
+                            .field(&P::budget, "budget", "vertical_size + slash_size at prefill")
+                            .field(&P::vertical_share, "vertical_share",
+                                   "fraction of the budget for vertical columns (rest: slash diagonals)",
+                                   {.min = 0.0, .max = 1.0})
+                            .field(&P::last_q, "last_q", "chunk queries that estimate the pattern", {.min = 1})
+                            .field(&P::forced_vertical, "forced_vertical", "first key columns always kept", {.min = 0})
+                            .field(&P::forced_slash, "forced_slash", "nearest diagonals always kept", {.min = 0})
+                            .field(&P::query_block, "query_block",
+                                   "queries sharing one diagonal range (the kernel's block)", {.min = 1}));
+  }
 };
 
 class VerticalSlashSession final : public LoggedSession {
@@ -55,12 +69,11 @@ class VerticalSlashSession final : public LoggedSession {
     }
     stats_.mask_seconds += select.seconds();
 
-    attend_sparse(q, n, first, cache_, log_.plan(), out, nullptr, params_.threads);
     if (phase == Phase::prefill) {
       // Estimating read every visible key once per KV head.
       stats_.kv_bytes_read += static_cast<std::uint64_t>(cache_.tokens()) * layout_.heads_kv * key_bytes(layout_) / 2;
     }
-    finish_call(cache_.resident_bytes());
+    attend_logged(q, n, cache_, out, params_.threads);
   }
 
  private:
@@ -112,35 +125,15 @@ class VerticalSlashSession final : public LoggedSession {
   KvCache cache_;
 };
 
-const RegisterEngine registration{{
+const RegisterEngine registration{declared_engine<VerticalSlashSession, VerticalSlashParams>({
     .name = "vertical_slash",
     .description = "MInference vertical-slash prefill: top key columns + top diagonals from the last queries",
     .policy = KvPolicy::masks,
-    .params = {Budget::spec(7096, "vertical_size + slash_size at prefill"),
-               Budget::per_layer_spec(),
-               {.name = "vertical_share",
-                .type = ParamType::number,
-                .default_value = 1000.0 / 7096.0,
-                .help = "fraction of the budget for vertical columns (rest: slash diagonals)",
-                .min = 0.0,
-                .max = 1.0},
-               integer_param("last_q", 64, "chunk queries that estimate the pattern"),
-               integer_param("forced_vertical", 30, "first key columns always kept", 0),
-               integer_param("forced_slash", 100, "nearest diagonals always kept", 0),
-               integer_param("query_block", 64, "queries sharing one diagonal range (the kernel's block)"),
-               threads_param()},
-    .make =
-        [](const Json& p) {
-          return session_engine<VerticalSlashSession>(VerticalSlashParams{
-              budget_param(p, "vertical_slash"), p.at("vertical_share").get<double>(), p.at("last_q").get<int>(),
-              p.at("forced_vertical").get<int>(), p.at("forced_slash").get<int>(), p.at("query_block").get<int>(),
-              p.at("threads").get<int>()});
-        },
     .exact_params =
         [](int tokens) {
           return Json{{"budget", tokens}, {"vertical_share", 1.0}};
         },
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::engines

@@ -13,9 +13,85 @@
 namespace ctxbench::remote {
 namespace {
 
+// A string parameter without a default: a suite must give it.
+struct RequiredString {
+  std::string value;
+};
+
+}  // namespace
+}  // namespace ctxbench::remote
+
+namespace ctxbench {
+
+template <>
+struct ParamTraits<remote::RequiredString> {
+  static ParamSchema specs(const std::string& name, const remote::RequiredString&, const std::string& help,
+                           const ParamLimits&) {
+    return {{.name = name, .type = ParamType::string, .default_value = nullptr, .help = help}};
+  }
+  static remote::RequiredString parse(const Json& resolved, const std::string& name) {
+    return {resolved.at(name).get<std::string>()};
+  }
+};
+
+}  // namespace ctxbench
+
+namespace ctxbench::remote {
+namespace {
+
+std::string api_key(const std::string& variable) {
+  if (variable.empty()) return "";
+  const char* value = std::getenv(variable.c_str());
+  if (!value || !*value) throw InputError(fmt::format("api_key_env: the environment variable {} is not set", variable));
+  return value;
+}
+
+struct RemoteParams {
+  RequiredString base_url;
+  RequiredString model;
+  Endpoint endpoint = Endpoint::completions;
+  std::string api_key_env;
+  int concurrency = 1;
+  double timeout_seconds = 120;
+  int retries = 2;
+  double backoff_seconds = 1;
+  bool stream = true;
+
+  ClientOptions options() const {
+    return {.url = parse_base_url(base_url.value),
+            .endpoint = endpoint,
+            .model = model.value,
+            .api_key = api_key(api_key_env),
+            .concurrency = concurrency,
+            .timeout_seconds = timeout_seconds,
+            .retries = retries,
+            .backoff_seconds = backoff_seconds,
+            .stream = stream};
+  }
+
+  static ParamFields<RemoteParams> fields() {
+    using P = RemoteParams;
+    return ParamFields<P>()
+        .field(&P::base_url, "base_url", "http://HOST:PORT[/PATH] (http only; a trailing /v1 is optional)")
+        .field(&P::model, "model", "model name sent to the server")
+        .choice(&P::endpoint, "endpoint", "/v1/completions or /v1/chat/completions",
+                {{"completions", Endpoint::completions}, {"chat", Endpoint::chat}})
+        .field(&P::api_key_env, "api_key_env", "environment variable holding the API key (sent as a Bearer token)")
+        .field(&P::concurrency, "concurrency", "requests kept in flight over a cell's samples", {.min = 1, .max = 1024})
+        .field(&P::timeout_seconds, "timeout_seconds", "limit on connecting and on each wait for more of a reply",
+               {.min = 0.001, .max = 86400})
+        .field(&P::retries, "retries",
+               "further attempts after a connection failure, timeout, truncated reply or HTTP 408/429/5xx",
+               {.min = 0, .max = 100})
+        .field(&P::backoff_seconds, "backoff_seconds", "wait before retry k: backoff_seconds * 2^(k-1)",
+               {.min = 0, .max = 600})
+        .field(&P::stream, "stream", "stream the reply (SSE): needed for time to first token");
+  }
+};
+
 class RemoteGenerator final : public Generator {
  public:
-  explicit RemoteGenerator(ClientOptions options) : options_(std::move(options)) {
+  explicit RemoteGenerator(const RemoteParams& params) : options_(params.options()) {
     load_.concurrency = options_.concurrency;
   }
 
@@ -70,81 +146,11 @@ class RemoteGenerator final : public Generator {
   LoadRecord load_;
 };
 
-std::string api_key(const std::string& variable) {
-  if (variable.empty()) return "";
-  const char* value = std::getenv(variable.c_str());
-  if (!value || !*value) throw InputError(fmt::format("api_key_env: the environment variable {} is not set", variable));
-  return value;
-}
-
-std::unique_ptr<Generator> make_remote(const Json& p) {
-  ClientOptions options;
-  options.url = parse_base_url(p.at("base_url").get<std::string>());
-  options.endpoint = parse_endpoint(p.at("endpoint").get<std::string>());
-  options.model = p.at("model").get<std::string>();
-  options.api_key = api_key(p.at("api_key_env").get<std::string>());
-  options.concurrency = p.at("concurrency").get<int>();
-  options.timeout_seconds = p.at("timeout_seconds").get<double>();
-  options.retries = p.at("retries").get<int>();
-  options.backoff_seconds = p.at("backoff_seconds").get<double>();
-  options.stream = p.at("stream").get<bool>();
-  return std::make_unique<RemoteGenerator>(std::move(options));
-}
-
-const engines::RegisterEngine registration{{
+const engines::RegisterEngine registration{engines::declared_engine<RemoteGenerator, RemoteParams>({
     .name = "remote",
     .description = "an OpenAI-compatible server over HTTP (text tasks only; lengths in bytes)",
     .policy = engines::KvPolicy::full,
-    .params =
-        {
-            {.name = "base_url",
-             .type = ParamType::string,
-             .default_value = nullptr,
-             .help = "http://HOST:PORT[/PATH] (http only; a trailing /v1 is optional)"},
-            {.name = "model",
-             .type = ParamType::string,
-             .default_value = nullptr,
-             .help = "model name sent to the server"},
-            {.name = "endpoint",
-             .type = ParamType::string,
-             .default_value = "completions",
-             .help = "/v1/completions or /v1/chat/completions",
-             .choices = {"completions", "chat"}},
-            {.name = "api_key_env",
-             .type = ParamType::string,
-             .default_value = "",
-             .help = "environment variable holding the API key (sent as a Bearer token)"},
-            {.name = "concurrency",
-             .type = ParamType::integer,
-             .default_value = 1,
-             .help = "requests kept in flight over a cell's samples",
-             .min = 1,
-             .max = 1024},
-            {.name = "timeout_seconds",
-             .type = ParamType::number,
-             .default_value = 120.0,
-             .help = "limit on connecting and on each wait for more of a reply",
-             .min = 0.001,
-             .max = 86400},
-            {.name = "retries",
-             .type = ParamType::integer,
-             .default_value = 2,
-             .help = "further attempts after a connection failure, timeout, truncated reply or HTTP 408/429/5xx",
-             .min = 0,
-             .max = 100},
-            {.name = "backoff_seconds",
-             .type = ParamType::number,
-             .default_value = 1.0,
-             .help = "wait before retry k: backoff_seconds * 2^(k-1)",
-             .min = 0,
-             .max = 600},
-            {.name = "stream",
-             .type = ParamType::boolean,
-             .default_value = true,
-             .help = "stream the reply (SSE): needed for time to first token"},
-        },
-    .make_generator = make_remote,
-}};
+})};
 
 }  // namespace
 }  // namespace ctxbench::remote

@@ -396,23 +396,21 @@ TEST_CASE("snapkv keeps the top pooled window-attention keys per KV head after t
 }
 
 TEST_CASE("pyramidkv layer budgets follow PyramidKV's integer formula", "[baselines]") {
-  engines::snapkv::Params pyramid{.budget = engines::Budget::parse(2048, Json(), "t"), .pyramid = true};
+  // A schedule is called as (layer, num_layers, capacity C, window W, prompt).
+  const auto pyramid = engines::pyramidkv_schedule(20);
   // C 2048, W 32: min = 2016 / 20 = 100, max = 4032 - 100 = 3932, steps = 3832 / 31 = 123.
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 8000, 0, 32) == 3932);
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 8000, 31, 32) == 3932 - 31 * 123);
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 8000, 10, 32) == 3932 - 10 * 123);
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 3000, 5, 32) == 2016);  // below 2(C - W): SnapKV's
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 2000, 5, 32) == -1);    // shorter than C: no compression
-  CHECK(engines::snapkv::prefix_keep(pyramid, 2048, 32, 8000, 0, 1) == 2016);   // one layer keeps the average
+  CHECK(pyramid(0, 32, 2048, 32, 8000) == 3932);
+  CHECK(pyramid(31, 32, 2048, 32, 8000) == 3932 - 31 * 123);
+  CHECK(pyramid(10, 32, 2048, 32, 8000) == 3932 - 10 * 123);
+  CHECK(pyramid(5, 32, 2048, 32, 3000) == 2016);  // below 2(C - W): SnapKV's
+  CHECK(pyramid(5, 32, 2048, 32, 2000) == -1);    // shorter than C: no compression
+  CHECK(pyramid(0, 1, 2048, 32, 8000) == 2016);   // one layer keeps the average
   // With beta 100 (min 20 < W) a prompt just over 2(C - W) caps the largest layer at the prompt:
   // max = 4040 - 32 = 4008, min = 4032 - 4008 = 24, steps = 3984 / 7 = 569.
-  engines::snapkv::Params steep = pyramid;
-  steep.beta = 100;
-  CHECK(engines::snapkv::prefix_keep(steep, 2048, 32, 4040, 0, 8) == 4008);
-  CHECK(engines::snapkv::prefix_keep(steep, 2048, 32, 4040, 7, 8) == 4008 - 7 * 569);
-  engines::snapkv::Params snap = pyramid;
-  snap.pyramid = false;
-  CHECK(engines::snapkv::prefix_keep(snap, 2048, 32, 8000, 31, 32) == 2016);
+  const auto steep = engines::pyramidkv_schedule(100);
+  CHECK(steep(0, 8, 2048, 32, 4040) == 4008);
+  CHECK(steep(7, 8, 2048, 32, 4040) == 4008 - 7 * 569);
+  CHECK(engines::snapkv_schedule(31, 32, 2048, 32, 8000) == 2016);
 
   // In a session, layer l keeps its pyramid share of the same pooled scores.
   const int capacity = 40, window = 8, layers = 4, chunk = 10;
@@ -426,9 +424,7 @@ TEST_CASE("pyramidkv layer budgets follow PyramidKV's integer formula", "[baseli
     Runner run(*engine, p, p.tokens - p.queries);
     run.prefill(0, chunk);
     const int prompt = run.position(chunk - 1) + 1;
-    const int keep =
-        engines::snapkv::prefix_keep({.budget = engines::Budget::parse(capacity, Json(), "t"), .pyramid = true},
-                                     capacity, window, prompt, layer, layers);
+    const int keep = engines::pyramidkv_schedule(20)(layer, layers, capacity, window, prompt);
     CHECK(keep == (layer == 0 ? 63 : 3));  // min 32 / 20 = 1, max 64 - 1 = 63; steps 62 / 3 = 20
     const auto kept = snap_rule(p, prompt, chunk, window, 5, true, keep);
     const Rows rows = run.decode(chunk);

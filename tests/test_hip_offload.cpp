@@ -85,15 +85,16 @@ TEST_CASE("offload tier: a scan larger than the tier never hits, one that fits a
 }
 
 TEST_CASE("offload capacity parameters", "[hip][offload]") {
-  const ParamSchema schema = engines::offload_capacity_params("cache", "rows");
-  auto resolve = [&](const Json& given) { return resolve_params(schema, given, "engine"); };
-  CHECK_FALSE(engines::offload_capacity_entries(resolve({}), "cache", 8, 256, "engine").has_value());
-  CHECK(engines::offload_capacity_entries(resolve({{"cache_tokens", 1000}}), "cache", 8, 256, "engine") == 8000u);
-  CHECK(engines::offload_capacity_entries(resolve({{"cache_bytes", 1e6}}), "cache", 8, 256, "engine") == 3906u);
-  CHECK_THROWS_WITH(
-      engines::offload_capacity_entries(resolve({{"cache_tokens", 1}, {"cache_bytes", 1}}), "cache", 8, 256, "engine"),
-      Catch::Contains("not both"));
-  CHECK_THROWS_WITH(engines::offload_capacity_entries(resolve({{"cache_bytes", 100}}), "cache", 8, 256, "engine"),
+  using Traits = ParamTraits<engines::OffloadCapacity>;
+  const ParamSchema schema = Traits::specs("cache", {}, "rows", {});
+  auto entries = [&](const Json& given) {
+    return Traits::parse(resolve_params(schema, given, "engine"), "cache").entries(8, 256, "engine");
+  };
+  CHECK_FALSE(entries({}).has_value());
+  CHECK(entries({{"cache_tokens", 1000}}) == 8000u);
+  CHECK(entries({{"cache_bytes", 1e6}}) == 3906u);
+  CHECK_THROWS_WITH(entries({{"cache_tokens", 1}, {"cache_bytes", 1}}), Catch::Contains("not both"));
+  CHECK_THROWS_WITH(entries({{"cache_bytes", 100}}),
                     Catch::Contains("engine.cache_bytes") && Catch::Contains("hold no entry"));
   CHECK_THROWS_AS(OffloadTier(0, 8), std::invalid_argument);
   const auto m = engines::offload_measurements("tier", {.accesses = 4, .hits = 3});
