@@ -4,6 +4,7 @@
 // moving with the query. Every key stays resident: the method saves compute, not memory.
 #include <cmath>
 
+#include "core/metrics.h"
 #include "core/timer.h"
 #include "engines/block_sparse_session.h"
 #include "engines/budget.h"
@@ -82,8 +83,8 @@ class HipSession final : public hip::BlockSparseSession {
   }
 
   std::vector<Measurement> extra_measurements() const override {
-    return {{"mask_key_bytes_read", "B", {static_cast<double>(counters_.key_rows_read * key_row_bytes())}},
-            {"mask_builds", "calls", {static_cast<double>(mask_builds_)}}};
+    return {make_measurement("mask_key_bytes_read", {static_cast<double>(counters_.key_rows_read * key_row_bytes())}),
+            make_measurement("mask_builds", {static_cast<double>(mask_builds_)})};
   }
 
  private:

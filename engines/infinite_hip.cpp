@@ -19,6 +19,7 @@
 #include <cmath>
 #include <optional>
 
+#include "core/metrics.h"
 #include "core/timer.h"
 #include "engines/block_sparse_session.h"
 #include "engines/budget.h"
@@ -112,8 +113,8 @@ class InfiniteHipSession final : public hip::BlockSparseSession {
   std::vector<Measurement> extra_measurements() const override {
     const std::uint64_t key_row = static_cast<std::uint64_t>(layout_.head_dim) * kernels::dtype_bytes(layout_.kv_dtype);
     std::vector<Measurement> out = {
-        {"mask_key_bytes_read", "B", {static_cast<double>(counters_.key_rows_read * key_row)}},
-        {"mask_stage_scans", "scans", {static_cast<double>(stage_scans_)}},
+        make_measurement("mask_key_bytes_read", {static_cast<double>(counters_.key_rows_read * key_row)}),
+        make_measurement("mask_stage_scans", {static_cast<double>(stage_scans_)}),
     };
     OffloadStats total;
     if (mask_tier_) {

@@ -33,6 +33,7 @@
 #include <cmath>
 #include <optional>
 
+#include "core/metrics.h"
 #include "core/timer.h"
 #include "engines/baseline.h"
 #include "engines/kv_offload.h"
@@ -113,7 +114,7 @@ class InfLLMSession final : public LoggedSession {
   std::vector<Measurement> extra_measurements() const override {
     if (!tier_) return {};
     auto out = offload_measurements("offload_sa", tier_->stats());
-    out.push_back({"device_kv_bytes", "B", {static_cast<double>(device_bytes())}});
+    out.push_back(make_measurement("device_kv_bytes", {static_cast<double>(device_bytes())}));
     return out;
   }
 

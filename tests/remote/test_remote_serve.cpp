@@ -15,7 +15,7 @@
 #include "model/backend.h"
 #include "remote/client.h"
 #include "tests/helpers.h"
-#include "tests/test_remote_support.h"
+#include "tests/remote/remote_support.h"
 
 extern char** environ;
 

@@ -12,7 +12,7 @@
 #include "tasks/text_tasks/common.h"
 #include "tasks/text_tasks/haystack.h"
 #include "tests/helpers.h"
-#include "tests/test_text_tasks_helpers.h"
+#include "tests/tasks/text_tasks_helpers.h"
 
 using namespace ctxbench;
 using namespace ctxbench::tasks::text;

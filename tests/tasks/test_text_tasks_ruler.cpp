@@ -7,7 +7,7 @@
 
 #include "tasks/text_tasks/ruler/synthetic.h"
 #include "tasks/text_tasks/ruler/tasks.h"
-#include "tests/test_text_tasks_helpers.h"
+#include "tests/tasks/text_tasks_helpers.h"
 
 using namespace ctxbench;
 using namespace ctxbench::tasks::text;

@@ -7,7 +7,7 @@
 #include "remote/client.h"
 #include "tasks/task.h"
 #include "tests/helpers.h"
-#include "tests/test_remote_support.h"
+#include "tests/remote/remote_support.h"
 
 using namespace ctxbench;
 using namespace ctxbench::remote;

@@ -5,7 +5,7 @@
 
 #include "core/source_tree.h"
 #include "tasks/text_tasks/common.h"
-#include "tests/test_text_tasks_helpers.h"
+#include "tests/tasks/text_tasks_helpers.h"
 
 using namespace ctxbench;
 using ctxbench::testing::ByteTokenizer;
