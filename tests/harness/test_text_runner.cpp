@@ -6,6 +6,7 @@
 #include "model/backend.h"
 #include "tasks/task.h"
 #include "tests/helpers.h"
+#include "tests/key_task.h"
 
 using namespace ctxbench;
 
@@ -42,25 +43,7 @@ const engines::RegisterEngine test_engine{{
     .make_generator = [](const Json& p) { return std::make_unique<LookupGenerator>(p.at("wrong").get<bool>()); },
 }};
 
-const tasks::RegisterTask test_task{{
-    .name = "test_keys",
-    .description = "test task",
-    .params = {{.name = "samples", .type = ParamType::integer, .default_value = 3, .help = "samples", .min = 1}},
-    .make_text_samples =
-        [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
-          std::vector<TextSample> out;
-          for (int i = 0; i < cell.params.at("samples").get<int>(); ++i) {
-            const std::string key = std::to_string(1000 + 7 * i + cell.seed);
-            std::string prompt = "The key is " + key + ". ";
-            while (static_cast<int>(tokenizer.encode(prompt).size()) < cell.context_length) prompt += "x";
-            out.push_back({prompt, {key}, 8, {}, Json()});
-          }
-          return out;
-        },
-    .score = [](const TextSample& s,
-                const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
-    .metric = "accuracy",
-}};
+const tasks::RegisterTask test_task{testing::key_task("test_keys", 3)};
 
 const Measurement& metric(const CellOutput& out, const std::string& name) {
   for (const auto& m : out.measurements) {

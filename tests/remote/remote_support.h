@@ -13,6 +13,7 @@
 #include "remote/byte_tokenizer.h"
 #include "remote/server.h"
 #include "tasks/task.h"
+#include "tests/key_task.h"
 
 namespace ctxbench::testing {
 
@@ -73,28 +74,8 @@ class KeyGenerator final : public Generator {
   bool stream_pieces_;
 };
 
-// A text task for the remote tests: find the key in a prompt padded to the cell's length (in the tokenizer's
-// tokens). Inline: registered once however many test files include this header.
-inline const tasks::RegisterTask remote_keys_task{{
-    .name = "test_remote_keys",
-    .description = "test task for the remote engine",
-    .params = {{.name = "samples", .type = ParamType::integer, .default_value = 4, .help = "samples", .min = 1}},
-    .make_text_samples =
-        [](const tasks::CellContext& cell, const Tokenizer& tokenizer) {
-          std::vector<TextSample> out;
-          for (int i = 0; i < cell.params.at("samples").get<int>(); ++i) {
-            const std::string key = std::to_string(1000 + 7 * i + cell.seed);
-            std::string prompt = "The key is " + key + ". ";
-            prompt.append(std::max<int>(0, cell.context_length - static_cast<int>(tokenizer.encode(prompt).size())),
-                          'x');
-            out.push_back({prompt, {key}, 8, {}, Json()});
-          }
-          return out;
-        },
-    .score = [](const TextSample& s,
-                const std::string& prediction) { return prediction == s.references[0] ? 1.0 : 0.0; },
-    .metric = "accuracy",
-}};
+// A text task for the remote tests. Inline: registered once however many test files include this header.
+inline const tasks::RegisterTask remote_keys_task{testing::key_task("test_remote_keys", 4)};
 
 // A Server running on its own thread; shut down and joined when it goes away.
 class ServerThread {
