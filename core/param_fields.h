@@ -83,6 +83,25 @@ struct ParamTraits {
   static T parse(const Json& resolved, const std::string& name) { return resolved.at(name).get<T>(); }
 };
 
+// A parameter without a default: a suite must give it (e.g. the remote engine's base_url).
+template <class T>
+struct Required {
+  T value{};
+};
+
+template <class T>
+struct ParamTraits<Required<T>> {
+  static ParamSchema specs(const std::string& name, const Required<T>&, const std::string& help,
+                           const ParamLimits& limits) {
+    ParamSchema specs = ParamTraits<T>::specs(name, T{}, help, limits);
+    specs.front().default_value = nullptr;
+    return specs;
+  }
+  static Required<T> parse(const Json& resolved, const std::string& name) {
+    return {ParamTraits<T>::parse(resolved, name)};
+  }
+};
+
 template <class S>
 class ParamFields {
  public:

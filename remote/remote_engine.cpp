@@ -13,32 +13,6 @@
 namespace ctxbench::remote {
 namespace {
 
-// A string parameter without a default: a suite must give it.
-struct RequiredString {
-  std::string value;
-};
-
-}  // namespace
-}  // namespace ctxbench::remote
-
-namespace ctxbench {
-
-template <>
-struct ParamTraits<remote::RequiredString> {
-  static ParamSchema specs(const std::string& name, const remote::RequiredString&, const std::string& help,
-                           const ParamLimits&) {
-    return {{.name = name, .type = ParamType::string, .default_value = nullptr, .help = help}};
-  }
-  static remote::RequiredString parse(const Json& resolved, const std::string& name) {
-    return {resolved.at(name).get<std::string>()};
-  }
-};
-
-}  // namespace ctxbench
-
-namespace ctxbench::remote {
-namespace {
-
 std::string api_key(const std::string& variable) {
   if (variable.empty()) return "";
   const char* value = std::getenv(variable.c_str());
@@ -47,8 +21,8 @@ std::string api_key(const std::string& variable) {
 }
 
 struct RemoteParams {
-  RequiredString base_url;
-  RequiredString model;
+  Required<std::string> base_url;
+  Required<std::string> model;
   Endpoint endpoint = Endpoint::completions;
   std::string api_key_env;
   int concurrency = 1;

@@ -12,38 +12,13 @@
 #include "tasks/task.h"
 #include "tasks/text_tasks/common.h"
 
-namespace ctxbench {
-namespace tasks::text {
-namespace {
-
-// A string parameter without a default: a suite must give it.
-struct RequiredString {
-  std::string value;
-};
-
-}  // namespace
-}  // namespace tasks::text
-
-template <>
-struct ParamTraits<tasks::text::RequiredString> {
-  static ParamSchema specs(const std::string& name, const tasks::text::RequiredString&, const std::string& help,
-                           const ParamLimits&) {
-    return {{.name = name, .type = ParamType::string, .default_value = Json(), .help = help}};
-  }
-  static tasks::text::RequiredString parse(const Json& resolved, const std::string& name) {
-    return {resolved.at(name).get<std::string>()};
-  }
-};
-
-}  // namespace ctxbench
-
 namespace ctxbench::tasks::text {
 namespace {
 
 constexpr const char* kConfigDir = "datasets/longbench";
 
 struct LongBenchParams : TextTaskParams<200> {
-  RequiredString dataset;
+  Required<std::string> dataset;
   bool e = false;
   std::string data_dir;
   std::string data_file;
