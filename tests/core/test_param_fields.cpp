@@ -102,3 +102,16 @@ TEST_CASE("JSON fields: HF null is absent, and every error names the field and w
   CHECK_THROWS_WITH(f.required_number_at_least("b", 1), "rope_scaling.b: expected a number >= 1 (missing)");
   CHECK_THROWS_AS(f.number("c"), InputError);
 }
+
+TEST_CASE("a Required parameter has no default: a suite must give it", "[core][params]") {
+  struct Server {
+    Required<std::string> url;
+    static ParamFields<Server> fields() { return ParamFields<Server>().field(&Server::url, "url", "where"); }
+  };
+  const auto fields = Server::fields();
+  CHECK(fields.schema().at(0).default_value.is_null());
+  CHECK(fields.schema().at(0).type == ParamType::string);
+  CHECK_THROWS_WITH(resolve_params(fields.schema(), Json::object(), "s.json: $.engines[0].params"),
+                    "s.json: $.engines[0].params.url: required a string is missing");
+  CHECK(fields.parse(resolve_params(fields.schema(), Json{{"url", "http://x"}}, "t")).url.value == "http://x");
+}
