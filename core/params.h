@@ -23,7 +23,7 @@ enum class ParamType { integer, number, boolean, string, integer_list, number_li
 struct ParamSpec {
   std::string name;
   ParamType type = ParamType::integer;
-  Json default_value;  // null means required
+  Json default_value = nullptr;  // null means required (or, for a command option, that it has no default)
   std::string help;
   std::optional<double> min = std::nullopt;
   std::optional<double> max = std::nullopt;

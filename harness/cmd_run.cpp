@@ -28,7 +28,6 @@ const RegisterCommand registration{{
     .options = {database_option(),
                 {.name = "--resume",
                  .type = ParamType::boolean,
-                 .default_value = nullptr,
                  .help = "continue the newest run of this suite in the database: cells already stored are\n"
                          "skipped, failed ones are retried"},
                 {.name = "--shard",

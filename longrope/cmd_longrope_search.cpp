@@ -24,8 +24,7 @@ using longrope::Candidate;
 constexpr const char* kHeldOutDocuments = "datasets/heldout";
 
 // --n-hat takes `search` or a count, read as this integer option.
-const ParamSpec kFixedNHat{
-    .name = "--n-hat", .type = ParamType::integer, .default_value = nullptr, .help = "", .min = 0};
+const ParamSpec kFixedNHat{.name = "--n-hat", .type = ParamType::integer, .help = "", .min = 0};
 
 // The search sizes whose defaults follow --population.
 long long integer_or(const Args& args, const std::string& name, long long fallback) {
@@ -184,13 +183,9 @@ const RegisterCommand registration{{
         "datasets/heldout: text the bundled model was not trained on), on dense attention, --workers\n"
         "candidates at a time.",
     .options =
-        {{.name = "--model",
-          .type = ParamType::string,
-          .default_value = nullptr,
-          .help = "the HF-style model directory; required"},
+        {{.name = "--model", .type = ParamType::string, .help = "the HF-style model directory; required"},
          {.name = "--target-length",
           .type = ParamType::integer,
-          .default_value = nullptr,
           .help = "N, the context length searched for; required",
           .min = 2},
          {.name = "--population",
@@ -205,17 +200,14 @@ const RegisterCommand registration{{
           .min = 0},
          {.name = "--parents",
           .type = ParamType::integer,
-          .default_value = nullptr,
           .help = "the best kept each generation, by default population/2",
           .min = 1},
          {.name = "--mutations",
           .type = ParamType::integer,
-          .default_value = nullptr,
           .help = "mutations added each generation, by default population/4",
           .min = 0},
          {.name = "--crossovers",
           .type = ParamType::integer,
-          .default_value = nullptr,
           .help = "crossovers added each generation, by default population/4",
           .min = 0},
          {.name = "--mutation-prob",
@@ -252,11 +244,9 @@ const RegisterCommand registration{{
                   "passkey prompts of N tokens followed by the answer \" KEY.\", counting the answer tokens only"},
          {.name = "--attention-factor",
           .type = ParamType::number,
-          .default_value = nullptr,
           .help = "magnitude of the searched scaling, by default sqrt(1 + ln(scale) / ln(L0))"},
          {.name = "--max-factor",
           .type = ParamType::number,
-          .default_value = nullptr,
           .help = "widens the factor range to [1, X]; by default [1, 1 + scale], as the original",
           .min = 1.01,
           .max = 10000},
@@ -270,12 +260,10 @@ const RegisterCommand registration{{
                          "search)"),
          {.name = "--out",
           .type = ParamType::string,
-          .default_value = nullptr,
           .help = "writes the rope_scaling object (HF config.json form, also accepted by a suite's\n"
                   "\"rope_scaling\" task parameter)"},
          {.name = "--compare",
           .type = ParamType::boolean,
-          .default_value = nullptr,
           .help = "also prints the perplexity of plain RoPE, PI, NTK, dynamic NTK and YaRN on the windows"}},
     .run = longrope_search_command,
 }};

@@ -156,7 +156,7 @@ void print_cells(const Comparison& c, bool all_metrics) {
 }
 
 // RUN_A and RUN_B, read as this option would be.
-const ParamSpec kRunId{.name = "run id", .type = ParamType::integer, .default_value = nullptr, .help = "", .min = 1};
+const ParamSpec kRunId{.name = "run id", .type = ParamType::integer, .help = "", .min = 1};
 
 int compare_command(const Args& args) {
   args.expect_positionals(2, 2);
@@ -190,10 +190,7 @@ const RegisterCommand registration{{
         "when nothing moved beyond noise).",
     .options = {database_option(),
                 alpha_option(),
-                {.name = "--all",
-                 .type = ParamType::boolean,
-                 .default_value = nullptr,
-                 .help = "prints every metric of every cell"}},
+                {.name = "--all", .type = ParamType::boolean, .help = "prints every metric of every cell"}},
     .run = compare_command,
 }};
 

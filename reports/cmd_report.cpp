@@ -125,10 +125,7 @@ const RegisterCommand registration{{
         "failed cells with their errors; every point and cell has a tooltip and a table of numbers.",
     .options = {database_option(),
                 run_option(),
-                {.name = "--html",
-                 .type = ParamType::string,
-                 .default_value = nullptr,
-                 .help = "writes the report to this HTML file"}},
+                {.name = "--html", .type = ParamType::string, .help = "writes the report to this HTML file"}},
     .run = report_command,
 }};
 

@@ -44,11 +44,7 @@ void check_readable_database(const std::string& path) {
 }
 
 ParamSpec run_option() {
-  return {.name = "--run",
-          .type = ParamType::integer_list,
-          .default_value = nullptr,
-          .help = "a run to read (default the newest)",
-          .min = 1};
+  return {.name = "--run", .type = ParamType::integer_list, .help = "a run to read (default the newest)", .min = 1};
 }
 
 std::vector<std::int64_t> select_runs(Store& store, const std::vector<long long>& ids) {

@@ -44,16 +44,9 @@ const RegisterCommand registration{{
     .description = "",
     .options = {{.name = "--dataset",
                  .type = ParamType::string,
-                 .default_value = nullptr,
                  .help = "the LongBench dataset (as in dataset2metric.json); required for longbench"},
-                {.name = "--task",
-                 .type = ParamType::string,
-                 .default_value = nullptr,
-                 .help = "the RULER task; required for ruler"},
-                {.name = "--e",
-                 .type = ParamType::boolean,
-                 .default_value = nullptr,
-                 .help = "LongBench-E: scores per length range"}},
+                {.name = "--task", .type = ParamType::string, .help = "the RULER task; required for ruler"},
+                {.name = "--e", .type = ParamType::boolean, .help = "LongBench-E: scores per length range"}},
     .run = score_command,
 }};
 

@@ -234,11 +234,11 @@ TEST_CASE("unknown commands and options are named", "[cli]") {
 
 TEST_CASE("Args converts option values strictly, in the words of suite parameters", "[cli][args]") {
   const OptionSchema options = {
-      {.name = "--shards", .type = ParamType::integer, .default_value = nullptr, .help = "", .min = 1},
+      {.name = "--shards", .type = ParamType::integer, .help = "", .min = 1},
       {.name = "--alpha", .type = ParamType::number, .default_value = 0.05, .help = "", .min = 0, .max = 1},
       {.name = "--format", .type = ParamType::string, .default_value = "csv", .help = "", .choices = {"csv", "json"}},
-      {.name = "--run", .type = ParamType::integer_list, .default_value = nullptr, .help = "", .min = 1},
-      {.name = "--all", .type = ParamType::boolean, .default_value = nullptr, .help = ""}};
+      {.name = "--run", .type = ParamType::integer_list, .help = "", .min = 1},
+      {.name = "--all", .type = ParamType::boolean, .help = ""}};
   auto parse = [&](const std::vector<std::string>& argv) { return Args(argv, options, "ctxbench x [--shards N]"); };
 
   const Args defaults = parse({"file"});
