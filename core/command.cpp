@@ -11,17 +11,10 @@
 namespace ctxbench {
 namespace {
 
-std::string range_text(const ParamSpec& spec) {
-  if (spec.min && spec.max) return fmt::format(" in [{}, {}]", *spec.min, *spec.max);
-  if (spec.min) return fmt::format(" >= {}", *spec.min);
-  if (spec.max) return fmt::format(" <= {}", *spec.max);
-  return "";
-}
-
 // What one value of the option must be, e.g. "an integer >= 1" (an element, for a list).
 std::string expected_value(const ParamSpec& spec) {
   const ParamType element = spec.type == ParamType::integer_list ? ParamType::integer : spec.type;
-  return describe(element) + range_text(spec);
+  return describe(element) + describe_range(spec);
 }
 
 template <class T>

@@ -21,13 +21,6 @@ bool matches(ParamType type, const Json& value) {
   return false;
 }
 
-std::string range_text(const ParamSpec& spec) {
-  if (spec.min && spec.max) return fmt::format(" in [{}, {}]", *spec.min, *spec.max);
-  if (spec.min) return fmt::format(" >= {}", *spec.min);
-  if (spec.max) return fmt::format(" <= {}", *spec.max);
-  return "";
-}
-
 void check_range(const ParamSpec& spec, const Json& value, const std::string& path) {
   auto in_range = [&](double x) { return (!spec.min || x >= *spec.min) && (!spec.max || x <= *spec.max); };
   const bool ok = value.is_array() ? std::all_of(value.begin(), value.end(),
@@ -35,7 +28,7 @@ void check_range(const ParamSpec& spec, const Json& value, const std::string& pa
                                    : in_range(value.get<double>());
   if (!ok)
     throw InputError(
-        fmt::format("{}: expected {}{}, got {}", path, describe(spec.type), range_text(spec), value.dump()));
+        fmt::format("{}: expected {}{}, got {}", path, describe(spec.type), describe_range(spec), value.dump()));
 }
 
 void check_choice(const ParamSpec& spec, const Json& value, const std::string& path) {
@@ -47,6 +40,13 @@ void check_choice(const ParamSpec& spec, const Json& value, const std::string& p
 }
 
 }  // namespace
+
+std::string describe_range(const ParamSpec& spec) {
+  if (spec.min && spec.max) return fmt::format(" in [{}, {}]", *spec.min, *spec.max);
+  if (spec.min) return fmt::format(" >= {}", *spec.min);
+  if (spec.max) return fmt::format(" <= {}", *spec.max);
+  return "";
+}
 
 std::string describe(ParamType type) {
   switch (type) {

@@ -37,5 +37,7 @@ using ParamSchema = std::vector<ParamSpec>;
 Json resolve_params(const ParamSchema& schema, const Json& given, const std::string& where);
 
 std::string describe(ParamType type);
+// The spec's range as it follows describe(): " in [0, 1]", " >= 1", or nothing.
+std::string describe_range(const ParamSpec& spec);
 
 }  // namespace ctxbench
