@@ -1,13 +1,15 @@
 // attention_captured: an attention-level problem whose Q/K/V are what a real model computed. The model reads
-// a passkey prompt (the passkey task's, key at the cell's depth) followed by its answer, teacher-forced; one
-// layer's queries, keys and values are recorded as its dense attention saw them, after RoPE. The measured
-// queries are the last positions (the end of the question and the answer), which are the ones that must
-// read the key; the key's digits in the prompt are the important keys whose recall is scored.
+// a text task's prompt (passkey by default, key at the cell's depth; any text task through `task` and
+// `task_params`) followed by its answer, teacher-forced; one layer's queries, keys and values are recorded as
+// its dense attention saw them, after RoPE. The measured queries are the last positions (the end of the
+// question and the answer), which are the ones that must read the answer; every occurrence of a reference in
+// the prompt (the key's digits, a needle's value) gives the important keys whose recall is scored.
 #include "tasks/attention_captured.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <string>
 #include <utility>
 
@@ -96,15 +98,47 @@ class CaptureEngine final : public engines::Engine {
   std::unique_ptr<Recording>& recording_;
 };
 
-// The passkey task's prompt for this cell (key at the cell's depth), at most `tokens` tokens long.
-TextSample passkey_sample(const CellContext& cell, const model::ModelChoice& model, int tokens,
-                          const Tokenizer& tokenizer) {
-  const auto& passkey = TaskRegistry::instance().get("passkey", "attention_captured");
-  Json given = model.json();
+struct CapturedParams : model::ModelChoice, AttentionDrive<8> {
+  int layer = -1;
+  std::string task = "passkey";
+  Json task_params = Json::object();
+
+  static ParamFields<CapturedParams> fields() {
+    return with_attention_drive(
+        model::with_model_fields(ParamFields<CapturedParams>()
+                                     .field(&CapturedParams::layer, "layer",
+                                            "the model layer whose attention is captured (-1: the last)", {.min = -1})
+                                     .field(&CapturedParams::task, "task", "the text task whose prompt the model reads")
+                                     .field(&CapturedParams::task_params, "task_params",
+                                            "that task's parameters (its model parameters are this task's)")),
+        "measured positions at the end: the question's last tokens and the answer");
+  }
+};
+
+// The prompt of text task `p.task` for this cell, at most `tokens` tokens long. Passkey puts its key at the
+// cell's depth unless the task parameters say otherwise, so that the cell's depth axis means something.
+TextSample source_sample(const CellContext& cell, const CapturedParams& p, int tokens, const Tokenizer& tokenizer) {
+  const auto& source = TaskRegistry::instance().get(p.task, "attention_captured.task");
+  if (!source.make_text_samples) {
+    throw InputError(
+        fmt::format("attention_captured.task: expected a text task (passkey, niah, ruler, ...), got "
+                    "\"{}\", an attention-level task",
+                    p.task));
+  }
+  Json given = p.task_params;
+  if (p.task == "passkey" && !given.contains("placement")) given["placement"] = "depth";
+  given.update(p.json());
   given["samples"] = 1;
-  given["placement"] = "depth";
-  const Json params = resolve_params(passkey.params, given, "attention_captured: passkey");
-  return passkey.make_text_samples(CellContext{params, tokens, cell.depth, cell.seed}, tokenizer).at(0);
+  const Json params = resolve_params(source.params, given, "attention_captured.task_params");
+  return source.make_text_samples(CellContext{params, tokens, cell.depth, cell.seed}, tokenizer).at(0);
+}
+
+// The answer the model reads after the prompt, as a model answers: the references after a space.
+std::string answer_text(const TextSample& sample) {
+  std::string joined;
+  for (const auto& reference : sample.references) joined += (joined.empty() ? "" : ", ") + reference;
+  return (!sample.prompt.empty() && std::isspace(static_cast<unsigned char>(sample.prompt.back())) ? "" : " ") +
+         joined + ".";
 }
 
 // Token positions (after `offset` leading tokens) of every occurrence of `needle` in `prompt`: the tokens of
@@ -122,17 +156,6 @@ std::vector<int> occurrence_tokens(const Tokenizer& tokenizer, const std::string
   return out;
 }
 
-struct CapturedParams : model::ModelChoice, AttentionDrive<8> {
-  int layer = -1;
-
-  static ParamFields<CapturedParams> fields() {
-    return with_attention_drive(model::with_model_fields(ParamFields<CapturedParams>())
-                                    .field(&CapturedParams::layer, "layer",
-                                           "the model layer whose attention is captured (-1: the last)", {.min = -1}),
-                                "measured positions at the end: the question's last tokens and the answer");
-  }
-};
-
 int resolve_layer(int layer, int layers) {
   if (layer >= layers) {
     throw InputError(
@@ -149,20 +172,25 @@ AttentionProblem make_problem(const CapturedParams& p, const CellContext& cell) 
   const auto tokenizer = model::load_tokenizer(llama.dir(), llama.config().vocab_size);
   const int layer = resolve_layer(p.layer, llama.config().num_layers);
 
-  // Room for a BOS and the answer (" " + up to 5 digits + "."), so that the whole sequence fits the cell.
+  // Room for a BOS and a passkey answer (" " + up to 5 digits + "."); other tasks keep room for their answers
+  // inside their length already.
   const int bos = llama.config().bos_token_id ? 1 : 0;
-  const TextSample sample = passkey_sample(cell, p, cell.context_length - bos - 8, *tokenizer);
-  const std::string& key = sample.references.at(0);
-  const std::string text = sample.prompt + " " + key + ".";
+  const TextSample sample = source_sample(cell, p, cell.context_length - bos - 8, *tokenizer);
   std::vector<int> tokens;
   if (bos) tokens.push_back(*llama.config().bos_token_id);
-  const auto encoded = tokenizer->encode(text);
+  const auto encoded = tokenizer->encode(sample.prompt + answer_text(sample));
   tokens.insert(tokens.end(), encoded.begin(), encoded.end());
 
   AttentionProblem problem;
   p.drive(problem, static_cast<int>(tokens.size()), static_cast<int>(tokens.size()) - 1);
   const int prompt = problem.tokens - problem.queries;
-  problem.important_keys = occurrence_tokens(*tokenizer, sample.prompt, key, bos);
+  for (const auto& reference : sample.references) {
+    const auto at = occurrence_tokens(*tokenizer, sample.prompt, reference, bos);
+    problem.important_keys.insert(problem.important_keys.end(), at.begin(), at.end());
+  }
+  std::sort(problem.important_keys.begin(), problem.important_keys.end());
+  problem.important_keys.erase(std::unique(problem.important_keys.begin(), problem.important_keys.end()),
+                               problem.important_keys.end());
 
   CapturedLayer captured = capture_layer(llama, tokens, layer);
   problem.layout = {captured.heads_q, captured.heads_kv, captured.head_dim, p.kv_dtype};
@@ -177,8 +205,8 @@ AttentionProblem make_problem(const CapturedParams& p, const CellContext& cell) 
 const RegisterTask registration{declared_attention_task<CapturedParams>(
     {
         .name = "attention_captured",
-        .description = "Q/K/V of one layer of a real model reading a passkey prompt and its answer (key at the "
-                       "cell's depth); recall of the key's digits",
+        .description = "Q/K/V of one layer of a real model reading a text task's prompt and its answer (passkey "
+                       "by default, key at the cell's depth); recall of the answer's occurrences in the prompt",
     },
     make_problem)};
 

@@ -1,9 +1,12 @@
 // Attention captured from the bundled model: the recorded Q/K/V are exactly what the model's dense attention
 // used (checked against a float64 recomputation of its outputs), and the attention_captured problem marks the
 // passkey's digits as its important keys.
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "core/params.h"
 #include "core/source_tree.h"
@@ -108,9 +111,46 @@ TEST_CASE("attention_captured: dense attention over the problem keeps every digi
 }
 
 TEST_CASE("attention_captured: a layer the model does not have is named", "[captured][model]") {
-  CHECK_THROWS_WITH(captured_problem(300, 50, {{"layer", 3}}),
-                    Catch::Contains("attention_captured.layer: expected -1 (the last) or 0..2 for this model's 3 "
-                                    "layers, got 3"));
+  const int layers = model::LlamaModel(kModelDir).config().num_layers;
+  CHECK_THROWS_WITH(captured_problem(300, 50, {{"layer", layers}}),
+                    Catch::Contains(fmt::format("attention_captured.layer: expected -1 (the last) or 0..{} for this "
+                                                "model's {} layers, got {}",
+                                                layers - 1, layers, layers)));
+}
+
+TEST_CASE("attention_captured: any text task's prompt, with every reference's occurrences as the important keys",
+          "[captured][model]") {
+  const model::LlamaModel llama(kModelDir);
+  const auto tokenizer = model::load_tokenizer(llama.dir(), llama.config().vocab_size);
+  const auto& ruler = tasks::TaskRegistry::instance().get("ruler", "test");
+  const Json task_params = {{"task", "niah_multivalue"}};
+  const auto p = captured_problem(1500, 50, {{"task", "ruler"}, {"task_params", task_params}});
+  Json given = task_params;
+  given["samples"] = 1;
+  const auto sample =
+      ruler
+          .make_text_samples(tasks::CellContext{resolve_params(ruler.params, given, "test"), 1500 - 1 - 8, 50, 7},
+                             *tokenizer)
+          .at(0);
+  REQUIRE(sample.references.size() == 4);
+  std::size_t digits = 0;
+  for (const auto& value : sample.references) digits += value.size();
+  REQUIRE(p.important_keys.size() == digits);  // each value appears once, in its needle
+  // The important keys form one run of consecutive positions per value, spelling the value.
+  const auto tokens = tokenizer->encode(sample.prompt);
+  std::vector<std::string> runs;
+  for (std::size_t i = 0; i < p.important_keys.size(); ++i) {
+    if (i == 0 || p.important_keys[i] != p.important_keys[i - 1] + 1) runs.emplace_back();
+    runs.back() += tokenizer->decode({tokens.at(p.important_keys[i] - 1)});
+  }
+  CHECK(std::multiset<std::string>(runs.begin(), runs.end()) ==
+        std::multiset<std::string>(sample.references.begin(), sample.references.end()));
+  CHECK(p.tokens <= 1500);
+}
+
+TEST_CASE("attention_captured: the source must be a text task", "[captured][model]") {
+  CHECK_THROWS_WITH(captured_problem(300, 50, {{"task", "attention_needle"}}),
+                    Catch::Contains("attention_captured.task: expected a text task"));
 }
 
 }  // namespace
