@@ -57,6 +57,7 @@ void write_cell(std::ostream& out, const std::string& task, const tasks::CellCon
                 const model::PromptTokenizer& tokenizer, const std::vector<TextSample>& samples) {
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const TextSample& s = samples[i];
+    const std::vector<int> ids = tokenizer.prompt_ids(s.prompt);
     const nlohmann::ordered_json line = {{"task", task},
                                          {"params", cell.params},
                                          {"length", cell.context_length},
@@ -67,9 +68,11 @@ void write_cell(std::ostream& out, const std::string& task, const tasks::CellCon
                                          {"references", s.references},
                                          {"max_new_tokens", s.max_new_tokens},
                                          {"stop", s.stop},
-                                         {"prompt_tokens", tokenizer.prompt_tokens(s.prompt)},
+                                         {"prompt_tokens", ids.size()},
+                                         {"prompt_ids", ids},
                                          {"extra", s.extra.is_null() ? Json::object() : s.extra}};
-    out << line.dump() << '\n';
+    // A prompt cut inside a UTF-8 character (byte tokenizers) is shown with U+FFFD; prompt_ids are exact.
+    out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
   }
 }
 
@@ -109,7 +112,8 @@ const RegisterCommand registration{{
         "task's schema as a suite's are, context length N, depth D, that seed) in the tokens of the task's\n"
         "`model`, whose config.json (and tokenizer.json) alone is read, and writes one JSON object per sample:\n"
         "task, params (resolved), length, depth, seed, index, prompt, references, max_new_tokens, stop,\n"
-        "prompt_tokens (what the model reads: BOS, when its config has one, and the prompt), extra.",
+        "prompt_tokens and prompt_ids (what the model reads: BOS, when its config has one, and the prompt's\n"
+        "tokens; exact even where the prompt text shows U+FFFD for a character a byte tokenizer cut), extra.",
     .options = {{.name = "--params",
                  .type = ParamType::string,
                  .default_value = "{}",

@@ -46,13 +46,17 @@ std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_
 
 // A model's tokenizer and what the runtime adds to a prompt, read from the directory's config.json (and
 // tokenizer.json) alone: writing prompts (`ctxbench samples`) needs no weights.
+// BOS (when there is one) and the tokens of `prompt`: what the runtime reads before it generates.
+std::vector<int> prompt_ids(const Tokenizer& tokenizer, std::optional<int> bos_token_id, std::string_view prompt);
+
 struct PromptTokenizer {
   std::unique_ptr<Tokenizer> tokenizer;
   std::optional<int> bos_token_id;  // the runtime prepends it to every prompt
 
-  // Tokens the runtime reads for `prompt` (its Generation::prompt_tokens): BOS, when the config has one, and
-  // the prompt's own tokens.
-  int prompt_tokens(std::string_view prompt) const;
+  // The tokens the runtime reads for `prompt`: BOS, when the config has one, and the prompt's own tokens.
+  std::vector<int> prompt_ids(std::string_view prompt) const {
+    return model::prompt_ids(*tokenizer, bos_token_id, prompt);
+  }
 };
 
 // model_params as open_generator takes them.

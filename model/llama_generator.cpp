@@ -80,10 +80,7 @@ std::vector<float> LlamaGenerator::prefill(Sequence& seq, const std::vector<int>
 Generation LlamaGenerator::generate(const TextSample& sample) {
   const Stopwatch total;
   const LlamaConfig& c = model_->config();
-  std::vector<int> prompt;
-  if (c.bos_token_id) prompt.push_back(*c.bos_token_id);
-  const auto encoded = tokenizer_->encode(sample.prompt);
-  prompt.insert(prompt.end(), encoded.begin(), encoded.end());
+  const std::vector<int> prompt = prompt_ids(*tokenizer_, c.bos_token_id, sample.prompt);
   if (prompt.empty()) throw std::invalid_argument("cannot generate from an empty prompt without a BOS token");
   const int max_new = std::max(sample.max_new_tokens, 0);
 
@@ -176,8 +173,12 @@ std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_
   return std::make_unique<LlamaGenerator>(std::move(model), std::move(attention), p.options);
 }
 
-int PromptTokenizer::prompt_tokens(std::string_view prompt) const {
-  return (bos_token_id ? 1 : 0) + static_cast<int>(tokenizer->encode(prompt).size());
+std::vector<int> prompt_ids(const Tokenizer& tokenizer, std::optional<int> bos_token_id, std::string_view prompt) {
+  std::vector<int> ids;
+  if (bos_token_id) ids.push_back(*bos_token_id);
+  const auto encoded = tokenizer.encode(prompt);
+  ids.insert(ids.end(), encoded.begin(), encoded.end());
+  return ids;
 }
 
 PromptTokenizer open_tokenizer(const Json& model_params) {

@@ -380,11 +380,11 @@ TEST_CASE("open_tokenizer: config.json alone gives the tokenizer and the BOS the
   const PromptTokenizer with_bos = open_tokenizer(params);
   CHECK(with_bos.tokenizer->name() == "bytes");
   CHECK(with_bos.bos_token_id == 256);
-  CHECK(with_bos.prompt_tokens("abc") == 4);
+  CHECK(with_bos.prompt_ids("abc") == std::vector<int>{256, 97, 98, 99});
 
   config.erase("bos_token_id");
   std::ofstream(dir.file("config.json")) << config.dump();
-  CHECK(open_tokenizer(params).prompt_tokens("abc") == 3);
+  CHECK(open_tokenizer(params).prompt_ids("abc").size() == 3);
 
   std::filesystem::remove(dir.file("config.json"));
   CHECK_THROWS_AS(open_tokenizer(params), InputError);
@@ -398,5 +398,6 @@ TEST_CASE("open_tokenizer: counts a prompt as the bundled model's generator does
   TextSample sample;
   sample.prompt = "The pass key is 4821. What is the pass key?";
   sample.max_new_tokens = 1;
-  CHECK(open_tokenizer(params).prompt_tokens(sample.prompt) == generator->generate(sample).prompt_tokens);
+  CHECK(static_cast<int>(open_tokenizer(params).prompt_ids(sample.prompt).size()) ==
+        generator->generate(sample).prompt_tokens);
 }
