@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "core/param_fields.h"
@@ -41,5 +43,19 @@ ParamFields<S> with_model_fields(ParamFields<S> fields) {
 // The Llama runtime answering with `attention`. model_params: {"model": directory, "rope_scaling": object ({}
 // keeps the config's own)}, plus the optional runtime parameters of ModelParams (model/llama_generator.h).
 std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_ptr<const engines::Engine> attention);
+
+// A model's tokenizer and what the runtime adds to a prompt, read from the directory's config.json (and
+// tokenizer.json) alone: writing prompts (`ctxbench samples`) needs no weights.
+struct PromptTokenizer {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::optional<int> bos_token_id;  // the runtime prepends it to every prompt
+
+  // Tokens the runtime reads for `prompt` (its Generation::prompt_tokens): BOS, when the config has one, and
+  // the prompt's own tokens.
+  int prompt_tokens(std::string_view prompt) const;
+};
+
+// model_params as open_generator takes them.
+PromptTokenizer open_tokenizer(const Json& model_params);
 
 }  // namespace ctxbench::model

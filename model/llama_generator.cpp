@@ -176,4 +176,14 @@ std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_
   return std::make_unique<LlamaGenerator>(std::move(model), std::move(attention), p.options);
 }
 
+int PromptTokenizer::prompt_tokens(std::string_view prompt) const {
+  return (bos_token_id ? 1 : 0) + static_cast<int>(tokenizer->encode(prompt).size());
+}
+
+PromptTokenizer open_tokenizer(const Json& model_params) {
+  const ModelParams p = ModelParams::parse(model_params);
+  const LlamaConfig config = LlamaConfig::from_dir(p.dir, p.rope_scaling);
+  return {load_tokenizer(p.dir, config.vocab_size), config.bos_token_id};
+}
+
 }  // namespace ctxbench::model

@@ -1,11 +1,14 @@
 // Tokenizers: byte-level; the hand-written GPT-2 / Llama 3 / Qwen2 pre-tokenizer splits; byte-level BPE from
 // tokenizer.json files written here (merges by rank against a naive reference, added tokens, decoding,
-// errors); and the choice between them from a model directory.
+// errors); the choice between them from a model directory, and the tokenizer-only loader.
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/random.h"
+#include "core/source_tree.h"
+#include "engines/engine.h"
+#include "model/backend.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
 #include "tests/helpers.h"
@@ -367,4 +370,33 @@ TEST_CASE("load_tokenizer: tokenizer.json means BPE, otherwise bytes", "[tokeniz
   CHECK(bpe->encode("ab") == std::vector<int>{ab});
   CHECK(bpe->name().rfind("bpe:", 0) == 0);
   CHECK_THROWS_WITH(load_tokenizer(dir.file(""), 200), Contains("vocab_size"));
+}
+
+TEST_CASE("open_tokenizer: config.json alone gives the tokenizer and the BOS the runtime adds", "[tokenizer]") {
+  testing::TempDir dir;
+  json config = json::parse(std::ifstream(source_tree() / kBundledModel / "config.json"));
+  std::ofstream(dir.file("config.json")) << config.dump();
+  const json params = {{"model", dir.file("")}, {"rope_scaling", json::object()}};
+  const PromptTokenizer with_bos = open_tokenizer(params);
+  CHECK(with_bos.tokenizer->name() == "bytes");
+  CHECK(with_bos.bos_token_id == 256);
+  CHECK(with_bos.prompt_tokens("abc") == 4);
+
+  config.erase("bos_token_id");
+  std::ofstream(dir.file("config.json")) << config.dump();
+  CHECK(open_tokenizer(params).prompt_tokens("abc") == 3);
+
+  std::filesystem::remove(dir.file("config.json"));
+  CHECK_THROWS_AS(open_tokenizer(params), InputError);
+}
+
+TEST_CASE("open_tokenizer: counts a prompt as the bundled model's generator does", "[tokenizer]") {
+  const json params = {{"model", kBundledModel}, {"rope_scaling", json::object()}};
+  const auto generator =
+      open_generator(params, std::shared_ptr<const engines::Engine>(
+                                 engines::EngineRegistry::instance().get("dense", "test").make(json{{"threads", 1}})));
+  TextSample sample;
+  sample.prompt = "The pass key is 4821. What is the pass key?";
+  sample.max_new_tokens = 1;
+  CHECK(open_tokenizer(params).prompt_tokens(sample.prompt) == generator->generate(sample).prompt_tokens);
 }
