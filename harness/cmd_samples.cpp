@@ -69,7 +69,11 @@ void write_cell(std::ostream& out, const std::string& task, const tasks::CellCon
                                          {"stop", s.stop},
                                          {"prompt_tokens", tokenizer.prompt_tokens(s.prompt)},
                                          {"extra", s.extra.is_null() ? Json::object() : s.extra}};
-    out << line.dump() << '\n';
+    try {
+      out << line.dump() << '\n';
+    } catch (const Json::type_error& e) {  // JSON carries text only: a task's cut through a character is a bug
+      throw std::runtime_error(fmt::format("{} seed {} sample {}: not valid UTF-8 ({})", task, cell.seed, i, e.what()));
+    }
   }
 }
 

@@ -98,6 +98,21 @@ TEST_CASE("haystack: sorted files, repeated as needed, cut in the tokenizer's to
   CHECK(books.find("ALICE\u2019S ADVENTURES IN WONDERLAND") < books.find("ADVENTURES OF SHERLOCK HOLMES"));
 }
 
+TEST_CASE("haystack: a cut inside a UTF-8 character drops the character's first bytes", "[text_tasks]") {
+  ByteTokenizer bytes;
+  for (const std::string text : {"a\u00e9", "a\u20ac", "a\U0001F600"}) {  // characters of 2, 3 and 4 bytes
+    INFO(text);
+    for (std::size_t cut = 2; cut < text.size(); ++cut) {
+      auto tokens = bytes.encode(text.substr(0, cut));
+      drop_partial_character(bytes, tokens);
+      CHECK(bytes.decode(tokens) == "a");
+    }
+    auto whole = bytes.encode(text);
+    drop_partial_character(bytes, whole);
+    CHECK(bytes.decode(whole) == text);
+  }
+}
+
 namespace {
 
 // gkamradt's insert_needle written out directly on the byte tokens: the reference for the task's positions.
@@ -138,6 +153,23 @@ TEST_CASE("niah: haystack cut to length - 200, needle after a '.' at the depth, 
       CHECK(s.references == std::vector<std::string>{"eat a sandwich and sit in Dolores Park on a sunny day"});
     }
   }
+}
+
+TEST_CASE("niah: a haystack cut inside a character keeps the prompt whole characters", "[text_tasks][niah]") {
+  testing::TempDir dir;
+  testing::write_file(
+      dir.file("a.txt"), "Ab. " + std::string(200, 'x') + ". " + [] {
+        std::string accents;
+        for (int i = 0; i < 300; ++i) accents += "\u00e9";
+        return accents;
+      }());
+  ByteTokenizer bytes;
+  const int needle = 97, buffer = 200, kept = 4 + 202 + 2 * 10;  // budget = kept + 1 cuts the 11th character
+  const auto s = make_samples("niah", {{"haystack", dir.file("")}}, kept + 1 + buffer + needle, bytes, 0)[0];
+  std::string context = context_of(s.prompt);
+  context.erase(0, needle);  // depth 0: the needle comes first
+  CHECK(context.size() == static_cast<std::size_t>(kept));
+  CHECK(context.substr(context.size() - 2) == "\u00e9");
 }
 
 TEST_CASE("niah: word tokenizer lengths, multi-needle spacing, determinism", "[text_tasks][niah]") {
