@@ -230,12 +230,12 @@ std::vector<std::string> split_lines(const std::string& text) {
 const std::string kFiller = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
 }  // namespace
 
-TEST_CASE("passkey landmark: the LongRoPE recipe at exactly the cell's length", "[text_tasks][passkey]") {
+TEST_CASE("passkey landmark: the LongRoPE recipe filling exactly the cell's length", "[text_tasks][passkey]") {
   ByteTokenizer bytes;
   WordTokenizer words;
   std::string repeated = kFiller;
   for (int i = 0; i < 200; ++i) repeated += " " + kFiller;
-  for (const int length : {256, 1024, 3000}) {
+  for (const int length : {300, 1024, 3000}) {
     const auto samples = make_samples("passkey", {{"samples", 5}}, length, bytes);
     REQUIRE(samples.size() == 5);
     for (const auto& s : samples) {
@@ -251,14 +251,15 @@ TEST_CASE("passkey landmark: the LongRoPE recipe at exactly the cell's length", 
       CHECK(repeated.compare(0, lines[3].size(), lines[3]) == 0);
       const int k = std::stoi(key);
       CHECK((k >= 1 && k <= 50000));
-      CHECK(static_cast<int>(s.prompt.size()) == length);  // one byte per token: the budget is met exactly
+      // One byte per token: the prompt, a BOS and the 10 new tokens meet the cell's length exactly.
+      CHECK(static_cast<int>(s.prompt.size()) + 1 + 10 == length);
       CHECK(s.max_new_tokens == 10);
     }
   }
   for (const auto& s : make_samples("passkey", {{"samples", 3}}, 2000, words)) {
     const auto n = static_cast<int>(words.encode(s.prompt).size());
-    CHECK(n <= 2000);
-    CHECK(n >= 1997);
+    CHECK(n <= 2000 - 1 - 10);
+    CHECK(n >= 2000 - 1 - 10 - 3);
   }
 }
 
@@ -271,8 +272,8 @@ TEST_CASE("passkey: llama.cpp junk variant, depth placement, determinism and sco
   CHECK(s.prompt.size() >= 6);
   CHECK(s.prompt.substr(s.prompt.size() - 38) == " What is the pass key? The pass key is");
   CHECK(s.prompt.find(info) != std::string::npos);
-  CHECK(s.prompt.size() <= 2000u);
-  CHECK(s.prompt.size() + kFiller.size() + 1 > 2000u);  // one more junk sentence would not fit
+  CHECK(s.prompt.size() + 1 + 16 <= 2000u);                      // with a BOS and the 16 new tokens
+  CHECK(s.prompt.size() + kFiller.size() + 1 + 1 + 16 > 2000u);  // one more junk sentence would not fit
   CHECK(s.max_new_tokens == 16);
 
   const auto first = make_samples("passkey", {{"placement", "depth"}}, 3000, bytes, 0)[0];
