@@ -40,7 +40,7 @@ SeedRange parse_seed_range(const std::string& text) {
 Json parse_params(const std::string& text) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("--params: expected a JSON object, got {} ({})", text, e.what()));
   }
 }
