@@ -40,7 +40,7 @@ SeedRange parse_seed_range(const std::string& text) {
 Json parse_params(const std::string& text) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range: a number beyond a double
     throw InputError(fmt::format("--params: expected a JSON object, got {} ({})", text, e.what()));
   }
 }
@@ -71,8 +71,11 @@ void write_cell(std::ostream& out, const std::string& task, const tasks::CellCon
                                          {"prompt_tokens", ids.size()},
                                          {"prompt_ids", ids},
                                          {"extra", s.extra.is_null() ? Json::object() : s.extra}};
-    // A prompt cut inside a UTF-8 character (byte tokenizers) is shown with U+FFFD; prompt_ids are exact.
-    out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+    try {
+      out << line.dump() << '\n';
+    } catch (const Json::type_error& e) {  // JSON carries text only: a task's cut through a character is a bug
+      throw std::runtime_error(fmt::format("{} seed {} sample {}: not valid UTF-8 ({})", task, cell.seed, i, e.what()));
+    }
   }
 }
 
@@ -113,7 +116,7 @@ const RegisterCommand registration{{
         "`model`, whose config.json (and tokenizer.json) alone is read, and writes one JSON object per sample:\n"
         "task, params (resolved), length, depth, seed, index, prompt, references, max_new_tokens, stop,\n"
         "prompt_tokens and prompt_ids (what the model reads: BOS, when its config has one, and the prompt's\n"
-        "tokens; exact even where the prompt text shows U+FFFD for a character a byte tokenizer cut), extra.",
+        "tokens), extra.",
     .options = {{.name = "--params",
                  .type = ParamType::string,
                  .default_value = "{}",

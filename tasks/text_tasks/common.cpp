@@ -161,4 +161,15 @@ std::uint64_t sample_seed(std::uint64_t cell_seed, std::size_t index, std::uint6
   return (cell_seed * 0x9e3779b97f4a7c15ull) ^ (static_cast<std::uint64_t>(index) * 0xbf58476d1ce4e5b9ull) ^ salt;
 }
 
+int prompt_budget(int context_length, int max_new_tokens) { return context_length - max_new_tokens - 1; }
+
+std::string random_uuid4(Rng& rng) {
+  std::uint64_t hi = rng.next(), lo = rng.next();
+  hi = (hi & ~0xF000ull) | 0x4000ull;                  // version 4
+  lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // RFC 4122 variant
+  const std::string hex = fmt::format("{:016x}{:016x}", hi, lo);
+  return fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4), hex.substr(16, 4),
+                     hex.substr(20));
+}
+
 }  // namespace ctxbench::tasks::text

@@ -1,6 +1,6 @@
 // Helpers shared by the text tasks: data paths, token counting and middle truncation in the model's tokens,
-// Python-style template formatting, the search for the largest filler that fits a token budget, and JSONL
-// loading whose errors name the file and line.
+// Python-style template formatting, the search for the largest filler that fits a token budget, JSONL
+// loading whose errors name the file and line, seeds and UUIDs.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 
 #include "core/param_fields.h"
 #include "core/params.h"
+#include "core/random.h"
 #include "core/source_tree.h"
 #include "core/text.h"
 #include "model/backend.h"
@@ -38,6 +39,10 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
 // The largest n in [lo, hi] for which fits(n) holds, by bisection (fits is assumed monotone: true up to some
 // n, false after). Returns lo - 1 when even fits(lo) is false.
 int largest_fitting(int lo, int hi, const std::function<bool(int)>& fits);
+
+// Tokens a generated prompt may have so that it, the BOS a model may put first and `max_new_tokens` fit a cell of
+// `context_length` tokens.
+int prompt_budget(int context_length, int max_new_tokens);
 
 // The samples a cell draws from `available` records: all of them in order when `wanted` <= 0 or covers them,
 // else a seeded subset of `wanted`, in file order.
@@ -81,5 +86,8 @@ ParamFields<S> samples_field() {
 
 // A seed for sample `index` of a cell, so that each sample is the same whatever the sample count.
 std::uint64_t sample_seed(std::uint64_t cell_seed, std::size_t index, std::uint64_t salt);
+
+// A random version-4 UUID, as Python's str(uuid.uuid4()) prints it (RULER's and InfiniteBench's keys).
+std::string random_uuid4(Rng& rng);
 
 }  // namespace ctxbench::tasks::text

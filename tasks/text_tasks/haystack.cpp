@@ -33,7 +33,28 @@ std::size_t utf8_boundary(const std::string& text, std::size_t at) {
   return at;
 }
 
+// Whether `text` ends with the first bytes of a UTF-8 character whose last bytes are missing.
+bool ends_inside_character(const std::string& text) {
+  for (std::size_t back = 1; back <= std::min<std::size_t>(4, text.size()); ++back) {
+    const auto byte = static_cast<unsigned char>(text[text.size() - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: the character started further back
+    const std::size_t length = (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : (byte & 0xF8) == 0xF0 ? 4 : 1;
+    return length > back;
+  }
+  return false;
+}
+
 }  // namespace
+
+void drop_partial_character(const Tokenizer& tokenizer, std::vector<int>& tokens) {
+  constexpr std::size_t kTail = 4;  // tokens enough to hold the end of any character
+  while (!tokens.empty()) {
+    const std::vector<int> tail(tokens.end() - static_cast<std::ptrdiff_t>(std::min(kTail, tokens.size())),
+                                tokens.end());
+    if (!ends_inside_character(tokenizer.decode(tail))) return;
+    tokens.pop_back();
+  }
+}
 
 const std::string& haystack_text(const std::string& dir) {
   static std::mutex mutex;

@@ -20,6 +20,10 @@ const std::string& haystack_text(const std::string& dir);
 // repeats): gkamradt's read_context_files followed by encode_and_trim.
 std::vector<int> haystack_tokens(const Tokenizer& tokenizer, const std::string& dir, int tokens, std::size_t start = 0);
 
+// Drops the last tokens while they end inside a UTF-8 character, so that a haystack cut in tokens decodes to
+// whole characters: the prompt stays valid text (the originals' Python decode would put U+FFFD there instead).
+void drop_partial_character(const Tokenizer& tokenizer, std::vector<int>& tokens);
+
 // `chars` characters of the corpus from `start` on, wrapping around. Cut back to a UTF-8 boundary.
 std::string haystack_slice(const std::string& dir, std::size_t start, std::size_t chars);
 

@@ -1,5 +1,6 @@
 // Needle in a haystack (gkamradt/LLMTest_NeedleInAHaystack): the haystack is cut to the cell's length minus
-// a 200-token buffer (and the needles), each needle is inserted at its depth and moved back to just after a
+// a 200-token buffer (and the needles; then back to a whole UTF-8 character), each needle is inserted at its depth and
+// moved back to just after a
 // "." token; depth 100 appends. Multi-needle spaces n needles (100 - depth) / n apart, as
 // llm_multi_needle_haystack_tester.py does. The original grades answers with an LLM judge; this task scores
 // deterministically (recall of the answer phrase's words) and its metric name says so.
@@ -80,6 +81,7 @@ Inserted insert_needles(const Tokenizer& tokenizer, std::vector<int> context, co
                     context_length, buffer, needles_length));
   }
   if (context.size() > static_cast<std::size_t>(budget)) context.resize(static_cast<std::size_t>(budget));
+  drop_partial_character(tokenizer, context);
   const auto period = tokenizer.encode(".");
   const double interval = (100.0 - depth) / static_cast<double>(needles.size());
   Inserted out;

@@ -3,8 +3,8 @@
 // of the filler), the key line, the question, all joined by "\n"; 10 new tokens. "llamacpp": llama.cpp
 // examples/passkey: the task line, n_junk filler sentences each with a leading space, the key line before
 // junk sentence i_pos, then the question; 16 new tokens (its n_predict). The key is uniform in 1..50000 and
-// an answer is correct when its first integer equals the key. The filler is sized so that the prompt has as
-// many tokens as the cell's length allows.
+// an answer is correct when its first integer equals the key. The filler is sized so that the prompt, a BOS and
+// the new tokens fill the cell's length as far as they fit.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -86,18 +86,17 @@ std::vector<TextSample> make_samples(const PasskeyParams& p, const CellContext& 
     const double split =
         p.placement == Placement::depth ? std::min(cell.depth / 100.0, std::nextafter(1.0, 0.0)) : rng.uniform();
     TextSample sample;
+    sample.max_new_tokens = p.variant == Variant::llamacpp ? 16 : 10;
+    const int budget = prompt_budget(cell.context_length, sample.max_new_tokens);
     if (p.variant == Variant::llamacpp) {
       auto build = [&](int n_junk) {
         return llamacpp_prompt(n_junk, std::min(n_junk - 1, static_cast<int>(split * n_junk)), key);
       };
-      const int n_junk = std::max(1, largest_size(tokenizer, cell.context_length, kFillerRepeats, build));
-      sample.prompt = build(n_junk);
-      sample.max_new_tokens = 16;
+      sample.prompt = build(std::max(1, largest_size(tokenizer, budget, kFillerRepeats, build)));
     } else {
       auto build = [&](int n) { return landmark_prompt(static_cast<std::size_t>(n), split, key); };
       const int cap = kFillerRepeats * static_cast<int>(std::string_view(kFiller).size() + 1) - 1;
-      sample.prompt = build(largest_size(tokenizer, cell.context_length, cap, build));
-      sample.max_new_tokens = 10;
+      sample.prompt = build(largest_size(tokenizer, budget, cap, build));
     }
     sample.references = {std::to_string(key)};
     out.push_back(std::move(sample));

@@ -1,6 +1,5 @@
 // `ctxbench samples` as a user runs it: its lines are the task's own samples of the same cells, one cell per seed
 // of the range, and bad input exits 2 naming what was wrong.
-#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
@@ -90,25 +89,6 @@ TEST_CASE("samples: one seed, the default depth, standard output", "[samples]") 
     CHECK(lines[i].at("prompt") == expected[i].prompt);
     CHECK(lines[i].at("references") == Json(expected[i].references));
   }
-}
-
-TEST_CASE("samples: a prompt cut inside a UTF-8 character is written with U+FFFD, its ids exactly", "[samples]") {
-  testing::TempDir dir;
-  std::string book;
-  for (int i = 0; i < 2000; ++i) book += "\xc3\xa9";  // 'e acute': two bytes each
-  std::ofstream(dir.file("book.txt")) << book;
-  const Json given = {{"samples", 1}, {"haystack", dir.file("")}, {"buffer", 0}};
-  const auto expected = task_samples("niah", given, 2200, 50, 3);
-  const std::string& prompt = expected.at(0).prompt;
-  REQUIRE(std::count(prompt.begin(), prompt.end(), '\xc3') != std::count(prompt.begin(), prompt.end(), '\xa9'));
-  std::string out;
-  REQUIRE(run_shell(kBinary + " samples niah --params '" + given.dump() + "' --length 2200 --seeds 3 2>/dev/null",
-                    &out) == 0);
-  const Json line = Json::parse(out);
-  std::vector<int> ids{256};
-  for (const unsigned char c : expected[0].prompt) ids.push_back(c);
-  CHECK(line.at("prompt_ids") == Json(ids));
-  CHECK_THAT(line.at("prompt").get<std::string>(), Contains("\xef\xbf\xbd"));  // U+FFFD
 }
 
 TEST_CASE("samples: bad input exits 2 naming what was wrong", "[samples]") {

@@ -98,6 +98,21 @@ TEST_CASE("haystack: sorted files, repeated as needed, cut in the tokenizer's to
   CHECK(books.find("ALICE\u2019S ADVENTURES IN WONDERLAND") < books.find("ADVENTURES OF SHERLOCK HOLMES"));
 }
 
+TEST_CASE("haystack: a cut inside a UTF-8 character drops the character's first bytes", "[text_tasks]") {
+  ByteTokenizer bytes;
+  for (const std::string text : {"a\u00e9", "a\u20ac", "a\U0001F600"}) {  // characters of 2, 3 and 4 bytes
+    INFO(text);
+    for (std::size_t cut = 2; cut < text.size(); ++cut) {
+      auto tokens = bytes.encode(text.substr(0, cut));
+      drop_partial_character(bytes, tokens);
+      CHECK(bytes.decode(tokens) == "a");
+    }
+    auto whole = bytes.encode(text);
+    drop_partial_character(bytes, whole);
+    CHECK(bytes.decode(whole) == text);
+  }
+}
+
 namespace {
 
 // gkamradt's insert_needle written out directly on the byte tokens: the reference for the task's positions.
@@ -138,6 +153,23 @@ TEST_CASE("niah: haystack cut to length - 200, needle after a '.' at the depth, 
       CHECK(s.references == std::vector<std::string>{"eat a sandwich and sit in Dolores Park on a sunny day"});
     }
   }
+}
+
+TEST_CASE("niah: a haystack cut inside a character keeps the prompt whole characters", "[text_tasks][niah]") {
+  testing::TempDir dir;
+  testing::write_file(
+      dir.file("a.txt"), "Ab. " + std::string(200, 'x') + ". " + [] {
+        std::string accents;
+        for (int i = 0; i < 300; ++i) accents += "\u00e9";
+        return accents;
+      }());
+  ByteTokenizer bytes;
+  const int needle = 97, buffer = 200, kept = 4 + 202 + 2 * 10;  // budget = kept + 1 cuts the 11th character
+  const auto s = make_samples("niah", {{"haystack", dir.file("")}}, kept + 1 + buffer + needle, bytes, 0)[0];
+  std::string context = context_of(s.prompt);
+  context.erase(0, needle);  // depth 0: the needle comes first
+  CHECK(context.size() == static_cast<std::size_t>(kept));
+  CHECK(context.substr(context.size() - 2) == "\u00e9");
 }
 
 TEST_CASE("niah: word tokenizer lengths, multi-needle spacing, determinism", "[text_tasks][niah]") {
@@ -198,12 +230,12 @@ std::vector<std::string> split_lines(const std::string& text) {
 const std::string kFiller = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
 }  // namespace
 
-TEST_CASE("passkey landmark: the LongRoPE recipe at exactly the cell's length", "[text_tasks][passkey]") {
+TEST_CASE("passkey landmark: the LongRoPE recipe filling exactly the cell's length", "[text_tasks][passkey]") {
   ByteTokenizer bytes;
   WordTokenizer words;
   std::string repeated = kFiller;
   for (int i = 0; i < 200; ++i) repeated += " " + kFiller;
-  for (const int length : {256, 1024, 3000}) {
+  for (const int length : {300, 1024, 3000}) {
     const auto samples = make_samples("passkey", {{"samples", 5}}, length, bytes);
     REQUIRE(samples.size() == 5);
     for (const auto& s : samples) {
@@ -219,14 +251,15 @@ TEST_CASE("passkey landmark: the LongRoPE recipe at exactly the cell's length", 
       CHECK(repeated.compare(0, lines[3].size(), lines[3]) == 0);
       const int k = std::stoi(key);
       CHECK((k >= 1 && k <= 50000));
-      CHECK(static_cast<int>(s.prompt.size()) == length);  // one byte per token: the budget is met exactly
+      // One byte per token: the prompt, a BOS and the 10 new tokens meet the cell's length exactly.
+      CHECK(static_cast<int>(s.prompt.size()) + 1 + 10 == length);
       CHECK(s.max_new_tokens == 10);
     }
   }
   for (const auto& s : make_samples("passkey", {{"samples", 3}}, 2000, words)) {
     const auto n = static_cast<int>(words.encode(s.prompt).size());
-    CHECK(n <= 2000);
-    CHECK(n >= 1997);
+    CHECK(n <= 2000 - 1 - 10);
+    CHECK(n >= 2000 - 1 - 10 - 3);
   }
 }
 
@@ -239,8 +272,8 @@ TEST_CASE("passkey: llama.cpp junk variant, depth placement, determinism and sco
   CHECK(s.prompt.size() >= 6);
   CHECK(s.prompt.substr(s.prompt.size() - 38) == " What is the pass key? The pass key is");
   CHECK(s.prompt.find(info) != std::string::npos);
-  CHECK(s.prompt.size() <= 2000u);
-  CHECK(s.prompt.size() + kFiller.size() + 1 > 2000u);  // one more junk sentence would not fit
+  CHECK(s.prompt.size() + 1 + 16 <= 2000u);                      // with a BOS and the 16 new tokens
+  CHECK(s.prompt.size() + kFiller.size() + 1 + 1 + 16 > 2000u);  // one more junk sentence would not fit
   CHECK(s.max_new_tokens == 16);
 
   const auto first = make_samples("passkey", {{"placement", "depth"}}, 3000, bytes, 0)[0];

@@ -124,5 +124,78 @@ TEST_CASE("infinitebench: templates, labels, truncation and scoring", "[text_tas
                         0) == 0);
   CHECK(info.score(kv, "\"a7b8\".") == 1.0);
   CHECK(info.score(kv, "a7b8x") == 0.0);
-  CHECK_THROWS_WITH(make_samples("infinitebench", Json::object(), 4096, bytes), Catch::Contains("set data_file"));
+}
+
+namespace {
+
+const std::string kNoise =
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n";
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("infinitebench without data_file: passkey and number_string by the recipe, at the depth, filling the length",
+          "[text_tasks][infinitebench]") {
+  ByteTokenizer bytes;
+  const auto& info = testing::task("infinitebench");
+  for (const double depth : {0.0, 30.0, 100.0}) {
+    const auto passkeys = make_samples("infinitebench", {{"samples", 3}}, 2048, bytes, depth, 7);
+    REQUIRE(passkeys.size() == 3);
+    for (const auto& s : passkeys) {
+      INFO(s.prompt);
+      const std::string key = s.references.at(0);
+      CHECK((key.size() == 5 && key.find_first_not_of("0123456789") == std::string::npos));
+      const std::string needle = "The pass key is " + key + ". Remember it. " + key + " is the pass key.\n";
+      const auto at = s.prompt.find(needle);
+      REQUIRE(at != std::string::npos);
+      CHECK(s.prompt.ends_with("\n\nWhat is the pass key?\n\nThe pass key is"));
+      const std::size_t before = count_of(s.prompt.substr(0, at), kNoise), all = count_of(s.prompt, kNoise);
+      CHECK(before == static_cast<std::size_t>(std::lround(depth / 100.0 * static_cast<double>(all))));
+      // The largest number of noise lines: the prompt, a BOS and 6 new tokens fit; one more line would not.
+      CHECK(s.prompt.size() + 1 + 6 <= 2048);
+      CHECK(s.prompt.size() + kNoise.size() + 1 + 6 > 2048);
+      CHECK(info.score(s, " " + key + ".") == 1.0);
+    }
+    CHECK(passkeys[0].prompt != passkeys[1].prompt);
+  }
+  const auto digits = make_samples("infinitebench", {{"task", "number_string"}, {"samples", 2}}, 3000, bytes, 50, 3);
+  for (const auto& s : digits) {
+    const std::string key = s.references.at(0);
+    CHECK((key.size() == 10 && key.find_first_not_of("0123456789") == std::string::npos));
+    CHECK(s.prompt.find("The sequence of digits is " + key + ". Remember it. " + key + " is the sequence of digits.") !=
+          std::string::npos);
+    CHECK(s.prompt.ends_with("What is the sequence of digits?\n\nThe sequence of digits is"));
+    CHECK(s.max_new_tokens == 12);
+    CHECK(info.score(s, key) == 1.0);
+  }
+  CHECK(make_samples("infinitebench", {{"task", "number_string"}, {"samples", 2}}, 3000, bytes, 50, 3)[1].prompt ==
+        digits[1].prompt);
+  CHECK_THROWS_WITH(make_samples("infinitebench", Json::object(), 300, bytes), Catch::Contains("too short"));
+}
+
+TEST_CASE("infinitebench without data_file: kv_retrieval is a JSON object of UUIDs asking the key at the depth",
+          "[text_tasks][infinitebench]") {
+  WordTokenizer words;
+  const auto& info = testing::task("infinitebench");
+  for (const double depth : {0.0, 50.0, 100.0}) {
+    const auto s = make_samples("infinitebench", {{"task", "kv_retrieval"}}, 1500, words, depth)[0];
+    const auto open = s.prompt.find("JSON data:\n") + 11, close = s.prompt.find("}\n\nKey: \"") + 1;
+    const Json object = Json::parse(s.prompt.substr(open, close - open));
+    REQUIRE(object.size() > 10);
+    const std::string key = s.prompt.substr(close + 8, 36);
+    REQUIRE(object.contains(key));
+    CHECK(s.references == std::vector<std::string>{object.at(key).get<std::string>()});
+    // Insertion order: the asked pair's place among the pairs is the depth.
+    const auto place = std::count(s.prompt.begin() + static_cast<std::ptrdiff_t>(open),
+                                  s.prompt.begin() + s.prompt.find("\"" + key + "\": "), ':');
+    CHECK(place == std::lround(depth / 100.0 * static_cast<double>(object.size() - 1)));
+    CHECK(static_cast<int>(words.encode(s.prompt).size()) + 1 + 50 <= 1500);
+    CHECK(s.prompt.ends_with("\nThe value associated with the specified key is: "));
+    CHECK(info.score(s, "\"" + s.references[0] + "\"") == 1.0);
+  }
 }

@@ -82,7 +82,7 @@ TEST_CASE("RULER synthetic tasks fit the cell's length in tokens and contain the
       const int generate = ruler::base_template(ruler::base_task_of(name)).tokens_to_generate;
       for (const auto& s : samples) {
         const int tokens = static_cast<int>(tokenizer->encode(s.prompt).size());
-        CHECK(tokens + generate <= length);
+        CHECK(tokens + generate + 1 <= length);     // and a BOS
         CHECK(tokens + generate >= length * 0.75);  // filled close to the budget
         CHECK(s.max_new_tokens == generate);
         CHECK(s.extra.at("length").get<int>() == tokens + generate);
@@ -196,4 +196,24 @@ TEST_CASE("RULER jsonl loader: input + answer_prefix, outputs, errors naming the
   CHECK(info.score(several, "111 and 222") == Approx(2.0 / 3));  // string_match_all: the fraction found
   CHECK_THROWS_WITH(make_samples("ruler", {{"data_file", fixture("ruler_missing_outputs.jsonl")}}, 4096, bytes),
                     Catch::Contains("ruler_missing_outputs.jsonl:2: missing field \"outputs\""));
+}
+
+TEST_CASE("the training haystack replaces the evaluation one in niah and every RULER essay task", "[text_tasks]") {
+  ByteTokenizer bytes;
+  std::vector<std::pair<std::string, Json>> tasks = {{"niah", Json::object()}};
+  for (const char* name : {"niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multivalue", "niah_multiquery"}) {
+    tasks.emplace_back("ruler", Json{{"task", name}});
+  }
+  // The opening words of each corpus's first book (sample 0 starts there in every one of these tasks).
+  const std::string eval_start = "GEORGE ALLEN", train_start = "A TALE OF TWO CITIES";
+  for (auto [name, params] : tasks) {
+    INFO(params.dump());
+    const std::string prompt = make_samples(name, params, 2048, bytes)[0].prompt;
+    CHECK(prompt.find(eval_start) != std::string::npos);
+    CHECK(prompt.find(train_start) == std::string::npos);
+    params["haystack"] = "datasets/haystack-train";
+    const std::string trained = make_samples(name, params, 2048, bytes)[0].prompt;
+    CHECK(trained.find(train_start) != std::string::npos);
+    CHECK(trained.find(eval_start) == std::string::npos);
+  }
 }

@@ -21,15 +21,6 @@ std::vector<std::string> key_words(const std::string& dir) {
   return {pairs.begin(), pairs.end()};
 }
 
-std::string random_uuid4(Rng& rng) {
-  std::uint64_t hi = rng.next(), lo = rng.next();
-  hi = (hi & ~0xF000ull) | 0x4000ull;                  // version 4
-  lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // RFC 4122 variant
-  const std::string hex = fmt::format("{:016x}{:016x}", hi, lo);
-  return fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4), hex.substr(16, 4),
-                     hex.substr(20));
-}
-
 std::string random_value(Rng& rng, Kind kind, const std::vector<std::string>& words) {
   switch (kind) {
     case Kind::numbers: return std::to_string(rng.integer(1000000, 9999999));

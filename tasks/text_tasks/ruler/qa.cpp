@@ -192,7 +192,8 @@ std::vector<Generated> qa_samples(const Options& o, QaDataset dataset, const Tok
   std::vector<Generated> out;
   auto fits = [&](std::size_t question, int docs) {
     Rng rng(sample_seed(o.seed, question, 0x7161));
-    return token_count(tokenizer, qa_sample(data, question, docs, rng).text) + reserve <= o.max_seq_length;
+    return token_count(tokenizer, qa_sample(data, question, docs, rng).text) <=
+           prompt_budget(o.max_seq_length, reserve);
   };
   const int all_docs = static_cast<int>(data.docs.size());
   const int size = largest_fitting(1, all_docs, [&](int docs) { return fits(0, docs); });

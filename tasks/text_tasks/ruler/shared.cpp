@@ -100,7 +100,7 @@ std::vector<Generated> fit_samples(const Options& o, const Tokenizer& tokenizer,
   auto fits_for = [&](std::uint64_t seed) {
     return [&, seed](int size) {
       Rng rng(seed);
-      return token_count(tokenizer, make(size, rng).text) + reserve <= o.max_seq_length;
+      return token_count(tokenizer, make(size, rng).text) <= prompt_budget(o.max_seq_length, reserve);
     };
   };
   const auto first_fits = fits_for(sample_seed(o.seed, 0, 0x72756c6572));
@@ -108,7 +108,7 @@ std::vector<Generated> fit_samples(const Options& o, const Tokenizer& tokenizer,
     Rng rng(sample_seed(o.seed, 0, 0x72756c6572));
     throw InputError(
         fmt::format("ruler {}: context length {} is too short: the smallest sample has {} tokens plus {} "
-                    "to generate",
+                    "to generate and a BOS",
                     o.task, o.max_seq_length, token_count(tokenizer, make(1, rng).text), reserve));
   }
   int hi = 1;

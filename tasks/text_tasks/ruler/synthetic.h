@@ -30,7 +30,7 @@ std::string_view base_task_of(std::string_view task);
 
 struct Options {
   std::string task;           // one of task_names()
-  int max_seq_length = 4096;  // prompt tokens + tokens_to_generate must fit
+  int max_seq_length = 4096;  // prompt tokens + tokens_to_generate + a BOS must fit
   int samples = 1;
   std::uint64_t seed = 42;
   std::string haystack_dir;  // the "essay" haystack (our books instead of Paul Graham's essays)
