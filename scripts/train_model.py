@@ -1,24 +1,24 @@
 #!/usr/bin/python3
-"""Train, export and evaluate ctxbench's bundled byte-level retrieval model.
+"""Train, export and check ctxbench's bundled byte-level retrieval model.
 
-A tiny Llama (RMSNorm, NeoX/HF RoPE, GQA, SwiGLU, no biases, untied head) over a byte vocabulary
-(ids 0..255 are bytes, 256 = BOS, 257 = EOS). It is trained on passkey retrieval first, then on a
-mixture of passkey / single needle / multi-key / multi-value tasks over book haystacks, so that the
-C++ engines have a real model whose accuracy depends on which tokens attention keeps.
+A small Llama (RMSNorm, NeoX/HF RoPE, GQA, SwiGLU, no biases, untied head) over a byte vocabulary
+(ids 0..255 are bytes, 256 = BOS, 257 = EOS), trained on the C++ tasks' own samples (`ctxbench samples`:
+passkey, gkamradt niah, RULER, InfiniteBench) from training seeds and a training haystack that the suites
+never read, so that the model solves the tasks densely and an attention method's drop is the method's.
 
-Usage (Debian's torch, see /work/shared/TRAINING-NOTES.md):
-  /usr/bin/python3 scripts/train_model.py train --out DIR [--steps N] [--checkpoint FILE]
-  /usr/bin/python3 scripts/train_model.py eval --out DIR [--samples N] [--length L]
-  /usr/bin/python3 scripts/train_model.py golden --out DIR
-Other jobs on the machine should run under `nice -n 19`; training resumes from --checkpoint when the file exists.
+Usage (Debian's python3-torch: scripts/setup.sh with CTXBENCH_SETUP_EXTRAS=train; build/ctxbench built):
+  /usr/bin/python3 scripts/train_model.py train --checkpoint build/train.ckpt   # resumes when it exists
+  /usr/bin/python3 scripts/train_model.py eval      # held-out teacher-forced accuracy of the exported model
+  /usr/bin/python3 scripts/train_model.py golden    # logits fixture for the C++ runtime test
+The data is fixed by --seed (shards of seeds under --data-cache); other jobs should run under `nice -n 19`.
 """
 import argparse
 import json
 import math
 import os
 import random
-import re
 import struct
+import subprocess
 import sys
 import time
 
@@ -29,7 +29,6 @@ import torch.nn.functional as F
 BOS_ID = 256
 EOS_ID = 257
 VOCAB_SIZE = 258
-HAYSTACK_DIR = "/work/shared/datasets/haystack"
 
 # --------------------------------------------------------------------------------------------
 # Model (module names mirror HF LlamaForCausalLM so the state dict keys are the HF tensor names)
@@ -216,140 +215,172 @@ class LlamaForCausalLM(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Task generators (bytes). Every sample is exactly `length` tokens: BOS + prompt + answer + EOS.
+# Training data: the C++ tasks' own samples (`ctxbench samples`), so that the model is trained on
+# exactly the prompts the suites evaluate, from other seeds and another haystack.
 # --------------------------------------------------------------------------------------------
 
-PASSKEY_TASK = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize "
-                "them. I will quiz you about the important information there.")
-PASSKEY_FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
-PASSKEY_QUESTION = "What is the pass key? The pass key is"
-PASSKEY_FILLER_INF = " ".join([PASSKEY_FILLER] * 200)
-
-NEEDLE = "One of the special magic numbers for {key} is: {value}."
-SINGLE_PRE = ("A special magic number is hidden within the following text. Make sure to memorize it. I will "
-              "quiz you about the number afterwards.\n")
-SINGLE_POST = ("\nWhat is the special magic number for {query} mentioned in the provided text? The special "
-               "magic number for {query} mentioned in the provided text is")
-MULTI_PRE = ("Some special magic numbers are hidden within the following text. Make sure to memorize it. I "
-             "will quiz you about the numbers afterwards.\n")
-MULTI_POST = ("\nWhat are all the special magic numbers for {query} mentioned in the provided text? The "
-              "special magic numbers for {query} mentioned in the provided text are")
-
-ADJECTIVES = ("able acid angry aware bad bitter black blue bold brave brief bright broad busy calm cheap "
-              "clean clear cold cool curly damp dark dear deep dry dull eager early easy empty equal fair "
-              "false fancy fast fat few fine firm flat fresh full funny giant glad gold good grand great "
-              "green grey happy hard heavy high hollow huge icy kind large late lazy light little lively "
-              "long loud low lucky mad mean mild modern narrow neat new nice noisy odd old open pale plain "
-              "polite poor proud quick quiet rapid rare raw red rich rough round royal sad safe sharp shiny "
-              "short shy silent silly simple slow small smooth soft solid sour spicy steep sticky strange "
-              "strict strong sweet swift tall tame tender thick thin tidy tiny tough ugly vast warm weak "
-              "wet white wide wild wise wooden young").split()
-NOUNS = ("actor anchor apple arrow badge bakery banana barn basket beach bell bicycle bird blanket boat "
-         "book bottle bridge brush bucket butter button cabin camera candle canoe carpet castle cat chair "
-         "cheese cherry chimney circle clock cloud coat coffee comet copper cotton crayon crown cup "
-         "curtain desk diamond dinner doctor dog dragon drum eagle engine falcon feather fence field "
-         "flower forest fountain garden garlic ginger glove goat guitar hammer harbor hat helmet honey "
-         "horse island jacket jelly kettle kitten ladder lamp lemon letter lion locket magnet mango "
-         "marble meadow mirror monkey mountain needle ocean olive onion orange otter owl painter palace "
-         "panda pencil pepper piano pillow pirate planet pocket pond potato puppy quilt rabbit radio "
-         "river robot rocket saddle sailor salmon scarf shadow sheep shell silver soap spoon squirrel "
-         "stone sugar summer sunset table teapot tiger tomato tower train tulip turtle umbrella valley "
-         "violin wagon walnut whale window winter wizard wolf").split()
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_HAYSTACK = "datasets/haystack-train"  # other books than datasets/haystack, which suites read
+TRAIN_SEED_BASE = 1_000_000                 # suites evaluate on small seeds
+HELDOUT_SEED_BASE = 500_000                 # monitoring during training: held-out seeds, evaluation haystack
+LENGTHS = [512, 1024, 1536, 2048]
+SHARD_SEEDS = 128                           # cells per shard file; each cell gives SAMPLES_PER_CELL samples
+SAMPLES_PER_CELL = 4
+DEPTH_TASKS = ("niah", "infinitebench")     # tasks that put the needle at the cell's depth: trained at all depths
 
 
-def load_haystack():
-    """Books concatenated in sorted file order (deterministic haystack)."""
-    names = sorted(n for n in os.listdir(HAYSTACK_DIR) if n.endswith(".txt"))
-    return b"\n\n".join(open(os.path.join(HAYSTACK_DIR, n), "rb").read() for n in names)
+class TaskSpec:
+    """One trained task: the C++ task and parameters that make its samples, its share of batches, and how its
+    answer is written (`style`: "list" joins the references with ", "; "words" with spaces, as vt's in-context
+    example does; "numbered" as "1. a 2. b", as cwe's example does)."""
+
+    def __init__(self, name, task, params, weight, style="list"):
+        self.name, self.task, self.params, self.weight, self.style = name, task, params, weight, style
+
+    def answer(self, sample):
+        """What the model learns to say: the references, as the prompt's own example or the scorer reads them."""
+        refs = sample["references"]
+        if self.task == "niah":  # gkamradt: the whole needle sentence, as an assistant would quote it
+            return " " + sample["params"]["needle"].strip()
+        if self.style == "words":
+            return " " + " ".join(refs)
+        if self.style == "numbered":
+            return " " + " ".join("%d. %s" % (i + 1, r) for i, r in enumerate(refs))
+        text = ", ".join(refs)
+        return text if sample["prompt"][-1:].isspace() else " " + text
 
 
-class TaskGenerator:
-    def __init__(self, rng, haystack):
-        self.rng = rng
-        self.haystack = haystack
-
-    def _book_text(self, nbytes):
-        start = self.rng.randrange(0, len(self.haystack) - nbytes - 1)
-        return self.haystack[start:start + nbytes]
-
-    def _key(self, used):
-        while True:
-            key = self.rng.choice(ADJECTIVES) + "-" + self.rng.choice(NOUNS)
-            if key not in used:
-                used.add(key)
-                return key
-
-    def _value(self):
-        return str(self.rng.randrange(1000000, 10000000))
-
-    def passkey(self, length):
-        key = str(self.rng.randint(1, 50000))
-        answer = " " + key + "."
-        info = "The pass key is {0}. Remember it. {0} is the pass key.".format(key)
-        fixed = len(PASSKEY_TASK) + len(info) + len(PASSKEY_QUESTION) + 4  # four "\n" joins
-        n_garbage = length - 2 - len(answer) - fixed
-        n_prefix = self.rng.randint(0, n_garbage)
-        prompt = "\n".join([PASSKEY_TASK, PASSKEY_FILLER_INF[:n_prefix], info,
-                            PASSKEY_FILLER_INF[:n_garbage - n_prefix], PASSKEY_QUESTION])
-        return prompt.encode(), answer.encode(), [key]
-
-    def _haystack_with_needles(self, nbytes, needles):
-        """Book text of exactly nbytes including the needles, each placed after a '. ' boundary."""
-        needle_bytes = [n.encode() + b" " for n in needles]
-        text = self._book_text(nbytes - sum(len(n) for n in needle_bytes))
-        cuts = sorted(self.rng.randrange(0, len(text) + 1) for _ in needles)
-        snapped = []
-        for c in cuts:
-            dot = text.rfind(b". ", 0, c)
-            snapped.append(dot + 2 if dot >= 0 and c - dot < 200 else c)
-        snapped.sort()
-        pieces, prev = [], 0
-        for pos, nb in zip(snapped, needle_bytes):
-            pieces += [text[prev:pos], nb]
-            prev = pos
-        pieces.append(text[prev:])
-        return b"".join(pieces)
-
-    def _niah(self, length, pre, post, needles, query, answer):
-        post = post.format(query=query)
-        ctx_len = length - 2 - len(pre) - len(post) - len(answer)
-        if ctx_len < sum(len(n) + 1 for n in needles) + 64:
-            raise ValueError("length %d is too short for %d needles" % (length, len(needles)))
-        ctx = self._haystack_with_needles(ctx_len, needles)
-        return pre.encode() + ctx + post.encode(), answer.encode()
-
-    def single_needle(self, length):
-        key, value = self._key(set()), self._value()
-        prompt, answer = self._niah(length, SINGLE_PRE, SINGLE_POST,
-                                    [NEEDLE.format(key=key, value=value)], key, " " + value + ".")
-        return prompt, answer, [value]
-
-    def multi_key(self, length, n_keys=4):
-        used = set()
-        pairs = [(self._key(used), self._value()) for _ in range(n_keys)]
-        key, value = self.rng.choice(pairs)
-        needles = [NEEDLE.format(key=k, value=v) for k, v in pairs]
-        prompt, answer = self._niah(length, SINGLE_PRE, SINGLE_POST, needles, key, " " + value + ".")
-        return prompt, answer, [value]
-
-    def multi_value(self, length, n_values=4):
-        key = self._key(set())
-        values = [self._value() for _ in range(n_values)]
-        needles = [NEEDLE.format(key=key, value=v) for v in values]
-        # values appear in the text in the order of the needles, so the answer lists them in that order
-        prompt, answer = self._niah(length, MULTI_PRE, MULTI_POST, needles, key,
-                                    " " + ", ".join(values) + ".")
-        return prompt, answer, values
-
-    def make(self, task, length):
-        return getattr(self, task)(length)
+def ruler(name, weight, style="list"):
+    return TaskSpec(name, "ruler", {"task": name}, weight, style)
 
 
-TASKS = ["passkey", "single_needle", "multi_key", "multi_value"]
+def infinitebench(name, weight):
+    return TaskSpec("ib_" + name, "infinitebench", {"task": name}, weight)
 
 
-def encode_sample(prompt, answer):
-    return [BOS_ID] + list(prompt) + list(answer) + [EOS_ID], 1 + len(prompt)
+TASK_SPECS = [
+    TaskSpec("passkey", "passkey", {}, 1),
+    TaskSpec("niah", "niah", {"buffer": 433, "max_new_tokens": 128}, 2),  # as suites/model-tasks.json
+    ruler("niah_single_1", 1), ruler("niah_single_2", 1), ruler("niah_single_3", 2),
+    ruler("niah_multikey_1", 3), ruler("niah_multikey_2", 1), ruler("niah_multikey_3", 1),
+    ruler("niah_multivalue", 2), ruler("niah_multiquery", 2), ruler("vt", 2, style="words"),
+    ruler("cwe", 1, style="numbered"), ruler("fwe", 1),
+    infinitebench("kv_retrieval", 2), infinitebench("number_string", 1),
+]
+SPEC_BY_NAME = {s.name: s for s in TASK_SPECS}
+
+
+def read_words(name):
+    with open(os.path.join(REPO, "datasets", "ruler", name)) as f:
+        return [w.strip() for w in f if w.strip()]
+
+
+def varied_needle(rng, words):
+    """A gkamradt-style needle with its question and answer phrase, drawn from the RULER word lists, so that
+    the model learns to quote the sentence that answers the question (not one memorised needle: the suites
+    use gkamradt's own San Francisco needle, which training never shows)."""
+    adj, noun, verb = (rng.choice(words[k]) for k in ("adjectives", "nouns", "verbs"))
+    place = "%s %s" % (rng.choice(words["adjectives"]).capitalize(), rng.choice(words["nouns"]).capitalize())
+    answer = "%s a %s %s and %s in the %s %s on a %s day" % (
+        verb, adj, noun, rng.choice(words["verbs"]), rng.choice(words["adjectives"]),
+        rng.choice(words["nouns"]), rng.choice(words["adjectives"]))
+    return {"needle": "\nThe best thing to do in %s is %s.\n" % (place, answer),
+            "question": "What is the best thing to do in %s?" % place, "answer": answer}
+
+
+def ctxbench_binary():
+    path = os.environ.get("CTXBENCH_BIN", os.path.join(REPO, "build", "ctxbench"))
+    if not os.access(path, os.X_OK):
+        sys.exit("train_model.py: %s is not an executable ctxbench (build it, or set CTXBENCH_BIN)" % path)
+    return path
+
+
+def run_samples(task, params, length, first_seed, last_seed, depth=50.0):
+    """The samples of cells first_seed..last_seed, or None when the task cannot fill `length`."""
+    cmd = [ctxbench_binary(), "samples", task, "--params", json.dumps(params), "--length", str(length),
+           "--seeds", "%d-%d" % (first_seed, last_seed), "--depth", "%.1f" % depth, "--out", "-"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if res.returncode != 0:
+        if "too short" in res.stderr or "does not fit" in res.stderr or "no room" in res.stderr:
+            return None
+        sys.exit("train_model.py: %s failed (exit %d): %s" % (" ".join(cmd), res.returncode, res.stderr.strip()))
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+class SampleStore:
+    """Shards of samples per (task, length), written once under `cache` and read back in order; shard k of a
+    pair covers a fixed seed range, so the data of a run depends only on the seed base, never on timing."""
+
+    def __init__(self, cache, seed_base, haystack):
+        self.cache, self.seed_base, self.haystack = cache, seed_base, haystack
+        self.words = {k: read_words(k + ".txt") for k in ("adjectives", "nouns", "verbs")}
+        self.loaded = {}
+        os.makedirs(cache, exist_ok=True)
+
+    def _path(self, spec, length, shard):
+        return os.path.join(self.cache, "%s_L%d_s%d_%d.jsonl" % (spec.name, length, self.seed_base, shard))
+
+    def _generate(self, spec, length, shard):
+        first = self.seed_base + shard * SHARD_SEEDS
+        params = dict(spec.params, samples=SAMPLES_PER_CELL)
+        if spec.task in ("niah", "ruler"):
+            params["haystack"] = self.haystack
+        if spec.task not in DEPTH_TASKS:  # passkey and RULER draw their own needle positions
+            return run_samples(spec.task, params, length, first, first + SHARD_SEEDS - 1)
+        rng = random.Random(first)  # every 8 cells: another depth (and for niah another needle)
+        out = []
+        for seed in range(first, first + SHARD_SEEDS, 8):
+            cell_params = dict(params, **varied_needle(rng, self.words)) if spec.task == "niah" else params
+            got = run_samples(spec.task, cell_params, length, seed, seed + 7, depth=rng.uniform(0, 100))
+            if got is None:
+                return None
+            out += got
+        return out
+
+    def shard(self, spec, length, shard):
+        """The shard's samples ([] when the task cannot fill `length`)."""
+        key = (spec.name, length, shard)
+        if key not in self.loaded:
+            path = self._path(spec, length, shard)
+            if not os.path.exists(path):
+                samples = self._generate(spec, length, shard) or []
+                with open(path + ".tmp", "w") as f:
+                    for s in samples:
+                        f.write(json.dumps(s) + "\n")
+                os.replace(path + ".tmp", path)
+            with open(path) as f:
+                self.loaded = {k: v for k, v in self.loaded.items() if k[:2] != key[:2]}  # keep one per pair
+                self.loaded[key] = [json.loads(line) for line in f if line.strip()]
+        return self.loaded[key]
+
+    def fits(self, spec, length):
+        return bool(self.shard(spec, length, 0))
+
+    def sample(self, spec, length, index):
+        per_shard = SHARD_SEEDS * SAMPLES_PER_CELL
+        samples = self.shard(spec, length, index // per_shard)
+        return samples[index % len(samples)]
+
+
+def encode_sample(spec, sample):
+    """Token ids (the prompt's as the runtime reads them, with BOS; answer bytes; EOS) and where the answer
+    starts."""
+    prompt = sample["prompt_ids"]  # exact, where the prompt text shows U+FFFD for a cut character
+    return prompt + list(spec.answer(sample).encode()) + [EOS_ID], len(prompt)
+
+
+def make_batch(store, picks):
+    """picks: (spec, length, index) per row. Rows are padded with EOS to the longest; padding is no target."""
+    rows = [encode_sample(spec, store.sample(spec, length, index)) for spec, length, index in picks]
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), EOS_ID, dtype=torch.long)
+    answer_mask = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+    real = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+    for r, (seq, answer_start) in enumerate(rows):
+        ids[r, :len(seq)] = torch.tensor(seq)
+        answer_mask[r, answer_start - 1:len(seq) - 1] = True  # target j is seq[j + 1]
+        real[r, :len(seq) - 1] = True
+    return ids, answer_mask, real
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,58 +388,77 @@ def encode_sample(prompt, answer):
 # --------------------------------------------------------------------------------------------
 
 
-def make_batch(gen, tasks, length):
-    ids, answer_mask = [], []
-    for task in tasks:
-        prompt, answer, _ = gen.make(task, length)
-        seq, answer_start = encode_sample(prompt, answer)
-        assert len(seq) == length, (task, len(seq), length)
-        ids.append(seq)
-        # target index j predicts seq[j+1]; answer targets are seq[answer_start:] (answer + EOS)
-        answer_mask.append([j + 1 >= answer_start for j in range(length - 1)])
-    ids = torch.tensor(ids, dtype=torch.long)
-    return ids, torch.tensor(answer_mask)
-
-
-def lr_at(step, args, elapsed):
-    """Warm-up, then cosine to 10% over whichever budget runs out first: steps or wall-clock minutes."""
+def lr_at(step, args):
+    """Linear warm-up, then cosine to 10% of the peak at --steps."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
-    progress = min(1.0, max((step - args.warmup) / max(1, args.steps - args.warmup),
-                            elapsed / (args.max_minutes * 60)))
+    progress = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def curriculum_length(step, args, rng, state):
-    """Passkey stays at --min-length until it is learnt (train accuracy >= 50%), then lengths ramp to
-    --length over --ramp-steps; the needle mixture (phase 1) needs >= 3/4 of the training length so
-    that four needles still leave a real haystack."""
-    if state.get("ramp_start") is None:
-        if state["acc"].get("passkey", 0) < 0.5:
-            return args.min_length
-        state["ramp_start"] = step
-        print("length ramp starts at step", step, flush=True)
-    low = args.min_length if state["phase"] == 0 else args.length * 3 // 4
-    ramp = (step - state["ramp_start"]) / args.ramp_steps
-    top = min(args.length, args.min_length + (args.length - args.min_length) * ramp)
-    top = max(low, int(top) // 128 * 128)
-    if rng.random() < 0.6:
-        return top
-    return rng.randrange(low // 128, top // 128 + 1) * 128
+def choose_length(state, args, rng):
+    """Phase 0 (passkey only) stays at the shortest length; then lengths ramp up to the training length,
+    which ends up as half of all batches."""
+    if state["phase"] == 0:
+        return LENGTHS[0]
+    ramp = min(1.0, (state["step"] - state["phase_switch_step"]) / args.ramp_steps)
+    weights = [1.0, 1.0, 0.5 + ramp, 0.5 + 3 * ramp]
+    return rng.choices(LENGTHS, weights=weights)[0]
 
 
-def choose_tasks(phase, batch_size, rng):
-    if phase == 0:
-        return ["passkey"] * batch_size
-    weights = {"passkey": 1, "single_needle": 2, "multi_key": 3, "multi_value": 2}
-    pool = [t for t, w in weights.items() for _ in range(w)]
-    return [rng.choice(pool) for _ in range(batch_size)]
+def choose_picks(state, store, length, batch_size, rng):
+    specs = [SPEC_BY_NAME["passkey"]] if state["phase"] == 0 else \
+        [s for s in TASK_SPECS if s.name in state["tasks"] and store.fits(s, length)]
+    chosen = rng.choices(specs, weights=[s.weight for s in specs], k=batch_size)
+    picks = []
+    for spec in chosen:
+        key = "%s@%d" % (spec.name, length)
+        index = state["cursor"].get(key, 0)
+        state["cursor"][key] = index + 1
+        picks.append((spec, length, index))
+    return picks
+
+
+def answer_exact(logits, ids, answer_mask):
+    """Per row: every answer token (and the EOS) is the argmax, i.e. greedy decoding reproduces it."""
+    return ((logits.argmax(-1) == ids[:, 1:]) | ~answer_mask).all(dim=1)
+
+
+def train_step(model, opt, ids, answer_mask, real, lm_weight):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(ids[:, :-1], block=64)
+    logits = logits.float()
+    ce = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), ids[:, 1:].reshape(-1), reduction="none")
+    ce = ce.view(answer_mask.shape)
+    answer_loss = ce[answer_mask].mean()
+    lm_loss = ce[real & ~answer_mask].mean()
+    opt.zero_grad(set_to_none=True)
+    (answer_loss + lm_weight * lm_loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return logits.detach(), answer_loss.item(), lm_loss.item()
+
+
+def new_state(args):
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in SPEC_BY_NAME]
+    if unknown:
+        sys.exit("train_model.py: unknown task(s) %s; known: %s" % (", ".join(unknown), ", ".join(SPEC_BY_NAME)))
+    return {"step": 0, "phase": 0, "elapsed": 0.0, "phase_switch_step": None, "acc": {}, "cursor": {},
+            "tasks": tasks, "heldout": []}
+
+
+def save_checkpoint(path, model, opt, data_rng, state):
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "data_rng": data_rng.getstate(),
+                "torch_rng": torch.get_rng_state(), "state": state}, path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 def train(args):
     torch.set_num_threads(args.threads)
-    cfg = ModelConfig(num_hidden_layers=args.layers, hidden_size=args.hidden,
-                      intermediate_size=args.intermediate, max_position_embeddings=args.length)
+    cfg = ModelConfig(num_hidden_layers=args.layers, hidden_size=args.hidden, intermediate_size=args.intermediate,
+                      num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+                      max_position_embeddings=args.length)
     torch.manual_seed(args.seed)
     model = LlamaForCausalLM(cfg)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -416,7 +466,7 @@ def train(args):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     data_rng = random.Random(args.seed)
-    state = {"step": 0, "phase": 0, "elapsed": 0.0, "phase_switch_step": None, "acc": {}}
+    state = new_state(args)
     if args.checkpoint and os.path.exists(args.checkpoint):
         ck = torch.load(args.checkpoint)
         model.load_state_dict(ck["model"])
@@ -425,60 +475,62 @@ def train(args):
         torch.set_rng_state(ck["torch_rng"])
         state = ck["state"]
         print("resumed from step", state["step"], flush=True)
-    gen = TaskGenerator(data_rng, load_haystack())
-    nparams = sum(p.numel() for p in model.parameters())
-    print("parameters:", nparams, flush=True)
+    store = SampleStore(args.data_cache, TRAIN_SEED_BASE + args.seed, TRAIN_HAYSTACK)
+    heldout = SampleStore(args.data_cache, HELDOUT_SEED_BASE, "datasets/haystack")
+    print("parameters:", sum(p.numel() for p in model.parameters()), flush=True)
     t_start = time.time() - state["elapsed"]
     last_ckpt = time.time()
     ema = state["acc"]
     while state["step"] < args.steps:
         step = state["step"]
-        length = curriculum_length(step, args, data_rng, state)
-        batch_size = max(1, args.batch_tokens // length)
-        tasks = choose_tasks(state["phase"], batch_size, data_rng)
-        ids, amask = make_batch(gen, tasks, length)
+        length = choose_length(state, args, data_rng)
+        picks = choose_picks(state, store, length, max(1, args.batch_tokens // length), data_rng)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args, state["elapsed"])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(ids[:, :-1], block=64)
-        logits = logits.float()
-        targets = ids[:, 1:]
-        ce = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), targets.reshape(-1), reduction="none")
-        ce = ce.view(targets.shape)
-        answer_loss = ce[amask].mean()
-        lm_loss = ce[~amask].mean()
-        loss = answer_loss + 0.1 * lm_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        # teacher-forced exact match of the answer == greedy exact match
-        with torch.no_grad():
-            ok = ((logits.argmax(-1) == targets) | ~amask).all(dim=1)
-            for t in set(tasks):
-                sel = torch.tensor([x == t for x in tasks])
-                acc = ok[sel].float().mean().item()
-                ema[t] = acc if t not in ema else 0.9 * ema[t] + 0.1 * acc
+            g["lr"] = lr_at(step, args)
+        model.train()
+        ids, answer_mask, real = make_batch(store, picks)
+        logits, answer_loss, lm_loss = train_step(model, opt, ids, answer_mask, real, args.lm_weight)
+        ok = answer_exact(logits, ids, answer_mask)
+        for name in {spec.name for spec, _, _ in picks}:
+            acc = ok[torch.tensor([spec.name == name for spec, _, _ in picks])].float().mean().item()
+            ema[name] = acc if name not in ema else 0.9 * ema[name] + 0.1 * acc
         state["step"] = step + 1
         state["elapsed"] = time.time() - t_start
-        if state["phase"] == 0 and ema.get("passkey", 0) >= 0.9 and length >= args.length // 2:
-            state["phase"] = 1
-            state["phase_switch_step"] = step + 1
-            print("phase 1 (mixture) from step", step + 1, "at %.1f min" % (state["elapsed"] / 60), flush=True)
+        if state["phase"] == 0 and ema.get("passkey", 0) >= 0.9:
+            state["phase"], state["phase_switch_step"] = 1, step + 1
+            print("phase 1 (all tasks) from step", step + 1, "at %.1f min" % (state["elapsed"] / 60), flush=True)
         if step % 10 == 0:
-            accs = " ".join("%s=%.2f" % (t[:6], ema[t]) for t in TASKS if t in ema)
-            print("step %d t=%.1fm len=%d bs=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
-                step, state["elapsed"] / 60, length, batch_size, opt.param_groups[0]["lr"],
-                answer_loss.item(), lm_loss.item(), accs), flush=True)
-        done = state["step"] >= args.steps or state["elapsed"] > args.max_minutes * 60
+            accs = " ".join("%s=%.2f" % (t, ema[t]) for t in state["tasks"] if t in ema)
+            print("step %d t=%.1fm len=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
+                step, state["elapsed"] / 60, length, opt.param_groups[0]["lr"], answer_loss, lm_loss, accs),
+                flush=True)
+        done = state["step"] >= args.steps
+        if args.eval_every and (state["step"] % args.eval_every == 0 or done):
+            state["heldout"].append({"step": state["step"], "accuracy": heldout_accuracy(model, heldout, state, args)})
+            print("held-out at step %d: %s" % (state["step"], json.dumps(state["heldout"][-1]["accuracy"])), flush=True)
         if args.checkpoint and (done or time.time() - last_ckpt > 300):
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "data_rng": data_rng.getstate(),
-                        "torch_rng": torch.get_rng_state(), "state": state}, args.checkpoint + ".tmp")
-            os.replace(args.checkpoint + ".tmp", args.checkpoint)
+            save_checkpoint(args.checkpoint, model, opt, data_rng, state)
             last_ckpt = time.time()
-        if done:
-            break
     export(model, cfg, args.out, state, args)
+
+
+@torch.no_grad()
+def heldout_accuracy(model, store, state, args):
+    """Teacher-forced exact answers (= greedy exact match) on held-out seeds of the evaluation haystack, at the
+    training length: a quick monitor; the suites' scores through the C++ runtime are the results."""
+    model.eval()
+    result = {}
+    for name in state["tasks"]:
+        spec = SPEC_BY_NAME[name]
+        if not store.fits(spec, args.length):
+            continue
+        right = 0
+        for first in range(0, args.eval_samples, 8):
+            picks = [(spec, args.length, i) for i in range(first, min(first + 8, args.eval_samples))]
+            ids, answer_mask, _ = make_batch(store, picks)
+            right += answer_exact(model(ids[:, :-1], block=256), ids, answer_mask).sum().item()
+        result[name] = round(right / args.eval_samples, 3)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,7 +585,8 @@ def export(model, cfg, out, state, args):
     with open(os.path.join(out, "training_state.json"), "w") as f:
         json.dump({"steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
                    "passkey_phase_until_step": state["phase_switch_step"], "seed": args.seed,
-                   "train_accuracy_ema": state["acc"]}, f, indent=2)
+                   "tasks": state["tasks"], "train_accuracy_ema": state["acc"],
+                   "heldout_teacher_forced": state["heldout"]}, f, indent=2)
         f.write("\n")
     print("exported to", out, flush=True)
 
@@ -549,77 +602,16 @@ def load_model(out):
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation: greedy decoding with a KV cache, plain fp32
+# Evaluation of an exported model on held-out samples (the monitor of training, run on its own)
 # --------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def greedy_generate(model, prompts, max_new, rope_theta=None):
-    """prompts: equal-length token lists. Stops per row at EOS."""
-    ids = torch.tensor(prompts, dtype=torch.long)
-    caches = [dict() for _ in model.model.layers]
-    logits = model(ids, caches=caches, block=256, rope_theta=rope_theta)[:, -1]
-    out = [[] for _ in prompts]
-    finished = [False] * len(prompts)
-    for _ in range(max_new):
-        nxt = logits.argmax(-1)
-        for i, t in enumerate(nxt.tolist()):
-            if not finished[i]:
-                if t == EOS_ID:
-                    finished[i] = True
-                else:
-                    out[i].append(t)
-        if all(finished):
-            break
-        logits = model(nxt.unsqueeze(1), caches=caches, block=1, rope_theta=rope_theta)[:, -1]
-    return [bytes(o).decode("utf-8", errors="replace") for o in out]
-
-
-def first_integer(text):
-    m = re.search(r"\d+", text)
-    return m.group(0) if m else None
-
-
 def evaluate(args):
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model = load_model(args.out)
-    theta = None
-    if args.ntk:  # static NTK-aware scaling: theta * s^(d/(d-2))
-        s = args.length / model.cfg.max_position_embeddings
-        d = model.cfg.head_dim
-        theta = model.cfg.rope_theta * s ** (d / (d - 2))
-    results = {}
-    tasks = args.tasks.split(",")
-    for task in tasks:
-        gen = TaskGenerator(random.Random(args.eval_seed + TASKS.index(task)), load_haystack())
-        samples = [gen.make(task, args.length) for _ in range(args.samples)]
-        max_new = 48 if task == "multi_value" else 12
-        first_ok, all_found, frac_found, examples = 0, 0, 0.0, []
-        # prompt lengths differ with the answer length, and a batch needs one length
-        by_len = {}
-        for smp in samples:
-            by_len.setdefault(len(smp[0]), []).append(smp)
-        chunks = [g[b:b + args.batch] for _, g in sorted(by_len.items()) for b in range(0, len(g), args.batch)]
-        for chunk in chunks:
-            prompts = [[BOS_ID] + list(p) for p, _, _ in chunk]
-            outs = greedy_generate(model, prompts, max_new, theta)
-            for (p, _, refs), o in zip(chunk, outs):
-                found = [r in o for r in refs]
-                first_ok += first_integer(o) == refs[0]
-                all_found += all(found)
-                frac_found += sum(found) / len(found)
-                if len(examples) < 3 and not all(found):
-                    examples.append({"expected": refs, "output": o})
-        n = len(samples)
-        results[task] = {"samples": n, "length": args.length, "first_integer_correct": first_ok / n,
-                         "all_references_found": all_found / n, "string_match_all": frac_found / n,
-                         "failure_examples": examples}
-        print(task, json.dumps(results[task]), flush=True)
-    tag = "eval_L%d%s.json" % (args.length, "_ntk" if args.ntk else "")
-    with open(os.path.join(args.out, tag), "w") as f:
-        json.dump({"length": args.length, "rope_theta_used": theta or model.cfg.rope_theta,
-                   "eval_seed": args.eval_seed, "results": results}, f, indent=2)
-        f.write("\n")
+    state = new_state(args)
+    store = SampleStore(args.data_cache, HELDOUT_SEED_BASE, "datasets/haystack")
+    print(json.dumps(heldout_accuracy(model, store, state, args)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,25 +647,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["train", "eval", "golden"])
     ap.add_argument("--out", default="datasets/models/ctxbench-retrieval")
-    ap.add_argument("--checkpoint", default="")
+    ap.add_argument("--checkpoint", default="", help="resumed from when it exists; written every 5 minutes")
+    ap.add_argument("--data-cache", default="build/train-data", help="where the samples of `ctxbench samples` go")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--intermediate", type=int, default=352)
+    ap.add_argument("--intermediate", type=int, default=384)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--max-minutes", type=float, default=60.0)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch-tokens", type=int, default=16384)
-    ap.add_argument("--length", type=int, default=1024, help="training length / eval prompt length")
-    ap.add_argument("--min-length", type=int, default=320)
-    ap.add_argument("--ramp-steps", type=int, default=400)
-    ap.add_argument("--samples", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=25)
-    ap.add_argument("--eval-seed", type=int, default=20261122)
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--ntk", action="store_true", help="eval: static NTK RoPE scaling to --length")
+    ap.add_argument("--lm-weight", type=float, default=0.1, help="weight of the loss on non-answer tokens")
+    ap.add_argument("--length", type=int, default=2048, help="training length (the longest samples)")
+    ap.add_argument("--ramp-steps", type=int, default=600)
+    ap.add_argument("--eval-every", type=int, default=500, help="held-out monitor every N steps (0: never)")
+    ap.add_argument("--eval-samples", type=int, default=16)
+    ap.add_argument("--tasks", default=",".join(s.name for s in TASK_SPECS))
     args = ap.parse_args()
     {"train": train, "eval": evaluate, "golden": golden}[args.mode](args)
 
