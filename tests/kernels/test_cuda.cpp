@@ -1,13 +1,17 @@
-// CUDA attention kernels against the float64 reference. Skipped (with a warning) when the build has no
-// CUDA toolkit or the machine has no CUDA device.
+// CUDA attention kernels against the float64 reference. Skipped (ctest reports them as skipped) when the build
+// has no CUDA toolkit or the machine has no CUDA device; CTXBENCH_REQUIRE_GPU=1 makes that a failure
+// (scripts/gpu-check.sh sets it).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "tests/attention_cases.h"
+#include "tests/helpers.h"
 
 #ifdef CTXBENCH_HAVE_CUDA
 #include "kernels/cuda/attention_cuda.h"
@@ -20,14 +24,21 @@ namespace {
 using namespace ctxbench::kernels;
 using namespace ctxbench::testing;
 
-// True when the CUDA kernels can run here; otherwise says why the test is skipped.
-bool cuda_available() {
+std::string why_cuda_cannot_run() {
 #ifdef CTXBENCH_HAVE_CUDA
-  if (cuda::device_count() > 0) return true;
-  WARN("SKIPPED: no CUDA device (cudaGetDeviceCount found none)");
+  return cuda::device_count() > 0 ? "" : "no CUDA device (cudaGetDeviceCount found none)";
 #else
-  WARN("SKIPPED: built without CUDA (no nvcc)");
+  return "built without CUDA (no nvcc)";
 #endif
+}
+
+// True when the CUDA kernels can run here; otherwise the test is skipped, or fails under CTXBENCH_REQUIRE_GPU=1.
+bool cuda_available() {
+  const std::string reason = why_cuda_cannot_run();
+  if (reason.empty()) return true;
+  const char* require = std::getenv("CTXBENCH_REQUIRE_GPU");
+  if (require && std::string(require) == "1") FAIL("CTXBENCH_REQUIRE_GPU=1, but " << reason);
+  report_skipped(reason);
   return false;
 }
 
