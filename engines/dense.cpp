@@ -62,6 +62,7 @@ const RegisterEngine registration{declared_engine<DenseSession, DenseParams>({
     .name = "dense",
     .description = "exact causal attention over every cached key",
     .policy = KvPolicy::full,
+    .test_params = Json::object(),
     .exact_params = [](int) { return Json::object(); },
     .decode_matches_prefill = true,
 })};

@@ -113,6 +113,10 @@ struct EngineInfo {
   // Attention engines set `make`; engines that answer text themselves (remote servers) set `make_generator`.
   std::function<std::unique_ptr<Engine>(const Json& params)> make = nullptr;
   std::function<std::unique_ptr<Generator>(const Json& params)> make_generator = nullptr;
+  // Small parameters under which the method drops keys on the shared conformance test's contexts of a few
+  // hundred tokens (its defaults keep every key there); an empty object for a method that keeps every key
+  // (KvPolicy::full). Every attention engine sets them: the conformance test fails for one that does not.
+  Json test_params = nullptr;
   // Parameters under which the method must equal dense attention on contexts of up to `tokens` keys (a
   // budget that covers the context); the shared conformance test checks it. Null if the method has none.
   std::function<Json(int tokens)> exact_params = nullptr;

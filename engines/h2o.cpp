@@ -62,6 +62,7 @@ const RegisterEngine registration{declared_engine<H2OSession, H2OParams>({
     .name = "h2o",
     .description = "H2O: heavy hitters by accumulated attention + recent window, others evicted",
     .policy = KvPolicy::evicts,
+    .test_params = Json{{"budget", 64}},
     .exact_params = budget_covering,
 })};
 

@@ -134,6 +134,13 @@ const RegisterEngine registration{declared_engine<HipSession, HipParams>({
     .name = "hip",
     .description = "HiP v1.1: hierarchical top-k key blocks per query block + sinks + sliding window",
     .policy = KvPolicy::masks,
+    .test_params = Json{{"budget", 32},
+                        {"block_size_q", 16},
+                        {"block_stride_q", 2},
+                        {"block_size_k", 4},
+                        {"sinks", 16},
+                        {"window", 32},
+                        {"refresh_interval", 3}},
     .exact_params =
         [](int tokens) {
           return Json{{"budget", std::max(tokens, 1)}, {"refresh_interval", 1}};

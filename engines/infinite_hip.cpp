@@ -322,6 +322,13 @@ const RegisterEngine registration{declared_engine<InfiniteHipEngine, InfiniteHip
     .name = "infinite_hip",
     .description = "InfiniteHiP: multi-stage chunk pruning (256/32/8) + sinks + window, optional KV offload accounting",
     .policy = KvPolicy::masks,
+    .test_params = Json{{"budget", 32},
+                        {"stage_chunks", {32, 8, 2}},
+                        {"stage_keeps", {128, 64}},
+                        {"query_block", 16},
+                        {"sinks", 16},
+                        {"window", 32},
+                        {"refresh_intervals", {4, 2, 1}}},
     .exact_params =
         [](int tokens) {
           const int covered = (std::max(tokens, 1) + 255) / 256 * 256;

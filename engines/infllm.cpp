@@ -293,6 +293,8 @@ const RegisterEngine registration{declared_engine<InfLLMSession, InfLLMParams>({
     .name = "infllm",
     .description = "InfLLM: sinks + local window + top memory blocks by representative keys",
     .policy = KvPolicy::masks,
+    .test_params =
+        Json{{"budget", 112}, {"sinks", 16}, {"window", 32}, {"block_size", 16}, {"repr_topk", 2}, {"exec_block", 16}},
     .exact_params =
         [](int tokens) {
           return Json{{"window", tokens}, {"exec_block", std::min(512, tokens)}};

@@ -77,6 +77,7 @@ const RegisterEngine registration{declared_engine<OracleSession, OracleParams>({
     .name = "oracle_topk",
     .description = "exact top-k keys per query row (upper bound of token selection); keeps the whole cache",
     .policy = KvPolicy::masks,
+    .test_params = Json{{"budget", 64}, {"sinks", 4}, {"window", 16}},
     .exact_params = budget_covering,
     .decode_matches_prefill = true,
 })};

@@ -48,6 +48,7 @@ const RegisterEngine registration{declared_engine<PyramidSession, PyramidParams>
     .name = "pyramidkv",
     .description = "PyramidKV: SnapKV scores with linearly decreasing per-layer budgets",
     .policy = KvPolicy::evicts,
+    .test_params = Json{{"budget", 64}, {"window", 8}, {"beta", 4}},
     .exact_params = budget_covering,
 })};
 

@@ -129,6 +129,7 @@ const RegisterEngine registration{declared_engine<QuestSession, QuestParams>({
     .name = "quest",
     .description = "Quest: top pages by min/max key bounds at decode; dense prefill; full cache kept",
     .policy = KvPolicy::masks,
+    .test_params = Json{{"budget", 64}, {"page_size", 8}},
     .exact_params = budget_covering,
 })};
 

@@ -77,6 +77,7 @@ const RegisterEngine registration{declared_engine<SnapKvSession, SnapParams>({
     .name = "snapkv",
     .description = "SnapKV: after the prefill, per-head top keys by pooled observation-window attention",
     .policy = KvPolicy::evicts,
+    .test_params = Json{{"budget", 64}, {"window", 8}},
     .exact_params = budget_covering,
 })};
 

@@ -64,6 +64,7 @@ const RegisterEngine registration{declared_engine<StreamingSession, StreamingPar
     .name = "streaming_llm",
     .description = "StreamingLLM: attention sinks + recent window, older tokens evicted",
     .policy = KvPolicy::evicts,
+    .test_params = Json{{"budget", 64}, {"sinks", 4}},
     .exact_params = budget_covering,
     .decode_matches_prefill = true,
 })};

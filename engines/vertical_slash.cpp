@@ -129,6 +129,8 @@ const RegisterEngine registration{declared_engine<VerticalSlashSession, Vertical
     .name = "vertical_slash",
     .description = "MInference vertical-slash prefill: top key columns + top diagonals from the last queries",
     .policy = KvPolicy::masks,
+    .test_params =
+        Json{{"budget", 96}, {"last_q", 16}, {"forced_vertical", 4}, {"forced_slash", 8}, {"query_block", 16}},
     .exact_params =
         [](int tokens) {
           return Json{{"budget", tokens}, {"vertical_share", 1.0}};

@@ -18,12 +18,9 @@ namespace ctxbench::testing {
 
 using namespace ctxbench::kernels;
 
+// Seeded from Catch's --rng-seed (ctest pins it; Catch prints it with a failure), so any failure replays.
 inline std::mt19937& rng() {
-  static std::mt19937 engine = [] {
-    const unsigned seed = std::random_device{}();
-    WARN("attention tests: random seed " << seed);
-    return std::mt19937(seed);
-  }();
+  static std::mt19937 engine(Catch::rngSeed());
   return engine;
 }
 

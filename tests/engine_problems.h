@@ -3,8 +3,10 @@
 // conformance test and the baseline tests).
 #pragma once
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
 
 #include "engines/engine.h"
 #include "harness/attention_driver.h"
@@ -111,8 +113,10 @@ inline void decode_queries(engines::Session& session, const Problem& p, int from
   }
 }
 
-// Appends the prompt, then the chunk's keys, then attends the chunk's queries as one prefill call.
-inline std::vector<float> run_prefill(const engines::Engine& engine, const Problem& p) {
+// Appends the prompt, then the chunk's keys, then attends the chunk's queries as one prefill call; `stats`, if
+// given, receives the session's counters.
+inline std::vector<float> run_prefill(const engines::Engine& engine, const Problem& p,
+                                      engines::SessionStats* stats_out = nullptr) {
   auto session = engine.open(p.layout);
   append_tokens(*session, p, 0, p.tokens);
   std::vector<float> out(p.q.size(), std::nanf(""));
@@ -123,26 +127,43 @@ inline std::vector<float> run_prefill(const engines::Engine& engine, const Probl
   CHECK(stats.keys_attended >= stats.queries);
   CHECK(stats.kv_bytes_resident > 0);
   CHECK(stats.kv_bytes_read > 0);
+  if (stats_out) *stats_out = stats;
   return out;
 }
 
 // The same tokens, one decode step per query.
-inline std::vector<float> run_decode(const engines::Engine& engine, const Problem& p) {
+inline std::vector<float> run_decode(const engines::Engine& engine, const Problem& p,
+                                     engines::SessionStats* stats_out = nullptr) {
   auto session = engine.open(p.layout);
   append_tokens(*session, p, 0, p.tokens - p.queries);
   std::vector<float> out(p.q.size(), std::nanf(""));
   decode_queries(*session, p, 0, out);
+  if (stats_out) *stats_out = session->stats();
   return out;
 }
 
-// The first half of the queries as one prefill call, then the rest as decode steps.
-inline std::vector<float> run_prefill_then_decode(const engines::Engine& engine, const Problem& p) {
+// Keys query row (head, 0) of the session's last attend call used, the most over the heads.
+inline std::uint64_t keys_of_last_call(const engines::Session& session, int heads_q) {
+  std::uint64_t most = 0;
+  for (int h = 0; h < heads_q; ++h) {
+    std::uint64_t keys = 0;
+    for (const auto& range : session.attended(h, 0)) keys += range.end - range.begin;
+    most = std::max(most, keys);
+  }
+  return most;
+}
+
+// The first half of the queries as one prefill call, then the rest as decode steps; `last_step_keys`, if given,
+// receives the keys the last decode step attended (keys_of_last_call).
+inline std::vector<float> run_prefill_then_decode(const engines::Engine& engine, const Problem& p,
+                                                  std::uint64_t* last_step_keys = nullptr) {
   auto session = engine.open(p.layout);
   const int prefilled = p.queries / 2;
   append_tokens(*session, p, 0, p.tokens - p.queries + prefilled);
   std::vector<float> out(p.q.size(), std::nanf(""));
   prefill_queries(*session, p, 0, prefilled, out);
   decode_queries(*session, p, prefilled, out);
+  if (last_step_keys) *last_step_keys = keys_of_last_call(*session, p.layout.heads_q);
   return out;
 }
 

@@ -74,6 +74,31 @@ TEST_CASE("fuzz findings fail with a message naming the file and field", "[fuzz]
   model_type["model_type"] = 5;
   CHECK_THROWS_WITH(model::LlamaConfig::from_json(model_type, "c"),
                     Contains("c: model_type: expected a string, got 5"));
+  const std::pair<const char*, const char*> tokenizer_findings[] = {
+      {"tokenizer-added-special-string.json", "added_tokens[0].special: true or false, got \"yes\""},
+      {"tokenizer-id-2-31-minus-1.json", "added_tokens[0]: an object with an \"id\" in [0, 4194303]"},
+      {"tokenizer-normalizer-type-number.json", "normalizer: null or NFC, got {\"type\":7}"},
+      {"tokenizer-number-beyond-double.json", "is not valid JSON"},
+      {"tokenizer-pretokenizers-object.json", "pre_tokenizer: ByteLevel, or Sequence"},
+  };
+  for (const auto& [name, message] : tokenizer_findings) {
+    INFO(name);
+    CHECK_THROWS_WITH(model::BpeTokenizer::from_file(dir + name, "t"), Contains(name) && Contains(message));
+  }
+  // The dangling reference made a valid suite expand wrongly: 3 lengths (64, 96, 128) x 4 depths.
+  const auto grid = load_suite(dir + "suite-grid-dangling-items.json").cells();
+  REQUIRE(grid.size() == 12);
+  CHECK(grid.front().context_length == 64);
+  CHECK(grid.back().context_length == 128);
+  const auto& longbench = tasks::TaskRegistry::instance().get("longbench", "test");
+  const Json params = resolve_params(
+      longbench.params,
+      Json{{"dataset", "hotpotqa"}, {"data_file", dir + "text_records-number-beyond-double.jsonl"}, {"samples", 4}},
+      "test");
+  const model::ByteTokenizer bytes(258);
+  CHECK_THROWS_WITH(
+      longbench.make_text_samples({params, 1024, 50, 1}, bytes),
+      Contains("text_records-number-beyond-double.jsonl:3: not a JSON value") && Contains("number overflow"));
   CHECK_THROWS_WITH(remote::parse_api_request(remote::Endpoint::chat,
                                               R"({"messages": [{"role": "user", "content": [{"type": 5}]}]})"),
                     Contains("messages[0].content"));

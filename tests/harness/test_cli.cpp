@@ -173,6 +173,13 @@ TEST_CASE("concurrent runs on one database (two shards and another suite) lose a
   CHECK(count(db, "SELECT COUNT(DISTINCT key) FROM cells c JOIN runs r ON r.id = c.run_id WHERE r.suite = 'resume'") ==
         40);
   CHECK(query_text(db, "PRAGMA integrity_check") == "ok|\n");
+  // The same values as the two suites run one after the other.
+  const std::string serial = dir.file("serial.db");
+  REQUIRE(run_shell(kBinary + " run " + suite + " --db " + serial) == 0);
+  REQUIRE(run_shell(kBinary + " run " + other + " --db " + serial) == 0);
+  const auto concurrent_values = lines(query_text(db, kDeterministic));
+  CHECK(concurrent_values.size() == 55 * 4);
+  CHECK(concurrent_values == lines(query_text(serial, kDeterministic)));
 }
 
 TEST_CASE("processes that create one new database together all open it", "[cli][concurrency]") {

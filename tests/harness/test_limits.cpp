@@ -65,6 +65,7 @@ const engines::RegisterEngine registration{{
                 .help = "which fault",
                 .choices = {"none", "hang", "crash", "hog", "throw"}}},
     .make = [](const Json& p) { return std::make_unique<FaultyEngine>(p.at("fault").get<std::string>()); },
+    .test_params = Json::object(),
     .exact_params = [](int) { return Json::object(); },
 }};
 

@@ -1,13 +1,19 @@
-// CUDA attention kernels against the float64 reference. Skipped (with a warning) when the build has no
-// CUDA toolkit or the machine has no CUDA device.
+// CUDA attention kernels against the float64 reference. Skipped (ctest reports them as skipped) when the build
+// has no CUDA toolkit or the machine has no CUDA device; CTXBENCH_REQUIRE_GPU=1 makes that a failure
+// (scripts/gpu-check.sh sets it).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "core/timer.h"
 #include "tests/attention_cases.h"
+#include "tests/helpers.h"
 
 #ifdef CTXBENCH_HAVE_CUDA
 #include "kernels/cuda/attention_cuda.h"
@@ -20,24 +26,48 @@ namespace {
 using namespace ctxbench::kernels;
 using namespace ctxbench::testing;
 
-// True when the CUDA kernels can run here; otherwise says why the test is skipped.
-bool cuda_available() {
+std::string why_cuda_cannot_run() {
 #ifdef CTXBENCH_HAVE_CUDA
-  if (cuda::device_count() > 0) return true;
-  WARN("SKIPPED: no CUDA device (cudaGetDeviceCount found none)");
+  return cuda::device_count() > 0 ? "" : "no CUDA device (cudaGetDeviceCount found none)";
 #else
-  WARN("SKIPPED: built without CUDA (no nvcc)");
+  return "built without CUDA (no nvcc)";
 #endif
+}
+
+// True when the CUDA kernels can run here; otherwise the test is skipped, or fails under CTXBENCH_REQUIRE_GPU=1.
+bool cuda_available() {
+  const std::string reason = why_cuda_cannot_run();
+  if (reason.empty()) return true;
+  const char* require = std::getenv("CTXBENCH_REQUIRE_GPU");
+  if (require && std::string(require) == "1") FAIL("CTXBENCH_REQUIRE_GPU=1, but " << reason);
+  report_skipped(reason);
   return false;
 }
 
 #ifdef CTXBENCH_HAVE_CUDA
+// One row of scripts/gpu-check.sh's table: a kernel on one case, its largest absolute error against the CPU
+// reference, and its time (the first call also pays CUDA's start-up).
+void report_row(const std::string& kernel, const std::string& what, double max_error, double seconds) {
+  std::cout << "gpu-check\t" << kernel << "\t" << what << "\t" << max_error << "\t" << seconds * 1e3 << std::endl;
+}
+
+template <class Want>
+double max_abs_error(const std::vector<float>& got, const std::vector<Want>& want) {
+  double most = 0.0;
+  for (std::size_t i = 0; i < want.size(); ++i) most = std::max(most, std::abs(got[i] - static_cast<double>(want[i])));
+  return most;
+}
+
 void check_dense(const Problem& p) {
   INFO(describe(p, 0));
   const Inputs in(p);
   Outputs got(in.q);
+  const ctxbench::Stopwatch watch;
   cuda::dense_attention(in.q, in.k.view, in.v.view, in.layout, got.view());
+  const double seconds = watch.seconds();
   check_against_reference(in, got, nullptr);
+  const auto want = reference_attention(in.q, in.k.view, in.v.view, in.layout).out;
+  report_row("dense_attention", describe(p, 0), max_abs_error(got.out, want), seconds);
 }
 
 void check_sparse(const Problem& p, int query_block) {
@@ -45,8 +75,13 @@ void check_sparse(const Problem& p, int query_block) {
   const Inputs in(p);
   const SparsePlan plan = random_plan(p, query_block);
   Outputs got(in.q);
+  const ctxbench::Stopwatch watch;
   cuda::sparse_attention(in.q, in.k.view, in.v.view, in.layout, plan, got.view());
+  const double seconds = watch.seconds();
   check_against_reference(in, got, &plan);
+  const auto want = reference_attention(in.q, in.k.view, in.v.view, in.layout, &plan).out;
+  report_row("sparse_attention", describe(p, 0) + " query_block " + std::to_string(query_block),
+             max_abs_error(got.out, want), seconds);
 }
 #endif
 
@@ -116,7 +151,11 @@ TEST_CASE("CUDA RoPE matches the CPU rotation", "[cuda]") {
       const std::vector<float> x = random_floats(static_cast<std::size_t>(heads) * tokens * head_dim, 1.0f);
       std::vector<float> cpu = x, gpu = x;
       apply_rope(cpu.data(), heads, tokens, head_dim, freqs, positions, layout);
+      const ctxbench::Stopwatch watch;
       cuda::apply_rope(gpu.data(), heads, tokens, head_dim, freqs, positions, layout);
+      report_row("apply_rope",
+                 "head_dim " + std::to_string(head_dim) + (layout == RopeLayout::neox ? " neox" : " interleaved"),
+                 max_abs_error(gpu, cpu), watch.seconds());
       for (std::size_t i = 0; i < x.size(); ++i) {
         INFO("element " << i);
         REQUIRE(std::abs(gpu[i] - cpu[i]) <= 2e-6f * std::max(1.0f, std::abs(cpu[i])));

@@ -71,11 +71,8 @@ json llama2_config() {
       {"hidden_size", 4096}, {"num_attention_heads", 32}, {"rope_theta", 10000.0}, {"max_position_embeddings", 4096}};
 }
 
-std::mt19937 seeded_rng() {
-  const unsigned seed = std::random_device{}();
-  UNSCOPED_INFO("rng seed " << seed);
-  return std::mt19937(seed);
-}
+// Catch's --rng-seed (pinned by ctest, printed by Catch with a failure) replays any failure.
+std::mt19937 seeded_rng() { return std::mt19937(Catch::rngSeed()); }
 
 std::vector<float> random_vector(std::mt19937& rng, std::size_t n) {
   std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -15,11 +15,8 @@ namespace {
 using nlohmann::json;
 using namespace ctxbench::kernels;
 
-std::mt19937_64 fresh_rng() {
-  const std::uint64_t seed = std::random_device{}();
-  UNSCOPED_INFO("seed " << seed);
-  return std::mt19937_64(seed);
-}
+// Catch's --rng-seed (pinned by ctest, printed by Catch with a failure) replays any failure.
+std::mt19937_64 fresh_rng() { return std::mt19937_64(Catch::rngSeed()); }
 
 std::vector<float> random_vector(std::mt19937_64& rng, int n) {
   std::normal_distribution<float> normal;

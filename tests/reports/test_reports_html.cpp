@@ -180,7 +180,9 @@ TEST_CASE("headless Chromium renders the report: screenshot, heatmaps and curves
           "[reports][html][browser]") {
   const std::string chromium = find_chromium();
   if (chromium.empty()) {
-    WARN("SKIPPED: chromium is not installed (CTXBENCH_SETUP_EXTRAS=browser scripts/setup.sh installs it)");
+    const std::string reason = "chromium is not installed (scripts/setup.sh installs it)";
+    if (ctxbench::testing::running_in_ci()) FAIL("CI=true, but " << reason);
+    ctxbench::testing::report_skipped(reason);
     return;
   }
   ReportedRun run;
