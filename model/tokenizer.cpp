@@ -266,11 +266,12 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
 }
 
 void BpeTokenizer::parse_byte_level(const std::string& path, const Json& doc, BpeTokenizer& tok) {
-  // Normalizer: none, or NFC (not applied; see the class comment).
+  // Normalizer: none, or NFC.
   const Json normalizer = doc.value("normalizer", Json());
   if (!normalizer.is_null() && type_of(normalizer) != "NFC") {
     fail(path, "normalizer", "null or NFC, got " + normalizer.dump());
   }
+  tok.nfc_ = !normalizer.is_null();
 
   // Pre-tokenizer: ByteLevel with its own GPT-2 regex, or Sequence[Split(regex, Isolated), ByteLevel(no regex)].
   const Json pre = doc.value("pre_tokenizer", Json());
@@ -464,7 +465,8 @@ void BpeTokenizer::merge(std::vector<int> ids, std::vector<int>& out) const {
 
 void BpeTokenizer::encode_ordinary(std::string_view text, std::vector<int>& out) const {
   if (sentencepiece_) return encode_sentencepiece(text, out);
-  for (const std::string_view piece : split_pieces(text, pattern_)) encode_piece(piece, out);
+  const std::string normalized = nfc_ ? nfc(text) : std::string();
+  for (const std::string_view piece : split_pieces(nfc_ ? normalized : text, pattern_)) encode_piece(piece, out);
 }
 
 std::vector<int> BpeTokenizer::encode(std::string_view text) const {

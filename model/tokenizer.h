@@ -34,7 +34,7 @@ class ByteTokenizer final : public Tokenizer {
 // (longest at the earliest position); merges apply lowest rank first (leftmost on ties); decode leaves out
 // added tokens marked special.
 // - byte-level (GPT-2, Llama 3, Qwen): the rest is split by the pre-tokenizer regex and its bytes are mapped
-//   to GPT-2's printable alphabet. An NFC normalizer is accepted but not applied: input is taken to be NFC.
+//   to GPT-2's printable alphabet, after the NFC normalizer when the file has one (Qwen).
 // - SentencePiece (Llama 2, Mistral v1: model.byte_fallback true, no pre-tokenizer): each stretch between
 //   added tokens is normalized (Prepend "▁", Replace " " -> "▁"), its code points are the initial symbols,
 //   and a code point outside the vocabulary becomes its UTF-8 bytes as <0xXX> tokens. decode runs the
@@ -86,6 +86,7 @@ class BpeTokenizer final : public Tokenizer {
   SplitPattern pattern_ = SplitPattern::gpt2;
   bool add_prefix_space_ = false;
   bool ignore_merges_ = false;
+  bool nfc_ = false;
   std::unordered_map<std::string, int> vocab_;
   std::vector<std::string> id_to_token_;  // "" for ids without a token
   std::vector<bool> is_added_, is_special_;

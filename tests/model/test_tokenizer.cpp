@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/random.h"
+#include "core/source_tree.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
+#include "model/unicode.h"
 #include "tests/helpers.h"
 
 using namespace ctxbench;
@@ -445,4 +447,21 @@ TEST_CASE("BPE: SentencePiece-style files it cannot run fail naming the field", 
   expect_error([](json& d) { std::swap(d["decoder"]["decoders"][2], d["decoder"]["decoders"][3]); },
                "decoder.decoders[2]: Strip after a Fuse step");
   expect_error([](json& d) { d["model"]["unk_token"] = "<nope>"; }, "model.unk_token");
+}
+
+TEST_CASE("NFC: equals Python's unicodedata on every decomposing or combining code point and on random mixes",
+          "[tokenizer][unicode]") {
+  // tests/fixtures/make_nfc_cases.py writes the cases from the Unicode version of model/unicode_tables.cpp.
+  const json fixture = json::parse(std::ifstream(source_tree() / "tests/fixtures/nfc_cases.json"));
+  const auto& cases = fixture.at("cases");
+  REQUIRE(cases.size() > 6000);
+  int changed = 0;
+  for (const json& c : cases) {
+    const auto text = c.at(0).get<std::string>(), expected = c.at(1).get<std::string>();
+    INFO("text " << json(text).dump());
+    CHECK(nfc(text) == expected);
+    changed += text != expected;
+  }
+  CHECK(changed > 2000);  // the cases exercise decomposition, reordering and composition, not only identity
+  CHECK(nfc("ok \xff\xfe e\xcc\x81") == "ok \xff\xfe \xc3\xa9");  // bytes that are not UTF-8 pass through
 }

@@ -3,9 +3,8 @@
 // Hugging Face tokenizers that no one here wrote: the haystack books and a file of edge cases must give
 // identical ids and identical decodings, and so must the prompt of every text task (its template around a
 // generated context). Fails (not skips) when node or the packages are missing.
-// The edge-case file is NFC (ctxbench accepts Qwen's NFC normalizer without applying it; decomposed input
-// still differs there) and has no U+FEFF (JavaScript's \s matches it, Unicode's White_Space and Hugging
-// Face's Oniguruma do not).
+// The edge-case file has no U+FEFF: JavaScript's \s matches it, Unicode's White_Space and Hugging Face's
+// Oniguruma do not.
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
