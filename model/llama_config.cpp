@@ -40,22 +40,49 @@ Json with_rope_override(Json config, const Json& rope_scaling) {
   return config;
 }
 
+// The window each layer attends through, as transformers builds it: Mistral and Phi-3 window every layer
+// when sliding_window is set; Qwen2 only with use_sliding_window, then the layers that layer_types marks
+// "sliding_attention", or else those from max_window_layers on.
+std::vector<std::int64_t> sliding_windows(const JsonFields& f, const std::string& model_type, int layers) {
+  std::vector<std::int64_t> windows(layers, 0);
+  const bool qwen2 = model_type == "qwen2";
+  const bool active =
+      model_type == "mistral" || model_type == "phi3" || (qwen2 && f.boolean("use_sliding_window").value_or(false));
+  if (!active || !f.find("sliding_window")) {
+    if (qwen2 && active) f.fail("sliding_window", "a positive integer when use_sliding_window is true (missing)");
+    return windows;
+  }
+  const std::int64_t window = *f.positive_integer("sliding_window");  // present: checked above
+  const Json* types = f.find("layer_types");
+  if (types && (!types->is_array() || static_cast<int>(types->size()) != layers)) {
+    f.fail("layer_types", fmt::format("an array of {} entries (one per layer)", layers));
+  }
+  const auto first = qwen2 ? f.integer_at_least("max_window_layers", 0).value_or(0) : 0;
+  for (int i = 0; i < layers; ++i) {
+    if (!types) {
+      windows[i] = i >= first ? window : 0;
+      continue;
+    }
+    const Json& type = (*types)[i];
+    if (type != "full_attention" && type != "sliding_attention") {
+      f.fail(fmt::format("layer_types[{}]", i), "\"full_attention\" or \"sliding_attention\", got " + type.dump());
+    }
+    windows[i] = type == "sliding_attention" ? window : 0;
+  }
+  return windows;
+}
+
 LlamaConfig parse_config(const Json& raw, const Json& rope_scaling) {
   if (!raw.is_object()) fail_field("config", "a JSON object");
   const Json config = with_rope_override(raw, rope_scaling);
   const JsonFields f(config, "");
   LlamaConfig c;
   c.model_type = f.string("model_type").value_or("llama");
-  if (c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "mistral") {
-    f.fail("model_type", "llama, mistral or qwen2 (Llama-architecture models), got \"" + c.model_type + "\"");
+  if (c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "mistral" && c.model_type != "phi3") {
+    f.fail("model_type", "llama, mistral, qwen2 or phi3 (Llama-architecture models), got \"" + c.model_type + "\"");
   }
   if (f.string("hidden_act").value_or("silu") != "silu") f.fail("hidden_act", "\"silu\" (SwiGLU)");
   if (f.boolean("mlp_bias").value_or(false)) f.fail("mlp_bias", "false (MLP biases are not supported)");
-  if (f.boolean("use_sliding_window").value_or(false) ||
-      (c.model_type == "mistral" && config.contains("sliding_window") && !config["sliding_window"].is_null())) {
-    f.fail(c.model_type == "mistral" ? "sliding_window" : "use_sliding_window",
-           "no sliding window (the runtime attends through the chosen engine only)");
-  }
   c.hidden_size = positive_int(f, "hidden_size");
   c.intermediate_size = positive_int(f, "intermediate_size");
   c.num_layers = positive_int(f, "num_hidden_layers");
@@ -86,6 +113,7 @@ LlamaConfig parse_config(const Json& raw, const Json& rope_scaling) {
       if (id >= c.vocab_size) f.fail(field, fmt::format("an id below vocab_size ({}), got {}", c.vocab_size, id));
     }
   }
+  c.sliding_windows = sliding_windows(f, c.model_type, c.num_layers);
   c.rope = kernels::RopeConfig::from_hf_json(config);
   if (c.rope.head_dim != c.head_dim) f.fail("head_dim", "the same head size for RoPE and attention");
   return c;

@@ -1,7 +1,9 @@
-// The parts of an HF config.json that a Llama-family forward pass needs (Llama, Mistral without a sliding
-// window, Qwen2), checked up front so that a bad field fails with its name before any weight is read.
+// The parts of an HF config.json that a Llama-family forward pass needs (Llama, Mistral, Qwen2, Phi-3),
+// checked up front so that a bad field fails with its name before any weight is read. A field of these
+// families that changes the forward pass is either supported or refused by name, never ignored.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,7 +27,12 @@ struct LlamaConfig {
   bool attention_bias = false;  // q/k/v/o biases required; without it, bias tensors are used when present
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;
-  kernels::RopeConfig rope;
+  kernels::RopeConfig rope;  // Phi-3's partial_rotary_factor and LongRoPE included
+  // Per layer: how many keys a query sees, itself included (HF's sliding_window); 0 means every earlier key.
+  std::vector<std::int64_t> sliding_windows;
+
+  // Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj.
+  bool fused_projections() const { return model_type == "phi3"; }
 
   // `config` is the parsed config.json; `rope_scaling`, when a non-empty object, replaces its rope_scaling
   // (or is merged into transformers 5's rope_parameters, keeping rope_theta). Throws InputError

@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 
+#include "core/params.h"
 #include "core/timer.h"
 #include "kernels/thread_pool.h"
+#include "model/windowed_session.h"
 
 namespace ctxbench::model {
 
@@ -48,6 +51,11 @@ void swiglu(float* gate, const float* up, std::size_t size) {
 
 std::string layer_name(int layer, const char* part) { return fmt::format("model.layers.{}.{}", layer, part); }
 
+WeightMatrix rows_of(const WeightMatrix& w, int first, int count) {
+  const std::size_t offset = static_cast<std::size_t>(first) * w.cols * kernels::dtype_bytes(w.dtype);
+  return {w.data + offset, w.dtype, count, w.cols};
+}
+
 }  // namespace
 
 void rms_norm(const float* x, int n, int d, const float* weight, double eps, float* out) {
@@ -75,19 +83,38 @@ LlamaModel::LlamaModel(const std::string& dir, const nlohmann::json& rope_scalin
     Layer l;
     l.input_norm = vector(layer_name(i, "input_layernorm.weight"), c.hidden_size);
     l.post_norm = vector(layer_name(i, "post_attention_layernorm.weight"), c.hidden_size);
-    l.q = matrix(layer_name(i, "self_attn.q_proj.weight"), q_dim, c.hidden_size);
-    l.k = matrix(layer_name(i, "self_attn.k_proj.weight"), kv_dim, c.hidden_size);
-    l.v = matrix(layer_name(i, "self_attn.v_proj.weight"), kv_dim, c.hidden_size);
+    if (c.fused_projections()) {
+      load_fused(i, l);
+    } else {
+      l.q = matrix(layer_name(i, "self_attn.q_proj.weight"), q_dim, c.hidden_size);
+      l.k = matrix(layer_name(i, "self_attn.k_proj.weight"), kv_dim, c.hidden_size);
+      l.v = matrix(layer_name(i, "self_attn.v_proj.weight"), kv_dim, c.hidden_size);
+      l.gate = matrix(layer_name(i, "mlp.gate_proj.weight"), c.intermediate_size, c.hidden_size);
+      l.up = matrix(layer_name(i, "mlp.up_proj.weight"), c.intermediate_size, c.hidden_size);
+      l.q_bias = vector(layer_name(i, "self_attn.q_proj.bias"), q_dim, qkv_bias);
+      l.k_bias = vector(layer_name(i, "self_attn.k_proj.bias"), kv_dim, qkv_bias);
+      l.v_bias = vector(layer_name(i, "self_attn.v_proj.bias"), kv_dim, qkv_bias);
+      l.o_bias = vector(layer_name(i, "self_attn.o_proj.bias"), c.hidden_size, o_bias);
+    }
     l.o = matrix(layer_name(i, "self_attn.o_proj.weight"), c.hidden_size, q_dim);
-    l.q_bias = vector(layer_name(i, "self_attn.q_proj.bias"), q_dim, qkv_bias);
-    l.k_bias = vector(layer_name(i, "self_attn.k_proj.bias"), kv_dim, qkv_bias);
-    l.v_bias = vector(layer_name(i, "self_attn.v_proj.bias"), kv_dim, qkv_bias);
-    l.o_bias = vector(layer_name(i, "self_attn.o_proj.bias"), c.hidden_size, o_bias);
-    l.gate = matrix(layer_name(i, "mlp.gate_proj.weight"), c.intermediate_size, c.hidden_size);
-    l.up = matrix(layer_name(i, "mlp.up_proj.weight"), c.intermediate_size, c.hidden_size);
     l.down = matrix(layer_name(i, "mlp.down_proj.weight"), c.hidden_size, c.intermediate_size);
     layers_.push_back(std::move(l));
   }
+}
+
+// Phi-3: qkv_proj holds the q, k and v rows one after another, gate_up_proj the gate rows then the up rows
+// (HF splits them the same way), so each part is a view of consecutive rows. Phi-3 has no biases.
+void LlamaModel::load_fused(int layer, Layer& l) const {
+  const LlamaConfig& c = config_;
+  const int q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  const WeightMatrix qkv = matrix(layer_name(layer, "self_attn.qkv_proj.weight"), q_dim + 2 * kv_dim, c.hidden_size);
+  l.q = rows_of(qkv, 0, q_dim);
+  l.k = rows_of(qkv, q_dim, kv_dim);
+  l.v = rows_of(qkv, q_dim + kv_dim, kv_dim);
+  const WeightMatrix gate_up =
+      matrix(layer_name(layer, "mlp.gate_up_proj.weight"), 2 * c.intermediate_size, c.hidden_size);
+  l.gate = rows_of(gate_up, 0, c.intermediate_size);
+  l.up = rows_of(gate_up, c.intermediate_size, c.intermediate_size);
 }
 
 WeightMatrix LlamaModel::matrix(const std::string& name, int rows, int cols) const {
@@ -109,6 +136,15 @@ Sequence LlamaModel::start(const engines::Engine& engine, std::int64_t capacity,
   seq.capacity = capacity;
   seq.rope = config_.rope.frequencies(capacity);
   seq.unrotated_kv = engine.wants_unrotated_kv();
+  const auto windows = config_.sliding_windows;
+  if (seq.unrotated_kv && std::any_of(windows.begin(), windows.end(), [&](auto w) { return w > 0 && capacity > w; })) {
+    // The window is applied from rotated keys at their real positions, which such an engine never hands out.
+    throw InputError(
+        fmt::format("{}: sliding_window: the model attends through a sliding window, which the runtime "
+                    "cannot apply over an engine that places keys at positions of its own; use a "
+                    "context of at most the window or another engine",
+                    dir_));
+  }
   for (int i = 0; i < config_.num_layers; ++i) {
     const engines::HeadLayout layout{.heads_q = config_.num_heads,
                                      .heads_kv = config_.num_kv_heads,
@@ -116,8 +152,12 @@ Sequence LlamaModel::start(const engines::Engine& engine, std::int64_t capacity,
                                      .kv_dtype = kv_dtype,
                                      .layer = i,
                                      .num_layers = config_.num_layers};
-    seq.sessions.push_back(seq.unrotated_kv ? engine.open_unrotated(layout, {seq.rope, kernels::RopeLayout::neox})
-                                            : engine.open(layout));
+    auto session =
+        seq.unrotated_kv ? engine.open_unrotated(layout, {seq.rope, kernels::RopeLayout::neox}) : engine.open(layout);
+    const std::int64_t window = config_.sliding_windows[i];
+    if (window > 0 && capacity > window)
+      session = std::make_unique<WindowedSession>(std::move(session), layout, window);
+    seq.sessions.push_back(std::move(session));
   }
   return seq;
 }

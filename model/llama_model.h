@@ -1,6 +1,7 @@
-// The Llama-family forward pass on the CPU: embedding, RMSNorm, RoPE from the config, grouped-query
-// attention through an attention engine (one session per layer, which holds the KV cache), SwiGLU MLP and a
-// tied or untied output head; Qwen2-style q/k/v biases when the checkpoint has them.
+// The Llama-family forward pass on the CPU: embedding, RMSNorm, RoPE from the config (partial rotary
+// included), grouped-query attention through an attention engine (one session per layer, which holds the KV
+// cache) under the model's sliding window if it has one (model/windowed_session.h), SwiGLU MLP and a tied or untied
+// output head; Qwen2-style q/k/v biases when the checkpoint has them; Phi-3's fused qkv_proj and gate_up_proj.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +57,7 @@ class LlamaModel {
   };
 
   WeightMatrix matrix(const std::string& name, int rows, int cols) const;
+  void load_fused(int layer, Layer& l) const;
   std::vector<float> vector(const std::string& name, int size, bool required = true) const;
   void attention_block(Sequence& seq, const Layer& layer, int layer_index, int n, engines::Phase phase,
                        const kernels::RopeTable& table) const;

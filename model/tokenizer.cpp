@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -114,6 +115,50 @@ bool valid_id(const Json& id) {
   return id.is_number_integer() && id.get<long long>() >= 0 && id.get<long long>() <= kMaxTokenId;
 }
 
+// The steps of a Sequence normalizer or decoder (`list` names its array), or the one step that stands alone.
+std::vector<Json> steps_of(const std::string& path, const Json& j, const std::string& field, const char* list) {
+  if (j.is_null()) return {};
+  if (type_of(j) != "Sequence") return {j};
+  if (!j.contains(list) || !j[list].is_array()) fail(path, field + "." + list, "an array");
+  return j[list].get<std::vector<Json>>();
+}
+
+std::string string_field(const std::string& path, const Json& object, const std::string& where, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) fail(path, where + "." + key, "a string");
+  return it->get<std::string>();
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// The byte of a "<0xXX>" token (SentencePiece byte fallback), or -1.
+int fallback_byte(const std::string& token) {
+  if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return -1;
+  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  if (!hex(token[3]) || !hex(token[4])) return -1;
+  return std::stoi(token.substr(3, 2), nullptr, 16);
+}
+
+// HF's ByteFallback decoder: bytes that form valid UTF-8 as they are, otherwise one U+FFFD per byte.
+std::string bytes_as_text(const std::string& bytes) {
+  for (std::size_t at = 0; at < bytes.size();) {
+    const CodePoint c = decode_utf8(bytes, at);
+    if (c.bytes == 1 && c.value >= 0xDC00 && c.value <= 0xDCFF) {
+      std::string replaced;
+      for (std::size_t i = 0; i < bytes.size(); ++i) replaced += "\xEF\xBF\xBD";
+      return replaced;
+    }
+    at += c.bytes;
+  }
+  return bytes;
+}
+
 std::uint64_t pair_key(int left, int right) {
   return (static_cast<std::uint64_t>(left) << 32) | static_cast<std::uint32_t>(right);
 }
@@ -138,9 +183,7 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   if (model.contains("type") && model["type"] != "BPE") {
     fail(path, "model.type", "\"BPE\" (only byte-level BPE tokenizers are supported), got " + model["type"].dump());
   }
-  if (flag(path, model, "model.", "byte_fallback", false)) {
-    fail(path, "model.byte_fallback", "false (SentencePiece-style byte fallback is not supported)");
-  }
+  tok.sentencepiece_ = flag(path, model, "model.", "byte_fallback", false);
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (model.contains(key) && !model[key].is_null() && model[key] != "") {
       fail(path, std::string("model.") + key, "null or empty (word affixes are not supported)");
@@ -214,11 +257,21 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
     tok.merges_.emplace(pair_key(l->second, r->second), Merge{static_cast<int>(rank), lr->second});
   }
 
-  // Normalizer: none, or NFC (not applied; see the class comment).
+  if (tok.sentencepiece_) {
+    parse_sentencepiece(path, doc, tok);
+  } else {
+    parse_byte_level(path, doc, tok);
+  }
+  return tok;
+}
+
+void BpeTokenizer::parse_byte_level(const std::string& path, const Json& doc, BpeTokenizer& tok) {
+  // Normalizer: none, or NFC.
   const Json normalizer = doc.value("normalizer", Json());
   if (!normalizer.is_null() && type_of(normalizer) != "NFC") {
     fail(path, "normalizer", "null or NFC, got " + normalizer.dump());
   }
+  tok.nfc_ = !normalizer.is_null();
 
   // Pre-tokenizer: ByteLevel with its own GPT-2 regex, or Sequence[Split(regex, Isolated), ByteLevel(no regex)].
   const Json pre = doc.value("pre_tokenizer", Json());
@@ -262,7 +315,57 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   if (!decoder.is_null() && type_of(decoder) != "ByteLevel") {
     fail(path, "decoder", "ByteLevel or null, got " + decoder.dump());
   }
-  return tok;
+}
+
+void BpeTokenizer::parse_sentencepiece(const std::string& path, const Json& doc, BpeTokenizer& tok) {
+  const std::string why = " (a SentencePiece-style tokenizer: model.byte_fallback is true)";
+  const Json pre = doc.value("pre_tokenizer", Json());
+  if (!pre.is_null()) fail(path, "pre_tokenizer", "null" + why + ", got " + pre.dump());
+  const auto steps = steps_of(path, doc.value("normalizer", Json()), "normalizer", "normalizers");
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::string where = fmt::format("normalizer.normalizers[{}]", i);
+    const std::string type = type_of(steps[i]);
+    if (type == "Prepend") {
+      tok.normalizer_.push_back({true, "", string_field(path, steps[i], where, "prepend")});
+    } else if (type == "Replace" && steps[i].contains("pattern") && steps[i]["pattern"].contains("String")) {
+      tok.normalizer_.push_back({false, string_field(path, steps[i]["pattern"], where + ".pattern", "String"),
+                                 string_field(path, steps[i], where, "content")});
+    } else {
+      fail(path, where, "Prepend, or Replace of a String pattern" + why + ", got " + steps[i].dump());
+    }
+  }
+  const auto decoders = steps_of(path, doc.value("decoder", Json()), "decoder", "decoders");
+  bool byte_fallback = false, fused = false;
+  for (std::size_t i = 0; i < decoders.size(); ++i) {
+    const std::string where = fmt::format("decoder.decoders[{}]", i);
+    const Json& d = decoders[i];
+    const std::string type = type_of(d);
+    if (type == "Replace" && d.contains("pattern") && d["pattern"].contains("String")) {
+      tok.decode_replacements_.push_back({false, string_field(path, d["pattern"], where + ".pattern", "String"),
+                                          string_field(path, d, where, "content")});
+    } else if (type == "Strip") {
+      if (!fused) fail(path, where, "Strip after a Fuse step (it strips the whole text)" + why);
+      tok.strip_content_ = string_field(path, d, where, "content");
+      tok.strip_start_ = d.value("start", 0), tok.strip_stop_ = d.value("stop", 0);
+    } else if (type == "ByteFallback" || type == "Fuse") {
+      byte_fallback = byte_fallback || type == "ByteFallback";
+      fused = fused || type == "Fuse";
+    } else {
+      fail(path, where, "Replace (a String pattern), ByteFallback, Fuse or Strip" + why + ", got " + d.dump());
+    }
+  }
+  if (!byte_fallback) fail(path, "decoder", "a ByteFallback step" + why);
+  const Json& model = doc["model"];
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    const auto it = tok.vocab_.find(model["unk_token"].get<std::string>());
+    if (it == tok.vocab_.end()) fail(path, "model.unk_token", "a token of model.vocab");
+    tok.unk_id_ = it->second;
+  }
+  tok.fuse_unk_ = flag(path, model, "model.", "fuse_unk", false);
+  for (int b = 0; b < 256; ++b) {
+    const auto it = tok.vocab_.find(fmt::format("<0x{:02X}>", b));
+    tok.fallback_token_[b] = it == tok.vocab_.end() ? -1 : it->second;
+  }
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& out) const {
@@ -274,6 +377,52 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& out) c
       return;
     }
   }
+  std::vector<int> ids(piece.size());
+  for (std::size_t i = 0; i < piece.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(piece[i]);
+    if (byte_token_[byte] < 0) {
+      throw std::runtime_error(fmt::format("{}: model.vocab has no token for byte 0x{:02X} (symbol \"{}\")", path_,
+                                           byte, symbol_string(byte)));
+    }
+    ids[i] = byte_token_[byte];
+  }
+  merge(std::move(ids), out);
+}
+
+void BpeTokenizer::encode_sentencepiece(std::string_view text, std::vector<int>& out) const {
+  if (text.empty()) return;
+  std::string normalized(text);
+  for (const TextStep& step : normalizer_) {
+    normalized = step.prepend ? step.text + normalized : replace_all(std::move(normalized), step.from, step.text);
+  }
+  std::vector<int> ids;
+  const auto push_unknown = [&](std::string_view what) {
+    if (unk_id_ < 0) {
+      throw std::runtime_error(
+          fmt::format("{}: \"{}\" has no token, no <0xXX> byte tokens and no unk_token", path_, std::string(what)));
+    }
+    if (!fuse_unk_ || ids.empty() || ids.back() != unk_id_) ids.push_back(unk_id_);
+  };
+  for (std::size_t at = 0; at < normalized.size();) {
+    const CodePoint c = decode_utf8(normalized, at);
+    const std::string symbol = normalized.substr(at, c.bytes);
+    at += c.bytes;
+    if (const auto it = vocab_.find(symbol); it != vocab_.end()) {
+      ids.push_back(it->second);
+      continue;
+    }
+    const bool all_bytes = std::all_of(symbol.begin(), symbol.end(),
+                                       [&](char b) { return fallback_token_[static_cast<unsigned char>(b)] >= 0; });
+    if (!all_bytes) {
+      push_unknown(symbol);
+      continue;
+    }
+    for (const char b : symbol) ids.push_back(fallback_token_[static_cast<unsigned char>(b)]);
+  }
+  merge(std::move(ids), out);
+}
+
+void BpeTokenizer::merge(std::vector<int> ids, std::vector<int>& out) const {
   // Symbols in a linked list; a heap of candidate merges ordered by (rank, position). Entries go stale when
   // either side has merged since; they are skipped then.
   struct Symbol {
@@ -281,14 +430,9 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& out) c
     int next;
     int prev;
   };
-  std::vector<Symbol> sym(piece.size());
-  for (std::size_t i = 0; i < piece.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(piece[i]);
-    if (byte_token_[byte] < 0) {
-      throw std::runtime_error(fmt::format("{}: model.vocab has no token for byte 0x{:02X} (symbol \"{}\")", path_,
-                                           byte, symbol_string(byte)));
-    }
-    sym[i] = {byte_token_[byte], i + 1 < piece.size() ? static_cast<int>(i) + 1 : -1, static_cast<int>(i) - 1};
+  std::vector<Symbol> sym(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    sym[i] = {ids[i], i + 1 < ids.size() ? static_cast<int>(i) + 1 : -1, static_cast<int>(i) - 1};
   }
   struct Candidate {
     int rank, left, left_id, right_id;
@@ -320,7 +464,9 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& out) c
 }
 
 void BpeTokenizer::encode_ordinary(std::string_view text, std::vector<int>& out) const {
-  for (const std::string_view piece : split_pieces(text, pattern_)) encode_piece(piece, out);
+  if (sentencepiece_) return encode_sentencepiece(text, out);
+  const std::string normalized = nfc_ ? nfc(text) : std::string();
+  for (const std::string_view piece : split_pieces(nfc_ ? normalized : text, pattern_)) encode_piece(piece, out);
 }
 
 std::vector<int> BpeTokenizer::encode(std::string_view text) const {
@@ -363,11 +509,14 @@ std::vector<int> BpeTokenizer::encode(std::string_view text) const {
 }
 
 std::string BpeTokenizer::decode(const std::vector<int>& tokens) const {
-  std::string out;
   for (const int t : tokens) {
     if (t < 0 || t >= static_cast<int>(id_to_token_.size()) || (id_to_token_[t].empty())) {
       throw std::invalid_argument(fmt::format("{}: token id {} is not in the vocabulary", path_, t));
     }
+  }
+  if (sentencepiece_) return decode_sentencepiece(tokens);
+  std::string out;
+  for (const int t : tokens) {
     if (is_special_[t]) continue;
     if (is_added_[t]) {
       out += id_to_token_[t];
@@ -384,6 +533,33 @@ std::string BpeTokenizer::decode(const std::vector<int>& tokens) const {
       }
       at += c.bytes;
     }
+  }
+  return out;
+}
+
+// The decoder chain of the SentencePiece style: Replace on each token, ByteFallback, Fuse, then Strip.
+std::string BpeTokenizer::decode_sentencepiece(const std::vector<int>& tokens) const {
+  std::string out, bytes;
+  for (const int t : tokens) {
+    if (is_special_[t]) continue;
+    const int byte = is_added_[t] ? -1 : fallback_byte(id_to_token_[t]);
+    if (byte >= 0) {
+      bytes.push_back(static_cast<char>(byte));
+      continue;
+    }
+    out += bytes_as_text(bytes);
+    bytes.clear();
+    std::string token = id_to_token_[t];
+    for (const TextStep& r : decode_replacements_) token = replace_all(std::move(token), r.from, r.text);
+    out += token;
+  }
+  out += bytes_as_text(bytes);
+  const std::string& c = strip_content_;
+  for (int i = 0; !c.empty() && i < strip_start_ && out.compare(0, c.size(), c) == 0; ++i) out.erase(0, c.size());
+  for (int i = 0;
+       !c.empty() && i < strip_stop_ && out.size() >= c.size() && out.compare(out.size() - c.size(), c.size(), c) == 0;
+       ++i) {
+    out.erase(out.size() - c.size());
   }
   return out;
 }

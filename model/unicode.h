@@ -1,9 +1,10 @@
-// The few Unicode facts the BPE pre-tokenizers need: UTF-8 decoding that never fails (a stray byte becomes
-// a code point of its own class), and membership in \p{L}, \p{N} and \s (White_Space).
+// The few Unicode facts the BPE tokenizers need: UTF-8 decoding that never fails (a stray byte becomes
+// a code point of its own class), membership in \p{L}, \p{N} and \s (White_Space), and NFC.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace ctxbench::model {
@@ -13,9 +14,26 @@ struct CodeRange {
   char32_t last;
 };
 
+// A run of code points sharing one value (a canonical combining class).
+struct CodeValue {
+  char32_t first;
+  char32_t last;
+  char32_t value;
+};
+
+// A canonical decomposition (code point -> first, second or 0), or a composition (first, second -> composite).
+struct CodePair {
+  char32_t a;
+  char32_t b;
+  char32_t c;
+};
+
 namespace unicode_tables {
-extern const std::span<const CodeRange> letters;  // general category L*
-extern const std::span<const CodeRange> numbers;  // general category N*
+extern const std::span<const CodeRange> letters;            // general category L*
+extern const std::span<const CodeRange> numbers;            // general category N*
+extern const std::span<const CodeValue> combining_classes;  // the non-zero ones, sorted
+extern const std::span<const CodePair> decompositions;      // {code point, first, second}, sorted, no Hangul
+extern const std::span<const CodePair> compositions;        // {first, second, composite}, sorted, no Hangul
 }  // namespace unicode_tables
 
 // One decoded code point and the bytes it took.
@@ -31,5 +49,9 @@ CodePoint decode_utf8(std::string_view text, std::size_t at);
 bool is_letter(char32_t c);
 bool is_number(char32_t c);
 bool is_whitespace(char32_t c);
+
+// Unicode Normalization Form C: canonical decomposition, canonical order, canonical composition (HF's NFC
+// normalizer). Bytes that are not UTF-8 pass through unchanged.
+std::string nfc(std::string_view text);
 
 }  // namespace ctxbench::model

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang-format
   libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2 libbenchmark-dev libboost-dev
   python3 python3-numpy
+  nodejs npm                           # the tokenizer peer test (tests/peers: Hugging Face tokenizers' JS port)
   slurmctld slurmd slurm-client munge  # the sharded-run integration test starts a one-node cluster
   clang libclang-rt-14-dev             # sanitizer build and libFuzzer targets
   chromium                             # the HTML report is checked in headless Chromium
@@ -32,6 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup.sh: all packages present"
+fi
+
+# Peers that tests compare against, pinned by tests/peers/package-lock.json.
+peers="$(cd "$(dirname "$0")/../tests/peers" && pwd)"
+if [ ! -d "$peers/node_modules" ] || [ "$peers/package-lock.json" -nt "$peers/node_modules" ]; then
+  echo "setup.sh: installing the npm peers of tests/peers"
+  (cd "$peers" && npm ci --no-audit --no-fund --silent)
 fi
 
 # The CUDA toolkit is used where present (it is not in Debian's main archive); CI compiles the CUDA
