@@ -59,6 +59,10 @@ struct Suite {
 Suite parse_suite(const Json& document, const std::string& source);
 Suite load_suite(const std::string& path);
 
+// How `suite` differs from a stored suite document: cells added and removed (with the first of each) and the
+// other settings that changed; empty when they are the same.
+std::string suite_differences(const Json& stored, const Suite& suite);
+
 // The canonical parameters of a cell and their stable hash (FNV-1a 64, hex).
 Json canonical_cell(const Cell& cell);
 std::string cell_key(const Cell& cell);
