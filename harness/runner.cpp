@@ -140,7 +140,7 @@ CellOutput run_cell(const Cell& cell) {
   if (!engine_info.make) throw InputError(fmt::format("engine {} cannot run attention-level tasks", engine_info.name));
   const auto problem = task_info.make_attention_problem(context);
   const auto engine = engine_info.make(cell.engine.params);
-  return {run_attention_problem(*engine, problem, cell.repetitions), {}};
+  return {run_attention_problem(*engine, problem, cell.repetitions, cell.warmup), {}};
 }
 
 RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options) {

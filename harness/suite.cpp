@@ -147,8 +147,9 @@ std::vector<double> sigmoid_depths(double from, double to, int count) {
 Suite parse_suite(const Json& doc, const std::string& source) {
   const Checker c(source);
   if (!doc.is_object()) c.fail("$", "expected a JSON object");
-  static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",      "context_lengths",
-                                              "depths", "seeds",       "repetitions", "thresholds", "limits"};
+  static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",  "context_lengths",
+                                              "depths", "seeds",       "repetitions", "warmup", "thresholds",
+                                              "limits"};
   for (const auto& [key, value] : doc.items()) {
     if (!known.contains(key))
       c.fail("$." + key, fmt::format("unknown field (expected one of {})", fmt::join(known, ", ")));
@@ -186,6 +187,11 @@ Suite parse_suite(const Json& doc, const std::string& source) {
     c.fail("$.repetitions", "expected an integer in [1, 1000], got " + reps.dump());
   }
   suite.repetitions = reps.get<int>();
+  const Json warmup = doc.value("warmup", Json(1));
+  if (!warmup.is_number_integer() || warmup.get<int>() < 0 || warmup.get<int>() > 1000) {
+    c.fail("$.warmup", "expected an integer in [0, 1000], got " + warmup.dump());
+  }
+  suite.warmup = warmup.get<int>();
   if (doc.contains("thresholds")) {
     const Json& t = doc.at("thresholds");
     if (!t.is_object()) c.fail("$.thresholds", "expected an object with max_slowdown and/or max_accuracy_drop");
@@ -230,7 +236,7 @@ std::vector<Cell> Suite::cells() const {
       for (const double depth : depths) {
         for (const auto& engine : engines) {
           for (const auto seed : seeds) {
-            Cell cell{"", engine, task, length, depth, seed, repetitions};
+            Cell cell{"", engine, task, length, depth, seed, repetitions, warmup};
             cell.key = cell_key(cell);
             out.push_back(std::move(cell));
           }

@@ -36,6 +36,9 @@ struct Cell {
   double depth = 50.0;
   std::uint64_t seed = 0;
   int repetitions = 1;
+  // Repetitions run before the timed ones and not recorded (a cold first repetition is consistently slower). A
+  // run setting, not part of the key: a cell measured with another warm-up is the same cell.
+  int warmup = 1;
 };
 
 struct Suite {
@@ -49,6 +52,7 @@ struct Suite {
   std::vector<double> depths;
   std::vector<std::uint64_t> seeds;
   int repetitions = 1;
+  int warmup = 1;
   Thresholds thresholds;
   Limits limits;
 
