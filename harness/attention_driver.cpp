@@ -191,7 +191,7 @@ double relative_l2_error(const std::vector<float>& actual, const std::vector<dou
 }
 
 std::vector<Measurement> run_attention_problem(const engines::Engine& engine, const AttentionProblem& problem,
-                                               int repetitions) {
+                                               int repetitions, int warmup) {
   if (problem.queries < 1 || problem.queries > problem.tokens) {
     throw std::invalid_argument("attention problem: queries must be in [1, tokens]");
   }
@@ -200,6 +200,7 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
   Measurement time = make_measurement(p.phase == Phase::prefill ? "prefill_seconds" : "decode_seconds_per_step");
   Measurement observe = make_measurement("observe_seconds");
   RepetitionResult last;
+  for (int rep = 0; rep < warmup; ++rep) run_once(engine, p);
   for (int rep = 0; rep < std::max(1, repetitions); ++rep) {
     last = run_once(engine, p);
     time.repetitions.push_back(p.phase == Phase::prefill ? last.seconds : last.seconds / p.queries);

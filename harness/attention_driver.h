@@ -10,8 +10,9 @@
 
 namespace ctxbench {
 
+// `warmup` repetitions run first and are not recorded.
 std::vector<Measurement> run_attention_problem(const engines::Engine& engine, const tasks::AttentionProblem& problem,
-                                               int repetitions);
+                                               int repetitions, int warmup = 0);
 
 // ||a - b|| / ||b|| over the given values.
 double relative_l2_error(const std::vector<float>& actual, const std::vector<double>& expected);

@@ -3,18 +3,23 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <new>
 
 #include "core/timer.h"
+#include "harness/interrupt.h"
 
 namespace ctxbench {
 namespace {
+
+constexpr int kSignalCheckMs = 200;
 
 void write_all(int fd, const std::string& data) {
   std::size_t done = 0;
@@ -26,10 +31,17 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
-[[noreturn]] void child_main(const Cell& cell, const Limits& limits, int fd) {
+[[noreturn]] void child_main(const Cell& cell, const Limits& limits, int fd, pid_t parent, const sigset_t& mask) {
   // A crash must end this process with its signal (which the parent reports), not run a handler inherited
   // from the parent (a test framework's, say).
   for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
+  // Ctrl-C reaches the whole process group: the parent decides whether the cell finishes or is abandoned. A
+  // parent killed outright takes the cell with it.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  sigprocmask(SIG_SETMASK, &mask, nullptr);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
   if (limits.cell_memory_mb > 0) {
     const rlim_t bytes = static_cast<rlim_t>(limits.cell_memory_mb * 1024 * 1024);
     const rlimit limit{bytes, bytes};
@@ -104,26 +116,39 @@ CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
   std::fflush(nullptr);
+  const pid_t parent = getpid();
+  // Held back until the child ignores them: an early Ctrl-C must not kill the cell it is meant to let finish.
+  sigset_t interrupts, previous;
+  sigemptyset(&interrupts);
+  sigaddset(&interrupts, SIGINT);
+  sigaddset(&interrupts, SIGTERM);
+  sigprocmask(SIG_BLOCK, &interrupts, &previous);
   const pid_t child = fork();
-  if (child < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
   if (child == 0) {
     close(fds[0]);
-    child_main(cell, limits, fds[1]);
+    child_main(cell, limits, fds[1], parent, previous);
   }
+  sigprocmask(SIG_SETMASK, &previous, nullptr);
+  if (child < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
   close(fds[1]);
   std::string data;
-  bool timed_out = false;
+  bool timed_out = false, abandoned = false;
   const Stopwatch watch;
   char buffer[1 << 16];
   for (;;) {
-    int wait_ms = -1;
+    if (abandon_requested()) {
+      abandoned = true;
+      break;
+    }
+    // A signal landing between the check above and poll() is seen at the next wake-up.
+    int wait_ms = kSignalCheckMs;
     if (limits.cell_seconds > 0) {
       const double left = limits.cell_seconds - watch.seconds();
       if (left <= 0) {
         timed_out = true;
         break;
       }
-      wait_ms = static_cast<int>(std::ceil(left * 1000));
+      wait_ms = std::min(wait_ms, static_cast<int>(std::ceil(left * 1000)));
     }
     pollfd p{fds[0], POLLIN, 0};
     const int ready = poll(&p, 1, wait_ms);
@@ -135,10 +160,11 @@ CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
     data.append(buffer, static_cast<std::size_t>(n));
   }
   close(fds[0]);
-  if (timed_out) kill(child, SIGKILL);
+  if (timed_out || abandoned) kill(child, SIGKILL);
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
+  if (abandoned) throw CellAbandoned();
   if (timed_out) throw std::runtime_error(fmt::format("exceeded the time budget of {} s", limits.cell_seconds));
   if (data.empty()) throw std::runtime_error(describe_exit(status, limits));
   const Json message = Json::parse(data, nullptr, false);

@@ -2,11 +2,19 @@
 // cell only: the child sends its result back through a pipe, the parent enforces the time budget.
 #pragma once
 
+#include <stdexcept>
+
 #include "harness/runner.h"
 
 namespace ctxbench {
 
-// Throws std::runtime_error describing what went wrong (time budget, memory budget, signal, exit status).
+// A second SIGINT or SIGTERM (harness/interrupt.h) stopped the cell: it has no result and is not stored.
+struct CellAbandoned : std::runtime_error {
+  CellAbandoned() : std::runtime_error("abandoned by a second interrupt") {}
+};
+
+// Throws CellAbandoned, or std::runtime_error describing what went wrong (time budget, memory budget, signal, exit
+// status).
 CellOutput run_cell_isolated(const Cell& cell, const Limits& limits);
 
 Json cell_output_to_json(const CellOutput& output);

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/metrics.h"
 #include "engines/engine.h"
 #include "harness/attention_driver.h"
 #include "harness/environment.h"
+#include "harness/interrupt.h"
 #include "harness/isolation.h"
 #include "harness/progress.h"
 #include "model/backend.h"
@@ -83,6 +85,51 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
   return out;
 }
 
+int stored_among(const std::vector<Cell>& cells, const std::set<std::string>& keys) {
+  return static_cast<int>(
+      std::count_if(cells.begin(), cells.end(), [&](const Cell& c) { return keys.contains(c.key); }));
+}
+
+// Refuses to go on with a run that is still running, or whose suite differs from the one given, unless allowed.
+void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allow_suite_change) {
+  const auto run = store.run(run_id);
+  if (run->status == "running") {
+    throw InputError(fmt::format("{}: run {} of suite \"{}\" is still running (on host {}); wait for it, or stop it",
+                                 store.path(), run_id, suite.name, run->host));
+  }
+  const std::string differences = suite_differences(store.suite_document(run_id), suite);
+  if (!differences.empty() && !allow_suite_change) {
+    throw InputError(fmt::format(
+        "{}: differs from the suite run {} was started with: {}. Pass --allow-suite-change to continue run {} with "
+        "this suite, or run without --resume for a new run",
+        suite.source, run_id, differences, run_id));
+  }
+  if (!differences.empty()) store.replace_suite(run_id, suite);
+  store.claim_run(run_id);
+}
+
+// Runs one cell and stores it; false when a second signal abandoned it (nothing stored).
+bool run_and_store(const Cell& cell, const Suite& suite, Store& store, const RunOptions& options, RunSummary& summary,
+                   Progress& progress, const std::string& what) {
+  Stopwatch watch;
+  CellOutput output;
+  std::string error;
+  try {
+    output = options.isolate ? run_cell_isolated(cell, suite.limits) : run_cell(cell);
+  } catch (const CellAbandoned&) {
+    progress.cell_done(what + ": abandoned", false, watch.seconds());
+    return false;
+  } catch (const std::exception& e) {
+    error = e.what();
+    ++summary.failed;
+  }
+  const double seconds = watch.seconds();
+  store.save_cell(summary.run_id, cell, error.empty() ? "ok" : "failed", error, seconds, output.measurements,
+                  output.samples);
+  progress.cell_done(error.empty() ? what : what + ": " + error, error.empty(), seconds);
+  return true;
+}
+
 }  // namespace
 
 CellOutput run_cell(const Cell& cell) {
@@ -93,24 +140,24 @@ CellOutput run_cell(const Cell& cell) {
   if (!engine_info.make) throw InputError(fmt::format("engine {} cannot run attention-level tasks", engine_info.name));
   const auto problem = task_info.make_attention_problem(context);
   const auto engine = engine_info.make(cell.engine.params);
-  return {run_attention_problem(*engine, problem, cell.repetitions), {}};
+  return {run_attention_problem(*engine, problem, cell.repetitions, cell.warmup), {}};
 }
 
 RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options) {
+  const InterruptScope interrupts;
   RunSummary summary;
   const auto cells = cells_of_shard(suite.cells(), options.shard);
   const std::string shard = options.shard.count > 1 ? options.shard.text() : "";
   summary.cells = static_cast<int>(cells.size());
+  const auto previous = options.resume ? store.latest_run(suite.name, shard) : std::nullopt;
   std::set<std::string> done;
-  if (options.resume) {
-    if (const auto previous = store.latest_run(suite.name, shard)) {
-      summary.run_id = *previous;
-      for (auto& key : store.finished_keys(*previous)) done.insert(std::move(key));
-      fmt::print(options.log, "resuming run {} of suite \"{}\": {} of {} cells already stored\n", summary.run_id,
-                 suite.name, done.size(), cells.size());
-    }
-  }
-  if (summary.run_id == 0) {
+  if (previous) {
+    summary.run_id = *previous;
+    resume_run(suite, store, *previous, options.allow_suite_change);
+    for (auto& key : store.finished_keys(*previous)) done.insert(std::move(key));
+    fmt::print(options.log, "resuming run {} of suite \"{}\": {} of {} cells already stored\n", summary.run_id,
+               suite.name, stored_among(cells, done), cells.size());
+  } else {
     RunInfo environment = current_environment();
     environment.shard = shard;
     summary.run_id = store.begin_run(suite, environment);
@@ -119,6 +166,7 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
   }
   Progress progress(summary.cells, 0, options.log);
   for (const Cell& cell : cells) {
+    if (stop_signal()) break;
     const std::string what = fmt::format("{} / {} T={} depth={} seed={}", cell.engine.label, cell.task.label,
                                          cell.context_length, cell.depth, cell.seed);
     if (done.contains(cell.key)) {
@@ -126,22 +174,16 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
       progress.cell_done(what + " (stored)", true, 0.0);
       continue;
     }
-    Stopwatch watch;
-    CellOutput output;
-    std::string error;
-    try {
-      output = options.isolate ? run_cell_isolated(cell, suite.limits) : run_cell(cell);
-    } catch (const std::exception& e) {
-      error = e.what();
-      ++summary.failed;
-    }
-    const double seconds = watch.seconds();
-    store.save_cell(summary.run_id, cell, error.empty() ? "ok" : "failed", error, seconds, output.measurements,
-                    output.samples);
-    progress.cell_done(error.empty() ? what : what + ": " + error, error.empty(), seconds);
+    if (!run_and_store(cell, suite, store, options, summary, progress, what)) break;
   }
   progress.finish();
-  store.finish_run(summary.run_id, summary.failed ? "finished with failures" : "finished");
+  std::set<std::string> stored;
+  for (auto& key : store.finished_keys(summary.run_id)) stored.insert(std::move(key));
+  summary.stored = stored_among(cells, stored);
+  summary.stop_signal = stop_signal();
+  store.finish_run(summary.run_id, summary.stop_signal               ? "interrupted"
+                                   : summary.stored == summary.cells ? "finished"
+                                                                     : "finished with failures");
   return summary;
 }
 

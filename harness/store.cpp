@@ -8,6 +8,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "harness/environment.h"
 #include "harness/suite.h"
 
 namespace ctxbench {
@@ -72,6 +73,8 @@ CREATE TABLE IF NOT EXISTS longrope_individuals (
   origin TEXT NOT NULL,
   PRIMARY KEY (search_id, generation, idx));
 )sql",
+    // The process running a run (with the existing host column), to tell a dead run from a live one.
+    "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN process_start TEXT;",
 };
 
 Json parse_or_null(const std::string& text) { return text.empty() ? Json() : Json::parse(text, nullptr, false); }
@@ -87,7 +90,10 @@ std::string utc_now() {
   return buffer;
 }
 
-Store::Store(const std::string& path) try : db_(path) { migrate(); } catch (const InputError&) {
+Store::Store(const std::string& path) try : db_(path) {
+  migrate();
+  mark_dead_runs_interrupted();
+} catch (const InputError&) {
   throw;  // cannot be opened, or written by a newer ctxbench: the message says so
 } catch (const std::runtime_error& e) {
   // A file that is not a database opens, and fails at its first read (the WAL switch or the migration).
@@ -114,19 +120,46 @@ void Store::migrate() {
   });
 }
 
+void Store::mark_dead_runs_interrupted() {
+  db_.transaction([&] {
+    auto s = db_.prepare(
+        "SELECT id, IFNULL(host, ''), IFNULL(pid, 0), IFNULL(process_start, '') FROM runs WHERE status = 'running'");
+    std::vector<std::int64_t> dead;
+    while (s.step()) {
+      if (process_alive({s.text(1), s.integer(2), s.text(3)}) == false) dead.push_back(s.integer(0));
+    }
+    for (const auto id : dead) finish_run(id, "interrupted");
+  });
+}
+
 std::int64_t Store::begin_run(const Suite& suite, const RunInfo& env) {
   std::int64_t id = 0;
+  const ProcessIdentity owner = this_process();
   db_.transaction([&] {
     auto s = db_.prepare(
         "INSERT INTO runs (suite, suite_json, started_at, status, git_commit, build_type, compiler, cpu_model, cores, "
-        "memory_bytes, host, shard) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)");
+        "memory_bytes, host, shard, pid, process_start) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, suite.name).bind(2, suite.document.dump()).bind(3, utc_now()).bind(4, env.git_commit);
     s.bind(5, env.build_type).bind(6, env.compiler).bind(7, env.cpu_model).bind(8, env.cores);
-    s.bind(9, env.memory_bytes).bind(10, env.host).bind(11, env.shard);
+    s.bind(9, env.memory_bytes).bind(10, owner.host).bind(11, env.shard).bind(12, owner.pid).bind(13, owner.start);
     s.step();
     id = db_.last_insert_id();
   });
   return id;
+}
+
+void Store::claim_run(std::int64_t run_id) {
+  const ProcessIdentity owner = this_process();
+  auto s = db_.prepare(
+      "UPDATE runs SET status = 'running', finished_at = NULL, host = ?, pid = ?, process_start = ? WHERE id = ?");
+  s.bind(1, owner.host).bind(2, owner.pid).bind(3, owner.start).bind(4, run_id);
+  s.step();
+}
+
+void Store::replace_suite(std::int64_t run_id, const Suite& suite) {
+  auto s = db_.prepare("UPDATE runs SET suite_json = ? WHERE id = ?");
+  s.bind(1, suite.document.dump()).bind(2, run_id);
+  s.step();
 }
 
 std::optional<std::int64_t> Store::latest_run(const std::string& suite_name, const std::string& shard) {

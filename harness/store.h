@@ -16,7 +16,7 @@ namespace ctxbench {
 struct Cell;
 struct Suite;
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct RunInfo {
   std::int64_t id = 0;
@@ -75,9 +75,14 @@ class Store {
   sqlite::Database& database() { return db_; }
   int schema_version();
 
+  // Records the run as `running`, owned by this process.
   std::int64_t begin_run(const Suite& suite, const RunInfo& environment);
   // The newest run of this suite name and shard, if any (for --resume).
   std::optional<std::int64_t> latest_run(const std::string& suite_name, const std::string& shard = "");
+  // A resumed run: `running` again, owned by this process.
+  void claim_run(std::int64_t run_id);
+  // The suite a resumed run goes on with, when the user allowed it to differ from the one it started with.
+  void replace_suite(std::int64_t run_id, const Suite& suite);
   void finish_run(std::int64_t run_id, const std::string& status);
 
   // Keys of cells stored with status ok in this run.
@@ -100,6 +105,8 @@ class Store {
 
  private:
   void migrate();
+  // Runs left `running` by a process of this host that no longer lives (kill -9, a crash) become `interrupted`.
+  void mark_dead_runs_interrupted();
 
   sqlite::Database db_;
 };

@@ -147,8 +147,9 @@ std::vector<double> sigmoid_depths(double from, double to, int count) {
 Suite parse_suite(const Json& doc, const std::string& source) {
   const Checker c(source);
   if (!doc.is_object()) c.fail("$", "expected a JSON object");
-  static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",      "context_lengths",
-                                              "depths", "seeds",       "repetitions", "thresholds", "limits"};
+  static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",  "context_lengths",
+                                              "depths", "seeds",       "repetitions", "warmup", "thresholds",
+                                              "limits"};
   for (const auto& [key, value] : doc.items()) {
     if (!known.contains(key))
       c.fail("$." + key, fmt::format("unknown field (expected one of {})", fmt::join(known, ", ")));
@@ -186,6 +187,11 @@ Suite parse_suite(const Json& doc, const std::string& source) {
     c.fail("$.repetitions", "expected an integer in [1, 1000], got " + reps.dump());
   }
   suite.repetitions = reps.get<int>();
+  const Json warmup = doc.value("warmup", Json(1));
+  if (!warmup.is_number_integer() || warmup.get<int>() < 0 || warmup.get<int>() > 1000) {
+    c.fail("$.warmup", "expected an integer in [0, 1000], got " + warmup.dump());
+  }
+  suite.warmup = warmup.get<int>();
   if (doc.contains("thresholds")) {
     const Json& t = doc.at("thresholds");
     if (!t.is_object()) c.fail("$.thresholds", "expected an object with max_slowdown and/or max_accuracy_drop");
@@ -230,7 +236,7 @@ std::vector<Cell> Suite::cells() const {
       for (const double depth : depths) {
         for (const auto& engine : engines) {
           for (const auto seed : seeds) {
-            Cell cell{"", engine, task, length, depth, seed, repetitions};
+            Cell cell{"", engine, task, length, depth, seed, repetitions, warmup};
             cell.key = cell_key(cell);
             out.push_back(std::move(cell));
           }
@@ -250,6 +256,54 @@ Json canonical_cell(const Cell& cell) {
       {"depth", cell.depth},
       {"seed", cell.seed},
       {"repetitions", cell.repetitions}};
+}
+
+namespace {
+
+std::string describe_cell(const Cell& cell) {
+  return fmt::format("{} / {} T={} depth={} seed={}", cell.engine.label, cell.task.label, cell.context_length,
+                     cell.depth, cell.seed);
+}
+
+// "2 cells added (first: dense / niah T=4096 depth=50 seed=0)" for the cells of `a` missing from `b`.
+std::string cells_missing(const std::vector<Cell>& a, const std::vector<Cell>& b, const char* how) {
+  std::set<std::string> keys;
+  for (const auto& cell : b) keys.insert(cell.key);
+  std::vector<const Cell*> missing;
+  for (const auto& cell : a) {
+    if (!keys.contains(cell.key)) missing.push_back(&cell);
+  }
+  if (missing.empty()) return "";
+  return fmt::format("{} cells {} (first: {})", missing.size(), how, describe_cell(*missing.front()));
+}
+
+}  // namespace
+
+std::string suite_differences(const Json& stored, const Suite& suite) {
+  std::vector<std::string> out;
+  std::set<std::string> fields;
+  for (const auto* doc : {&stored, &suite.document}) {
+    if (!doc->is_object()) continue;
+    for (const auto& [key, value] : doc->items()) fields.insert(key);
+  }
+  std::vector<std::string> changed;
+  for (const auto& field : fields) {
+    if (!stored.is_object() || stored.value(field, Json()) != suite.document.value(field, Json()))
+      changed.push_back(field);
+  }
+  if (changed.empty()) return "";
+  std::vector<Cell> before;
+  try {
+    before = parse_suite(stored, "the stored suite").cells();
+  } catch (const InputError& e) {
+    out.push_back(fmt::format("the stored suite no longer loads ({})", e.what()));
+  }
+  const auto now = suite.cells();
+  for (const auto& text : {cells_missing(now, before, "added"), cells_missing(before, now, "removed")}) {
+    if (!text.empty() && !before.empty()) out.push_back(text);
+  }
+  out.push_back(fmt::format("changed fields: {}", fmt::join(changed, ", ")));
+  return fmt::format("{}", fmt::join(out, "; "));
 }
 
 std::string cell_key(const Cell& cell) { return fmt::format("{:016x}", fnv1a(canonical_cell(cell).dump())); }

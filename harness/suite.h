@@ -36,6 +36,9 @@ struct Cell {
   double depth = 50.0;
   std::uint64_t seed = 0;
   int repetitions = 1;
+  // Repetitions run before the timed ones and not recorded (a cold first repetition is consistently slower). A
+  // run setting, not part of the key: a cell measured with another warm-up is the same cell.
+  int warmup = 1;
 };
 
 struct Suite {
@@ -49,6 +52,7 @@ struct Suite {
   std::vector<double> depths;
   std::vector<std::uint64_t> seeds;
   int repetitions = 1;
+  int warmup = 1;
   Thresholds thresholds;
   Limits limits;
 
@@ -58,6 +62,10 @@ struct Suite {
 // Throws InputError naming the file, the JSON path and what was expected.
 Suite parse_suite(const Json& document, const std::string& source);
 Suite load_suite(const std::string& path);
+
+// How `suite` differs from a stored suite document: cells added and removed (with the first of each) and the
+// other settings that changed; empty when they are the same.
+std::string suite_differences(const Json& stored, const Suite& suite);
 
 // The canonical parameters of a cell and their stable hash (FNV-1a 64, hex).
 Json canonical_cell(const Cell& cell);

@@ -12,7 +12,10 @@ namespace {
 
 // What `compare` prints per cell by default: judged timings, memory held and accuracy.
 bool headline(const MetricDelta& d, const CellRecord& cell) {
-  if (d.info.kind == MetricKind::time) return d.before->repetitions.size() >= 2 && d.after->repetitions.size() >= 2;
+  // Timings of every repetition, judged or not (1-repetition runs are shown, marked "not judged"); the engine's
+  // own single-valued split of a repeated cell is not.
+  if (d.info.kind == MetricKind::time)
+    return d.before->repetitions.size() >= 2 || d.after->repetitions.size() >= 2 || cell.repetitions == 1;
   if (d.info.kind == MetricKind::memory) return d.info.resident_memory;
   return d.info.kind == MetricKind::accuracy && accuracy_measurement(cell) == d.after;
 }
@@ -34,7 +37,7 @@ std::string change(const MetricDelta& d) {
 
 std::string judgement(const MetricDelta& d) {
   if (d.info.kind != MetricKind::time) return "";
-  if (d.verdict == Verdict::not_judged) return "not judged";
+  if (d.verdict == Verdict::not_judged) return "not judged: " + d.why_not_judged;
   return fmt::format("p={:.2g} {}", d.test->p_two_sided, verdict_name(d.verdict));
 }
 
@@ -120,7 +123,10 @@ void print_conclusion(const Comparison& c) {
   for (const auto* cell : c.newly_failed) fmt::print("newly failing: {}: {}\n", describe(*cell), cell->error);
   for (const auto* cell : c.fixed) fmt::print("now passing: {}\n", describe(*cell));
   if (judged == 0) {
-    fmt::print("timing: not judged (the runs need at least 4 repetitions per cell to test at alpha {})\n", c.alpha);
+    fmt::print(
+        "timing: not judged (the runs need at least 4 repetitions per cell to test at alpha {}; the timings\n"
+        "above are shown as measured)\n",
+        c.alpha);
   } else if (slower + faster == 0) {
     fmt::print("timing: no significant change ({} timings judged at alpha {})\n", judged, c.alpha);
   } else {

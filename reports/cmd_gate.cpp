@@ -75,8 +75,10 @@ void check_timings(const CellPair& pair, double max_slowdown, double alpha, Gate
     if (d.info.kind != MetricKind::time) continue;
     const auto test = significantly_slower(*d.before, *d.after, max_slowdown, alpha);
     if (!test.judged) {
-      // Single-valued timings (e.g. the engine's own split of the last repetition) are descriptive only.
-      if (d.before->repetitions.size() < 2 && d.after->repetitions.size() < 2) continue;
+      // Single-valued timings of repeated cells (the engine's own split of the last repetition) are descriptive
+      // only; in a 1-repetition run every timing is single-valued, and that is why nothing can be judged.
+      const bool repeated = pair.before->repetitions > 1 || pair.after->repetitions > 1;
+      if (repeated && d.before->repetitions.size() < 2 && d.after->repetitions.size() < 2) continue;
       if (r.not_judged_count++ == 0)
         r.not_judged.push_back(describe(*pair.after) + " " + d.metric + ": " + test.why_not_judged);
       continue;
@@ -137,10 +139,10 @@ int gate_command(const Args& args) {
     fmt::print("warning: {} timings not judged, e.g. {}\n", r.not_judged_count, r.not_judged.front());
   }
   if (slowdown.value && r.timings_judged == 0) {
-    fmt::print(
-        "FAIL: no timing could be judged against its noise; run both suites with at least 4 repetitions, or pass "
-        "--max-slowdown off to gate on accuracy only\n");
-    return kRegression;
+    throw InputError(
+        fmt::format("cannot judge: no timing could be judged against its noise ({}); run both suites with at least 4 "
+                    "repetitions per cell (5 or more is better), or pass --max-slowdown off to gate on accuracy only",
+                    r.not_judged.empty() ? "the matched cells have no timings" : r.not_judged.front()));
   }
   if (!r.offences.empty()) {
     fmt::print("FAIL: {} regressions in {} matched cells\n", r.offences.size(), c.pairs.size() + c.newly_failed.size());
@@ -157,15 +159,17 @@ const RegisterCommand registration{{
     .summary = "fail (exit 4) when a candidate run regresses against a baseline run beyond the thresholds",
     .usage = "ctxbench gate --baseline RUN_A --candidate RUN_B [--max-slowdown 5%] [--max-accuracy-drop 0.5]\n"
              "              [--alpha 0.05] [--db FILE]",
-    .description = "Matches cells as `ctxbench compare` does and lists every offending cell:\n"
-                   "  - a timing with repetitions that is significantly slower than the baseline's times (1 + max\n"
-                   "    slowdown): one-sided Mann-Whitney U test of the candidate's repetitions against the scaled\n"
-                   "    baseline repetitions, p < alpha. Needs at least 4 repetitions per cell (5 or more is better);\n"
-                   "    timings of single values are not gated. --max-slowdown takes 5% or 0.05, or off;\n"
-                   "  - an accuracy drop of more than max-accuracy-drop percentage points (ratio metrics x100);\n"
-                   "  - a cell that passed in the baseline and failed in the candidate.\n"
-                   "Thresholds not given come from the \"thresholds\" block of the candidate's suite, then the\n"
-                   "baseline's, then the defaults 5% and 0.5 points. Exit status: 0 pass, 4 regression, 2 bad input.",
+    .description =
+        "Matches cells as `ctxbench compare` does and lists every offending cell:\n"
+        "  - a timing with repetitions that is significantly slower than the baseline's times (1 + max\n"
+        "    slowdown): one-sided Mann-Whitney U test of the candidate's repetitions against the scaled\n"
+        "    baseline repetitions, p < alpha. Needs at least 4 repetitions per cell (5 or more is better);\n"
+        "    timings of single values are not gated. --max-slowdown takes 5% or 0.05, or off;\n"
+        "  - an accuracy drop of more than max-accuracy-drop percentage points (ratio metrics x100);\n"
+        "  - a cell that passed in the baseline and failed in the candidate.\n"
+        "Thresholds not given come from the \"thresholds\" block of the candidate's suite, then the\n"
+        "baseline's, then the defaults 5% and 0.5 points. Exit status: 0 pass, 4 regression, 2 bad input or\n"
+        "cannot judge (no timing has enough repetitions), saying why.",
     .options = {database_option(),
                 {.name = "--baseline", .type = ParamType::integer, .help = "the run gated against; required", .min = 1},
                 {.name = "--candidate", .type = ParamType::integer, .help = "the run gated; required", .min = 1},

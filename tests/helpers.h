@@ -75,3 +75,28 @@ inline std::vector<std::string> uncatalogued(const std::vector<Measurement>& mea
 }
 
 }  // namespace ctxbench::testing
+
+namespace ctxbench::testing {
+
+// Starts `ctxbench ARGS...` in the background, its stdout and stderr going to `output` (discarded when empty).
+inline pid_t spawn_ctxbench(const std::vector<std::string>& args, const std::string& output = "") {
+  const std::string binary = ctxbench_binary();
+  const pid_t child = fork();
+  if (child == 0) {
+    const char* sink = output.empty() ? "/dev/null" : output.c_str();
+    if (!freopen(sink, "w", stdout) || !freopen(sink, "a", stderr)) _exit(126);
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  return child;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace ctxbench::testing

@@ -78,20 +78,6 @@ const char* kDeterministic =
 
 }  // namespace
 
-// Starts `ctxbench ARGS...` in the background with its output discarded.
-static pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t child = fork();
-  if (child == 0) {
-    if (!freopen("/dev/null", "w", stdout)) _exit(126);
-    std::vector<char*> argv{const_cast<char*>(kBinary.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(kBinary.c_str(), argv.data());
-    _exit(127);
-  }
-  return child;
-}
-
 static int wait_for(pid_t child) {
   int status = 0;
   waitpid(child, &status, 0);
@@ -108,7 +94,7 @@ TEST_CASE("kill -9 at several moments, then --resume: every cell once, values as
   int kills = 0;
   for (int attempt = 0; attempt < 4; ++attempt) {
     const auto before = std::max<std::int64_t>(0, count(db, "SELECT COUNT(*) FROM cells"));
-    const pid_t child = spawn({"run", suite, "--db", db, "--resume"});
+    const pid_t child = testing::spawn_ctxbench({"run", suite, "--db", db, "--resume"});
     // Kill once a few more cells are stored, plus a random delay so the kill also lands inside writes.
     for (int i = 0; i < 3000 && count(db, "SELECT COUNT(*) FROM cells") < before + 3; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -159,9 +145,9 @@ TEST_CASE("concurrent runs on one database (two shards and another suite) lose a
   second["name"] = "other";
   second["context_lengths"] = {128, 256, 384};
   testing::write_file(other, second.dump());
-  const pid_t a = spawn({"run", suite, "--db", db, "--shard", "0/2"});
-  const pid_t b = spawn({"run", suite, "--db", db, "--shard", "1/2"});
-  const pid_t c = spawn({"run", other, "--db", db});
+  const pid_t a = testing::spawn_ctxbench({"run", suite, "--db", db, "--shard", "0/2"});
+  const pid_t b = testing::spawn_ctxbench({"run", suite, "--db", db, "--shard", "1/2"});
+  const pid_t c = testing::spawn_ctxbench({"run", other, "--db", db});
   for (const pid_t child : {a, b, c}) {
     const int status = wait_for(child);
     CHECK(WIFEXITED(status));
@@ -188,7 +174,7 @@ TEST_CASE("processes that create one new database together all open it", "[cli][
   for (int round = 0; round < 20; ++round) {
     const std::string db = dir.file("new" + std::to_string(round) + ".db");
     std::vector<pid_t> children;
-    for (int i = 0; i < 4; ++i) children.push_back(spawn({"list", "runs", "--db", db}));
+    for (int i = 0; i < 4; ++i) children.push_back(testing::spawn_ctxbench({"list", "runs", "--db", db}));
     for (const pid_t child : children) {
       const int status = wait_for(child);
       CHECK(WIFEXITED(status));

@@ -87,7 +87,10 @@ TEST_CASE("a database of an older schema is migrated on open and keeps its runs"
   }
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(dir.file("old.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN shard", nullptr, nullptr, nullptr) == SQLITE_OK);
+  for (const char* column : {"shard", "pid", "process_start"}) {
+    REQUIRE(sqlite3_exec(db, fmt::format("ALTER TABLE runs DROP COLUMN {}", column).c_str(), nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+  }
   sqlite3_close(db);
   set_user_version(dir.file("old.db"), 1);  // now exactly a version-1 database
   Store store(dir.file("old.db"));
