@@ -404,96 +404,96 @@ TEST_CASE("open_tokenizer: counts a prompt as the bundled model's generator does
   sample.max_new_tokens = 1;
   CHECK(static_cast<int>(open_tokenizer(params).prompt_ids(sample.prompt).size()) ==
         generator->generate(sample).prompt_tokens);
+}
 
-  namespace {
+namespace {
 
-  // A SentencePiece-style tokenizer.json as Llama 2 ships it: <unk>, <s>, </s>, the 256 byte tokens, a few
-  // pieces and the merges that build them.
-  json sentencepiece_file() {
-    json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
-    for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = 3 + b;
-    int next = 259;
-    for (const char* piece : {"▁", "a", "b", "c", "é", "▁a", "ab", "▁ab", "▁▁"}) vocab[piece] = next++;
-    const json replace_space = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}};
-    return {{"added_tokens",
-             {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
-              {{"id", 1}, {"content", "<s>"}, {"special", true}},
-              {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
-            {"normalizer",
-             {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "▁"}}, replace_space}}}},
-            {"pre_tokenizer", nullptr},
-            {"decoder",
-             {{"type", "Sequence"},
-              {"decoders",
-               {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-                {{"type", "ByteFallback"}},
-                {{"type", "Fuse"}},
-                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
-            {"model",
-             {{"type", "BPE"},
-              {"byte_fallback", true},
-              {"fuse_unk", true},
-              {"unk_token", "<unk>"},
-              {"vocab", vocab},
-              {"merges", {"▁ a", "a b", "▁a b", "▁ ▁"}}}}};
+// A SentencePiece-style tokenizer.json as Llama 2 ships it: <unk>, <s>, </s>, the 256 byte tokens, a few
+// pieces and the merges that build them.
+json sentencepiece_file() {
+  json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = 3 + b;
+  int next = 259;
+  for (const char* piece : {"▁", "a", "b", "c", "é", "▁a", "ab", "▁ab", "▁▁"}) vocab[piece] = next++;
+  const json replace_space = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}};
+  return {
+      {"added_tokens",
+       {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+        {{"id", 1}, {"content", "<s>"}, {"special", true}},
+        {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+      {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "▁"}}, replace_space}}}},
+      {"pre_tokenizer", nullptr},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+          {{"type", "ByteFallback"}},
+          {{"type", "Fuse"}},
+          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+      {"model",
+       {{"type", "BPE"},
+        {"byte_fallback", true},
+        {"fuse_unk", true},
+        {"unk_token", "<unk>"},
+        {"vocab", vocab},
+        {"merges", {"▁ a", "a b", "▁a b", "▁ ▁"}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("BPE: the SentencePiece style (Llama 2): prepend per stretch, byte fallback, decoder chain", "[tokenizer]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("tokenizer.json");
+  std::ofstream(path) << sentencepiece_file().dump();
+  const auto tok = BpeTokenizer::from_file(path, "sp");
+  const int space = 259, a = 260, c = 262, e_acute = 263, space_a = 264, space_ab = 266, space_space = 267;
+  // "▁ab" by rank (▁a, then ▁a+b); "c" is a piece; "€" is not, so it falls back to its three bytes.
+  CHECK(tok.encode("ab c€") == std::vector<int>{space_ab, space, c, 3 + 0xE2, 3 + 0x82, 3 + 0xAC});
+  // Each stretch between added tokens gets its own "▁"; two spaces merge into "▁▁".
+  CHECK(tok.encode("<s>a</s>  é") == std::vector<int>{1, space_a, 2, space_space, space, e_acute});
+  CHECK(tok.encode("") == std::vector<int>{});
+  // Decoding: specials left out, "▁" back to spaces, the bytes fused into "€", one leading space stripped.
+  CHECK(tok.decode({1, space_ab, space, c, 3 + 0xE2, 3 + 0x82, 3 + 0xAC, 2}) == "ab c€");
+  CHECK(tok.decode({a, 3 + 0xE2, 3 + 0x82}) == "a\xEF\xBF\xBD\xEF\xBF\xBD");  // not UTF-8: U+FFFD per byte
+  for (const std::string text : {"abc ab", " leading", "a  b\nc", "€ é ab"})
+    CHECK(tok.decode(tok.encode(text)) == text);
+}
+
+TEST_CASE("BPE: SentencePiece-style files it cannot run fail naming the field", "[tokenizer]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("tokenizer.json");
+  const auto expect_error = [&](const std::function<void(json&)>& edit, const std::string& what) {
+    json doc = sentencepiece_file();
+    edit(doc);
+    std::ofstream(path) << doc.dump();
+    CHECK_THROWS_WITH(BpeTokenizer::from_file(path, "t"), Contains(path) && Contains(what));
+  };
+  expect_error([](json& d) { d["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "pre_tokenizer: null");
+  expect_error(
+      [](json& d) {
+        d["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}};
+      },
+      "normalizer.normalizers[1]");
+  expect_error([](json& d) { d["normalizer"] = {{"type", "NFKC"}}; }, "normalizer.normalizers[0]");
+  expect_error([](json& d) { d["decoder"]["decoders"].erase(1); }, "decoder: a ByteFallback step");
+  expect_error([](json& d) { std::swap(d["decoder"]["decoders"][2], d["decoder"]["decoders"][3]); },
+               "decoder.decoders[2]: Strip after a Fuse step");
+  expect_error([](json& d) { d["model"]["unk_token"] = "<nope>"; }, "model.unk_token");
+}
+
+TEST_CASE("NFC: equals Python's unicodedata on every decomposing or combining code point and on random mixes",
+          "[tokenizer][unicode]") {
+  // tests/fixtures/make_nfc_cases.py writes the cases from the Unicode version of model/unicode_tables.cpp.
+  const json fixture = json::parse(std::ifstream(source_tree() / "tests/fixtures/nfc_cases.json"));
+  const auto& cases = fixture.at("cases");
+  REQUIRE(cases.size() > 6000);
+  int changed = 0;
+  for (const json& c : cases) {
+    const auto text = c.at(0).get<std::string>(), expected = c.at(1).get<std::string>();
+    INFO("text " << json(text).dump());
+    CHECK(nfc(text) == expected);
+    changed += text != expected;
   }
-
-  }  // namespace
-
-  TEST_CASE("BPE: the SentencePiece style (Llama 2): prepend per stretch, byte fallback, decoder chain",
-            "[tokenizer]") {
-    testing::TempDir dir;
-    const std::string path = dir.file("tokenizer.json");
-    std::ofstream(path) << sentencepiece_file().dump();
-    const auto tok = BpeTokenizer::from_file(path, "sp");
-    const int space = 259, a = 260, c = 262, e_acute = 263, space_a = 264, space_ab = 266, space_space = 267;
-    // "▁ab" by rank (▁a, then ▁a+b); "c" is a piece; "€" is not, so it falls back to its three bytes.
-    CHECK(tok.encode("ab c€") == std::vector<int>{space_ab, space, c, 3 + 0xE2, 3 + 0x82, 3 + 0xAC});
-    // Each stretch between added tokens gets its own "▁"; two spaces merge into "▁▁".
-    CHECK(tok.encode("<s>a</s>  é") == std::vector<int>{1, space_a, 2, space_space, space, e_acute});
-    CHECK(tok.encode("") == std::vector<int>{});
-    // Decoding: specials left out, "▁" back to spaces, the bytes fused into "€", one leading space stripped.
-    CHECK(tok.decode({1, space_ab, space, c, 3 + 0xE2, 3 + 0x82, 3 + 0xAC, 2}) == "ab c€");
-    CHECK(tok.decode({a, 3 + 0xE2, 3 + 0x82}) == "a\xEF\xBF\xBD\xEF\xBF\xBD");  // not UTF-8: U+FFFD per byte
-    for (const std::string text : {"abc ab", " leading", "a  b\nc", "€ é ab"})
-      CHECK(tok.decode(tok.encode(text)) == text);
-  }
-
-  TEST_CASE("BPE: SentencePiece-style files it cannot run fail naming the field", "[tokenizer]") {
-    testing::TempDir dir;
-    const std::string path = dir.file("tokenizer.json");
-    const auto expect_error = [&](const std::function<void(json&)>& edit, const std::string& what) {
-      json doc = sentencepiece_file();
-      edit(doc);
-      std::ofstream(path) << doc.dump();
-      CHECK_THROWS_WITH(BpeTokenizer::from_file(path, "t"), Contains(path) && Contains(what));
-    };
-    expect_error([](json& d) { d["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "pre_tokenizer: null");
-    expect_error(
-        [](json& d) {
-          d["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}};
-        },
-        "normalizer.normalizers[1]");
-    expect_error([](json& d) { d["normalizer"] = {{"type", "NFKC"}}; }, "normalizer.normalizers[0]");
-    expect_error([](json& d) { d["decoder"]["decoders"].erase(1); }, "decoder: a ByteFallback step");
-    expect_error([](json& d) { std::swap(d["decoder"]["decoders"][2], d["decoder"]["decoders"][3]); },
-                 "decoder.decoders[2]: Strip after a Fuse step");
-    expect_error([](json& d) { d["model"]["unk_token"] = "<nope>"; }, "model.unk_token");
-  }
-
-  TEST_CASE("NFC: equals Python's unicodedata on every decomposing or combining code point and on random mixes",
-            "[tokenizer][unicode]") {
-    // tests/fixtures/make_nfc_cases.py writes the cases from the Unicode version of model/unicode_tables.cpp.
-    const json fixture = json::parse(std::ifstream(source_tree() / "tests/fixtures/nfc_cases.json"));
-    const auto& cases = fixture.at("cases");
-    REQUIRE(cases.size() > 6000);
-    int changed = 0;
-    for (const json& c : cases) {
-      const auto text = c.at(0).get<std::string>(), expected = c.at(1).get<std::string>();
-      INFO("text " << json(text).dump());
-      CHECK(nfc(text) == expected);
-      changed += text != expected;
-    }
-    CHECK(changed > 2000);  // the cases exercise decomposition, reordering and composition, not only identity
-    CHECK(nfc("ok \xff\xfe e\xcc\x81") == "ok \xff\xfe \xc3\xa9");  // bytes that are not UTF-8 pass through
-  }
+  CHECK(changed > 2000);  // the cases exercise decomposition, reordering and composition, not only identity
+  CHECK(nfc("ok \xff\xfe e\xcc\x81") == "ok \xff\xfe \xc3\xa9");  // bytes that are not UTF-8 pass through
+}
