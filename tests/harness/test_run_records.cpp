@@ -76,7 +76,8 @@ TEST_CASE("SIGINT and SIGTERM store the cell in flight, mark the run interrupted
   resume_completes(suite, db);
 }
 
-TEST_CASE("a second signal abandons the cell in flight; the run is still interrupted, not finished", "[run-records]") {
+TEST_CASE("a second signal abandons the cell in flight, and the run is still interrupted, not finished",
+          "[run-records]") {
   testing::TempDir dir;
   const std::string suite = dir.file("records.json"), db = dir.file("r.db"), log = dir.file("log.txt");
   testing::write_file(suite, kSuite);
@@ -91,7 +92,7 @@ TEST_CASE("a second signal abandons the cell in flight; the run is still interru
   resume_completes(suite, db);
 }
 
-TEST_CASE("a run killed with SIGKILL reads as interrupted at the next open; a live one stays running",
+TEST_CASE("a run killed with SIGKILL reads as interrupted at the next open, and a live one stays running",
           "[run-records]") {
   testing::TempDir dir;
   const std::string suite = dir.file("records.json"), db = dir.file("r.db");
@@ -105,7 +106,7 @@ TEST_CASE("a run killed with SIGKILL reads as interrupted at the next open; a li
   resume_completes(suite, db);
 }
 
-TEST_CASE("--resume refuses a changed suite naming the differences; --allow-suite-change records the new one",
+TEST_CASE("a changed suite on --resume is refused naming the differences, and --allow-suite-change records it",
           "[run-records]") {
   testing::TempDir dir;
   const std::string suite = dir.file("records.json"), changed = dir.file("changed.json"), db = dir.file("r.db");
@@ -129,7 +130,7 @@ TEST_CASE("--resume refuses a changed suite naming the differences; --allow-suit
   CHECK(status_of(db, 1) == "finished");
 }
 
-TEST_CASE("a process is alive while it runs, not after; another host's cannot be told", "[run-records]") {
+TEST_CASE("a process is alive while it runs, not after, and another host's cannot be told", "[run-records]") {
   const ProcessIdentity me = this_process();
   CHECK(process_alive(me) == true);
   const pid_t child = fork();
