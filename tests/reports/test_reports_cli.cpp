@@ -102,7 +102,7 @@ std::string gate_attempts(const testing::TempDir& dir, const std::string& baseli
 }
 
 TEST_CASE("gate flags an engine made slower by extra passes, and passes a rerun of the same build",
-          "[reports][cli][gate]") {
+          "[reports][cli][gate][timing]") {
   testing::TempDir dir;
   testing::write_file(dir.file("fast.json"), gate_suite(0));
   testing::write_file(dir.file("slow.json"), gate_suite(19));
@@ -144,7 +144,7 @@ TEST_CASE("gate flags an engine made slower by extra passes, and passes a rerun 
 }
 
 TEST_CASE("gate fails a planted 2x slowdown at 5 warm repetitions and passes dense against itself",
-          "[reports][cli][gate]") {
+          "[reports][cli][gate][timing]") {
   testing::TempDir dir;
   // One extra pass doubles the attention; the suite allows 50%, which the 2x clears by a third and which noise
   // between two runs seldom reaches on repetitions of 8 steps over 16K keys (about 1 ms; the one warm-up
