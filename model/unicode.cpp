@@ -90,26 +90,6 @@ std::vector<char32_t> compose_all(const std::vector<char32_t>& cps) {
   return out;
 }
 
-void append_utf8(std::string& out, char32_t c) {
-  if (c >= 0xDC80 && c <= 0xDCFF) {  // a byte that was not UTF-8 (decode_utf8), put back as it was
-    out.push_back(static_cast<char>(c - 0xDC00));
-  } else if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
-
 }  // namespace
 
 CodePoint decode_utf8(std::string_view text, std::size_t at) {
@@ -170,6 +150,26 @@ std::string nfc(std::string_view text) {
   std::string out;
   for (const char32_t c : compose_all(cps)) append_utf8(out, c);
   return out;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  if (c >= 0xDC80 && c <= 0xDCFF) {  // a byte that was not UTF-8 (decode_utf8), put back as it was
+    out.push_back(static_cast<char>(c - 0xDC00));
+  } else if (c < 0x80) {
+    out.push_back(static_cast<char>(c));
+  } else if (c < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else if (c < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  }
 }
 
 }  // namespace ctxbench::model

@@ -46,6 +46,10 @@ struct CodePoint {
 // 0xDC00 + byte (a lone surrogate, which no class below contains), so every byte is consumed exactly once.
 CodePoint decode_utf8(std::string_view text, std::size_t at);
 
+// Appends `c` as UTF-8; U+DC80..U+DCFF (a byte decode_utf8, or Python's surrogateescape, could not read) is put
+// back as that byte.
+void append_utf8(std::string& out, char32_t c);
+
 bool is_letter(char32_t c);
 bool is_number(char32_t c);
 bool is_whitespace(char32_t c);

@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -92,6 +94,16 @@ inline pid_t spawn_ctxbench(const std::vector<std::string>& args, const std::str
     _exit(127);
   }
   return child;
+}
+
+// How far a row of logits is from a golden row: max |difference| over max |golden logit|.
+inline double golden_logit_error(const float* row, const std::vector<double>& expected) {
+  double diff = 0, scale = 0;
+  for (std::size_t v = 0; v < expected.size(); ++v) {
+    diff = std::max(diff, std::abs(row[v] - expected[v]));
+    scale = std::max(scale, std::abs(expected[v]));
+  }
+  return diff / scale;
 }
 
 inline std::string read_file(const std::string& path) {

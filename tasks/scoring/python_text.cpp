@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "model/unicode.h"
+
 namespace ctxbench::scoring::py {
 namespace {
 
@@ -49,26 +51,6 @@ char32_t decode_at(std::string_view text, size_t i, size_t& length) {
     default:
       return ((byte(i) & 0x07u) << 18) | ((byte(i + 1) & 0x3Fu) << 12) | ((byte(i + 2) & 0x3Fu) << 6) |
              (byte(i + 3) & 0x3Fu);
-  }
-}
-
-void append_utf8(std::string& out, char32_t c) {
-  if (c >= kEscapeBase + 0x80 && c <= kEscapeBase + 0xFF) {
-    out.push_back(static_cast<char>(c - kEscapeBase));
-  } else if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
   }
 }
 
@@ -163,7 +145,7 @@ std::u32string decode_utf8(std::string_view text) {
 std::string encode_utf8(std::u32string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (char32_t c : text) append_utf8(out, c);
+  for (char32_t c : text) model::append_utf8(out, c);
   return out;
 }
 

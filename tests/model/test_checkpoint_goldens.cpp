@@ -12,6 +12,7 @@
 #include "engines/engine.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
+#include "tests/helpers.h"
 
 using namespace ctxbench;
 using nlohmann::json;
@@ -54,13 +55,8 @@ void check_case(const json& golden_case, const std::vector<float>& logits, int v
     const auto expected = golden_case.at("logits").at(std::to_string(position)).get<std::vector<double>>();
     REQUIRE(static_cast<int>(expected.size()) == vocab);
     const float* row = logits.data() + static_cast<std::size_t>(position) * vocab;
-    double diff = 0, scale = 0;
-    for (int v = 0; v < vocab; ++v) {
-      diff = std::max(diff, std::abs(row[v] - expected[v]));
-      scale = std::max(scale, std::abs(expected[v]));
-    }
-    INFO("position " << position << ": max |difference| " << diff << ", max |logit| " << scale);
-    CHECK(diff / scale < 1e-4);
+    INFO("position " << position);
+    CHECK(testing::golden_logit_error(row, expected) < 1e-4);
   }
 }
 
