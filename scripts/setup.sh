@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang-format
   libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2 libbenchmark-dev libboost-dev
   python3 python3-numpy
-  nodejs npm                           # the tokenizer peer test (tests/peers: Hugging Face tokenizers' JS port)
+  nodejs                               # the tokenizer peer test (tests/peers: Hugging Face tokenizers' JS port)
   slurmctld slurmd slurm-client munge  # the sharded-run integration test starts a one-node cluster
   clang libclang-rt-14-dev             # sanitizer build and libFuzzer targets
   chromium                             # the HTML report is checked in headless Chromium
@@ -19,6 +19,10 @@ for extra in ${CTXBENCH_SETUP_EXTRAS:-}; do
     *) echo "setup.sh: unknown extra '$extra' (expected train)" >&2; exit 2 ;;
   esac
 done
+
+# Debian's nodejs comes without npm, which is its own package; NodeSource's nodejs ships npm and conflicts with
+# Debian's, so npm is asked for only when no npm command is there.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
