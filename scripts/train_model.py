@@ -223,17 +223,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_HAYSTACK = "datasets/haystack-train"  # other books than datasets/haystack, which suites read
 TRAIN_SEED_BASE = 1_000_000                 # suites evaluate on small seeds
 HELDOUT_SEED_BASE = 500_000                 # monitoring during training: held-out seeds, evaluation haystack
-LENGTHS = [512, 1024, 1536, 2048]
-FIRST_LENGTH = 320                          # stage 0: passkey alone, short, until it is learnt (TRAINING-NOTES)
-# Tasks join in stages, easiest first; a stage ends when each of its tasks is answered right (teacher-forced,
-# moving average) at least STAGE_PASS of the time, or after STAGE_MAX_STEPS. All tasks at once right after
-# passkey made the model forget passkey and learn nothing else.
-STAGES = [
-    ["passkey"],
-    ["ib_number_string", "niah_single_1"],                         # one needle in repeated noise
-    ["niah_single_2", "niah_single_3", "niah", "ib_kv_retrieval"],  # book text, UUIDs, a sentence, JSON
-    ["niah_multikey_1", "niah_multivalue", "niah_multiquery", "vt"],
-    ["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"],
+LENGTHS = [320, 512, 1024, 1536, 2048]
+# Tasks join in stages, easiest first, and the longest length grows with them: going from 320 tokens straight to
+# 2048 wrecked what the model had learnt (docs/findings/model-level.md). A stage ends when each of its tasks is
+# answered right (teacher-forced, moving average from 0) at least STAGE_PASS of the time (passkey: 0.9), or after
+# STAGE_MAX_STEPS.
+STAGES = [  # (the tasks that join, the longest length from then on)
+    (["passkey"], 320),
+    (["ib_number_string"], 512),                                          # one needle in repeated noise
+    (["niah_single_1", "ib_kv_retrieval"], 1024),
+    (["niah_single_2", "niah_single_3", "niah"], 1536),                   # book text, UUIDs, a sentence
+    (["niah_multikey_1", "niah_multivalue", "niah_multiquery", "vt"], 2048),
+    (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 2048),
 ]
 STAGE_PASS = 0.8
 STAGE_MAX_STEPS = 700
@@ -409,36 +410,34 @@ def lr_at(step, args):
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def choose_length(state, args, rng):
-    """Stage 0 (passkey only) stays short; then lengths ramp up to the training length, which ends up as half of
-    all batches."""
-    if state["stage"] == 0:
-        return FIRST_LENGTH
-    ramp = min(1.0, (state["step"] - state["stage_starts"][1]) / args.ramp_steps)
-    weights = [1.0, 1.0, 0.5 + ramp, 0.5 + 3 * ramp]
-    return rng.choices(LENGTHS, weights=weights)[0]
+def choose_length(state, rng):
+    """A length up to the stage's longest; the longest itself is drawn as often as all shorter ones together."""
+    top = STAGES[state["stage"]][1]
+    allowed = [length for length in LENGTHS if length <= top]
+    return rng.choices(allowed, weights=[max(1, len(allowed) - 1) if n == top else 1 for n in allowed])[0]
 
 
 def stage_tasks(state):
-    return [t for stage in STAGES[:state["stage"] + 1] for t in stage if t in state["tasks"]]
+    return [t for tasks, _ in STAGES[:state["stage"] + 1] for t in tasks if t in state["tasks"]]
 
 
 def next_stage(state):
     """Moves to the next stage when the current one's tasks are learnt or its steps are used up."""
     if state["stage"] + 1 >= len(STAGES):
         return
-    current = [t for t in STAGES[state["stage"]] if t in state["tasks"]]
+    current = [t for t in STAGES[state["stage"]][0] if t in state["tasks"]]
     learnt = all(state["acc"].get(t, 0) >= (0.9 if state["stage"] == 0 else STAGE_PASS) for t in current)
     if learnt or (state["stage"] > 0 and state["step"] - state["stage_starts"][-1] >= STAGE_MAX_STEPS):
         state["stage"] += 1
         state["stage_starts"].append(state["step"])
-        print("stage %d (%s) from step %d at %.1f min" % (
-            state["stage"], ", ".join(STAGES[state["stage"]]), state["step"], state["elapsed"] / 60), flush=True)
+        tasks, top = STAGES[state["stage"]]
+        print("stage %d (%s; lengths up to %d) from step %d at %.1f min" % (
+            state["stage"], ", ".join(tasks), top, state["step"], state["elapsed"] / 60), flush=True)
 
 
 def choose_picks(state, store, length, batch_size, rng):
     specs = [SPEC_BY_NAME[t] for t in stage_tasks(state) if store.fits(SPEC_BY_NAME[t], length)]
-    newest = set(STAGES[state["stage"]])  # the stage's own tasks count double while it lasts
+    newest = set(STAGES[state["stage"]][0])  # the stage's own tasks count double while it lasts
     chosen = rng.choices(specs, weights=[s.weight * (2 if s.name in newest else 1) for s in specs], k=batch_size)
     picks = []
     for spec in chosen:
@@ -513,7 +512,7 @@ def train(args):
     ema = state["acc"]
     while state["step"] < args.steps:
         step = state["step"]
-        length = choose_length(state, args, data_rng)
+        length = choose_length(state, data_rng)
         picks = choose_picks(state, store, length, max(1, args.batch_tokens // length), data_rng)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args)
@@ -692,7 +691,6 @@ def main():
     ap.add_argument("--batch-tokens", type=int, default=16384)
     ap.add_argument("--lm-weight", type=float, default=0.1, help="weight of the loss on non-answer tokens")
     ap.add_argument("--length", type=int, default=2048, help="training length (the longest samples)")
-    ap.add_argument("--ramp-steps", type=int, default=600)
     ap.add_argument("--eval-every", type=int, default=1000, help="held-out monitor every N steps (0: never)")
     ap.add_argument("--eval-samples", type=int, default=16)
     ap.add_argument("--tasks", default=",".join(s.name for s in TASK_SPECS))
