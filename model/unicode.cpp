@@ -4,13 +4,14 @@
 #include <vector>
 
 namespace ctxbench::model {
-namespace {
 
 bool in_ranges(std::span<const CodeRange> ranges, char32_t c) {
   const auto it = std::upper_bound(ranges.begin(), ranges.end(), c,
                                    [](char32_t value, const CodeRange& range) { return value < range.first; });
   return it != ranges.begin() && c <= std::prev(it)->last;
 }
+
+namespace {
 
 CodePoint invalid_byte(unsigned char byte) { return {0xDC00 + static_cast<char32_t>(byte), 1}; }
 

@@ -14,6 +14,9 @@ struct CodeRange {
   char32_t last;
 };
 
+// Whether c lies in one of `ranges` (sorted, disjoint).
+bool in_ranges(std::span<const CodeRange> ranges, char32_t c);
+
 // A run of code points sharing one value (a canonical combining class).
 struct CodeValue {
   char32_t first;

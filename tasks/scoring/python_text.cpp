@@ -4,11 +4,13 @@
 #include <array>
 
 #include "model/unicode.h"
+#include "tasks/scoring/python_text_tables.h"
 
 namespace ctxbench::scoring::py {
 namespace {
 
 constexpr char32_t kEscapeBase = 0xDC00;  // surrogateescape: byte b -> U+DC00+b (b >= 0x80)
+constexpr char32_t kCapitalSigma = 0x3A3, kSmallSigma = 0x3C3, kFinalSigma = 0x3C2;
 
 bool is_continuation(unsigned char b) { return (b & 0xC0) == 0x80; }
 
@@ -54,73 +56,30 @@ char32_t decode_at(std::string_view text, size_t i, size_t& length) {
   }
 }
 
-// First code point of every run of ten Unicode Nd digits (all Nd digits come in such runs), Unicode 14.0.
-constexpr std::array<char32_t, 66> kDecimalZeros = {
-    0x30,    0x660,   0x6f0,   0x7c0,   0x966,   0x9e6,   0xa66,   0xae6,   0xb66,   0xbe6,   0xc66,
-    0xce6,   0xd66,   0xde6,   0xe50,   0xed0,   0xf20,   0x1040,  0x1090,  0x17e0,  0x1810,  0x1946,
-    0x19d0,  0x1a80,  0x1a90,  0x1b50,  0x1bb0,  0x1c40,  0x1c50,  0xa620,  0xa8d0,  0xa900,  0xa9d0,
-    0xa9f0,  0xaa50,  0xabf0,  0xff10,  0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0,
-    0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60,
-    0x16ac0, 0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0};
-
-bool in_range(char32_t c, char32_t first, char32_t last) { return c >= first && c <= last; }
-
-bool is_latin1_word_char(char32_t c) {
-  switch (c) {
-    case 0xAA:
-    case 0xB2:
-    case 0xB3:
-    case 0xB5:
-    case 0xB9:
-    case 0xBA:
-    case 0xBC:
-    case 0xBD:
-    case 0xBE: return true;
-    default: return c >= 0xC0 && c != 0xD7 && c != 0xF7;
-  }
-}
-
-bool is_cjk_symbol_word_char(char32_t c) {
-  return in_range(c, 0x3005, 0x3007) || in_range(c, 0x3021, 0x3029) || in_range(c, 0x3031, 0x3035) ||
-         in_range(c, 0x3038, 0x303C);
-}
-
-bool is_fullwidth_punctuation(char32_t c) {
-  return in_range(c, 0xFF00, 0xFF0F) || in_range(c, 0xFF1A, 0xFF20) || in_range(c, 0xFF3B, 0xFF40) ||
-         in_range(c, 0xFF5B, 0xFF65);
-}
-
-// Appends Python's lower() of c (one code point, except U+0130 which lowers to two).
+// Python's lower() of one code point other than U+03A3 (SpecialCasing's unconditional mapping, else the simple one).
 void append_lower(std::u32string& out, char32_t c) {
-  const bool even = c % 2 == 0;
-  char32_t lowered = c;
-  if (in_range(c, 'A', 'Z') || (in_range(c, 0xC0, 0xDE) && c != 0xD7)) {
-    lowered = c + 0x20;
-  } else if (c == 0x130) {
-    out += U"i\u0307";
+  const auto full = std::lower_bound(tables::full_lower.begin(), tables::full_lower.end(), c,
+                                     [](const tables::FullLower& row, char32_t value) { return row.from < value; });
+  if (full != tables::full_lower.end() && full->from == c) {
+    for (char32_t to : full->to)
+      if (to != 0) out.push_back(to);
     return;
-  } else if ((in_range(c, 0x100, 0x12F) || in_range(c, 0x132, 0x137) || in_range(c, 0x14A, 0x177)) && even) {
-    lowered = c + 1;
-  } else if ((in_range(c, 0x139, 0x148) || in_range(c, 0x179, 0x17E)) && !even) {
-    lowered = c + 1;
-  } else if (c == 0x178) {
-    lowered = 0xFF;
-  } else if (c == 0x386) {
-    lowered = 0x3AC;
-  } else if (in_range(c, 0x388, 0x38A)) {
-    lowered = c + 37;
-  } else if (c == 0x38C) {
-    lowered = 0x3CC;
-  } else if (in_range(c, 0x38E, 0x38F)) {
-    lowered = c + 63;
-  } else if (in_range(c, 0x391, 0x3AB) && c != 0x3A2) {
-    lowered = c + 0x20;
-  } else if (in_range(c, 0x400, 0x40F)) {
-    lowered = c + 0x50;
-  } else if (in_range(c, 0x410, 0x42F)) {
-    lowered = c + 0x20;
   }
-  out.push_back(lowered);
+  const auto simple = std::lower_bound(tables::simple_lower.begin(), tables::simple_lower.end(), c,
+                                       [](const tables::SimpleLower& row, char32_t value) { return row.from < value; });
+  out.push_back(simple != tables::simple_lower.end() && simple->from == c ? simple->to : c);
+}
+
+// CPython's Final_Sigma context for the capital sigma at text[at]: a cased letter before it and none after it,
+// skipping case-ignorable code points on both sides.
+bool is_final_sigma(std::u32string_view text, size_t at) {
+  const auto ignorable = [](char32_t c) { return model::in_ranges(tables::case_ignorable, c); };
+  size_t before = at;
+  while (before > 0 && ignorable(text[before - 1])) --before;
+  if (before == 0 || !model::in_ranges(tables::cased, text[before - 1])) return false;
+  size_t after = at + 1;
+  while (after < text.size() && ignorable(text[after])) ++after;
+  return after == text.size() || !model::in_ranges(tables::cased, text[after]);
 }
 
 template <typename Visit>
@@ -149,39 +108,37 @@ std::string encode_utf8(std::u32string_view text) {
   return out;
 }
 
-bool is_space(char32_t c) {
-  return in_range(c, 0x09, 0x0D) || in_range(c, 0x1C, 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         in_range(c, 0x2000, 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
+bool is_space(char32_t c) { return model::in_ranges(tables::space, c); }
 
 int decimal_value(char32_t c) {
-  if (c < 0x80) return in_range(c, '0', '9') ? static_cast<int>(c - '0') : -1;
-  const auto next_zero = std::upper_bound(kDecimalZeros.begin(), kDecimalZeros.end(), c);
-  if (next_zero == kDecimalZeros.begin()) return -1;
+  if (c < 0x80) return c >= '0' && c <= '9' ? static_cast<int>(c - '0') : -1;
+  const auto next_zero = std::upper_bound(tables::decimal_zeros.begin(), tables::decimal_zeros.end(), c);
+  if (next_zero == tables::decimal_zeros.begin()) return -1;
   const char32_t zero = *(next_zero - 1);
   return c - zero < 10 ? static_cast<int>(c - zero) : -1;
 }
 
-bool is_word_char(char32_t c) {
-  if (c < 0x80) return c == '_' || in_range(c, '0', '9') || in_range(c, 'a', 'z') || in_range(c, 'A', 'Z');
-  if (c <= 0xFF) return is_latin1_word_char(c);
-  if (is_space(c) || in_range(c, 0x2000, 0x206F) || is_fullwidth_punctuation(c)) return false;
-  if (in_range(c, 0x3000, 0x303F)) return is_cjk_symbol_word_char(c);
-  return true;
+bool is_word_char(char32_t c) { return model::in_ranges(tables::word, c); }
+
+std::u32string lower(std::u32string_view text) {
+  std::u32string lowered;
+  lowered.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == kCapitalSigma)
+      lowered.push_back(is_final_sigma(text, i) ? kFinalSigma : kSmallSigma);
+    else
+      append_lower(lowered, text[i]);
+  }
+  return lowered;
 }
 
 std::string lower(std::string_view text) {
   const bool ascii = std::all_of(text.begin(), text.end(), [](char ch) { return (ch & 0x80) == 0; });
-  if (ascii) {
-    std::string out(text);
-    for (char& ch : out)
-      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + ('a' - 'A'));
-    return out;
-  }
-  std::u32string lowered;
-  lowered.reserve(text.size());
-  for_each_code_point(text, [&](char32_t c, size_t, size_t) { append_lower(lowered, c); });
-  return encode_utf8(lowered);
+  if (!ascii) return encode_utf8(lower(decode_utf8(text)));
+  std::string out(text);
+  for (char& ch : out)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + ('a' - 'A'));
+  return out;
 }
 
 std::vector<std::string> split_whitespace(std::string_view text) {

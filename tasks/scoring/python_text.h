@@ -1,15 +1,11 @@
 // Python 3 `str` semantics on UTF-8 text, as far as the official scorers rely on them.
 //
 // The originals run on Python `str` (code points). Our strings are UTF-8 bytes, so every helper that must see
-// code points decodes first. What is exact and what is approximate:
-//   exact       str.split()/str.strip() whitespace set, re `\d` (Unicode Nd, Unicode 14 = CPython 3.11),
-//               string.punctuation (ASCII only in Python too), substring tests (UTF-8 preserves them)
-//   partial     str.lower(): exact for ASCII, Latin-1, Latin Extended-A, basic Greek and Cyrillic
-//               (U+0000-U+017F, U+0386-U+03AB, U+0400-U+042F), except that a capital sigma always becomes
-//               "σ" (Python picks "ς" at the end of a word); every other code point is left unchanged.
-//   approximate re `\w` (used by `\b`): exact for U+0000-U+00FF; above that, whitespace, General Punctuation
-//               (U+2000-U+206F), CJK punctuation and full-width ASCII punctuation are non-word, everything
-//               else counts as a word character.
+// code points decodes first. str.isspace() (and so split() and strip()), str.lower() (with the Final_Sigma rule,
+// the one context CPython applies), re's `\d` and `\w` follow CPython's rules on tables generated from Debian's
+// Unicode Character Database (gen_python_text_tables.py): Unicode 15.0, CPython 3.12's version. CPython 3.11
+// (Unicode 14.0) differs only on the code points Unicode 15.0 added; a test compares with the python3 here on all
+// the others. string.punctuation is ASCII in Python too, and substring tests carry over to UTF-8 unchanged.
 // Invalid UTF-8 bytes decode to U+DC80+byte (Python's "surrogateescape") and encode back unchanged.
 #pragma once
 
@@ -24,9 +20,10 @@ std::string encode_utf8(std::u32string_view text);
 
 bool is_space(char32_t c);      // str.isspace()
 int decimal_value(char32_t c);  // 0..9 when re's `\d` matches c, else -1
-bool is_word_char(char32_t c);  // re's `\w` (see the approximation above)
+bool is_word_char(char32_t c);  // re's `\w`: str.isalnum() or "_"
 
-std::string lower(std::string_view text);  // str.lower() (see the coverage above)
+std::string lower(std::string_view text);        // str.lower()
+std::u32string lower(std::u32string_view text);  // str.lower() on code points
 
 std::vector<std::string> split_whitespace(std::string_view text);                   // str.split()
 std::vector<std::string> split(std::string_view text, std::string_view separator);  // str.split(sep)
