@@ -59,7 +59,7 @@ TEST_CASE("decimal runs follow the Unicode digit class of Python re, and ascii_d
   CHECK(py::decimal_value(U':') == -1);
 }
 
-TEST_CASE("word characters are re's \\w: letters, numbers of every kind and the underscore", "[scoring]") {
+TEST_CASE("word characters are the word class of re: letters, numbers of every kind and the underscore", "[scoring]") {
   CHECK(py::is_word_char(U'_'));
   CHECK(py::is_word_char(U'7'));
   CHECK_FALSE(py::is_word_char(U'-'));
@@ -202,7 +202,8 @@ std::vector<std::string> fields_of(const std::string& line) { return py::split(l
 
 }  // namespace
 
-TEST_CASE("lower, isspace, \\w and \\d equal python3's on every code point it knows", "[scoring][python]") {
+TEST_CASE("lower, isspace and the word and digit classes equal python3's on every code point it knows",
+          "[scoring][python]") {
   const ctxbench::testing::TempDir dir;
   if (!run_oracle("code-points " + dir.file("code_points.txt"))) return;
   std::ifstream in(dir.file("code_points.txt"));
