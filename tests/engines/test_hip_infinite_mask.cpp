@@ -1,10 +1,10 @@
 // InfiniteHiP pruning against a direct, unoptimized transcription of the original (the stage loop of
 // dual_stage_quadratic_hip_attention in attention_extend.py and chunk_controllable_sampling_mask_cuda in
 // scan_stage.py): per-head left/right arrays, the tile-wide descent count, head reduction by amax, topk,
-// sort, realign and split with the original's floor arithmetic. Float64, small integer inputs (exact dot
-// products), so the kept chunks must agree exactly. With un-rotated inputs, the transcription rotates every
-// query and scored key in float64 to the positions of the RoPE mode (load_keys_with_rope and pool_queries
-// in scan_stage.py).
+// sort, realign and split with the original's floor arithmetic, in float64. On small integer inputs (exact dot
+// products, many ties) and on real-valued ones, the kept chunks must agree exactly. With un-rotated inputs, the
+// transcription rotates every query and scored key in float64 to the positions of the RoPE mode (load_keys_with_rope
+// and pool_queries in scan_stage.py).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -29,13 +29,18 @@ struct Problem {
   std::vector<float> q, k;  // q [heads][count][dim], k [heads_kv][tokens][dim]
 };
 
-Problem make_problem(int heads, int heads_kv, int dim, int tokens, int count, PruningParams p, std::uint64_t seed) {
+enum class Values { small_integers, normal };  // integers give exact dot products and many ties
+
+Problem make_problem(int heads, int heads_kv, int dim, int tokens, int count, PruningParams p, std::uint64_t seed,
+                     Values values = Values::small_integers) {
   Problem pr{heads, heads_kv, dim, tokens, count, tokens - count, std::move(p), {}, {}};
   Rng rng(seed);
   pr.q.resize(static_cast<std::size_t>(heads) * count * dim);
   pr.k.resize(static_cast<std::size_t>(heads_kv) * tokens * dim);
-  for (float& x : pr.q) x = static_cast<float>(rng.integer(-3, 3));
-  for (float& x : pr.k) x = static_cast<float>(rng.integer(-3, 3));
+  for (auto* v : {&pr.q, &pr.k}) {
+    for (float& x : *v)
+      x = static_cast<float>(values == Values::normal ? rng.normal() : static_cast<double>(rng.integer(-3, 3)));
+  }
   return pr;
 }
 
@@ -248,21 +253,23 @@ bool same(const ChunkLists& a, const ChunkLists& b) {
 
 }  // namespace
 
+struct PruneCase {
+  int heads, heads_kv, dim, tokens, count;
+  bool head_reduction;
+};
+
+const PruneCase kPruneCases[] = {
+    {4, 1, 16, 3000, 1, true},    // decode, GQA 4
+    {4, 2, 16, 3000, 64, true},   // a full prefill block
+    {4, 2, 16, 3001, 64, false},  // one mask per head
+    {2, 2, 8, 5003, 32, true},    // tiling not a multiple of the chunk
+    {8, 2, 16, 4000, 4, false},   // a short block, GQA 4
+    {2, 1, 8, 400, 1, true},      // fewer chunks than any budget
+};
+
 TEST_CASE("InfiniteHiP pruning equals a direct transcription of the original on small integer inputs",
           "[hip][infinite][mask]") {
-  struct Case {
-    int heads, heads_kv, dim, tokens, count;
-    bool head_reduction;
-  };
-  const Case cases[] = {
-      {4, 1, 16, 3000, 1, true},    // decode, GQA 4
-      {4, 2, 16, 3000, 64, true},   // a full prefill block
-      {4, 2, 16, 3001, 64, false},  // one mask per head
-      {2, 2, 8, 5003, 32, true},    // tiling not a multiple of the chunk
-      {8, 2, 16, 4000, 4, false},   // a short block, GQA 4
-      {2, 1, 8, 400, 1, true},      // fewer chunks than any budget
-  };
-  for (const Case& c : cases) {
+  for (const PruneCase& c : kPruneCases) {
     const Problem pr = make_problem(c.heads, c.heads_kv, c.dim, c.tokens, c.count, small_params(c.head_reduction),
                                     c.tokens * 7 + c.count);
     DYNAMIC_SECTION("H=" << c.heads << "/" << c.heads_kv << " T=" << c.tokens << " queries=" << c.count
@@ -279,6 +286,21 @@ TEST_CASE("InfiniteHiP pruning equals a direct transcription of the original on 
           CHECK(b.begin <= pr.first_position - pr.p.scan_window());  // scanned, so before the query's window
         }
       }
+    }
+  }
+}
+
+// Real values: the transcription scores in float64, ours in float32, so a near-tie could in principle rank two chunks
+// differently; at these sizes none does, and the kept chunks must agree exactly.
+TEST_CASE("InfiniteHiP pruning equals the float64 transcription of the original on real-valued inputs",
+          "[hip][infinite][mask]") {
+  for (const PruneCase& c : kPruneCases) {
+    const Problem pr = make_problem(c.heads, c.heads_kv, c.dim, c.tokens, c.count, small_params(c.head_reduction),
+                                    c.tokens * 13 + c.count, Values::normal);
+    DYNAMIC_SECTION("H=" << c.heads << "/" << c.heads_kv << " T=" << c.tokens << " queries=" << c.count
+                         << " head_reduction=" << c.head_reduction) {
+      std::vector<ChunkLists> inputs;
+      CHECK(same(run_prune(pr, 2, inputs), transcribed_prune(pr)));
     }
   }
 }
