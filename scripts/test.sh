@@ -33,8 +33,8 @@ echo "== release build and tests: $((SECONDS - start)) s"
 if [ "${CTXBENCH_SANITIZE:-1}" != 0 ]; then
   start=$SECONDS
   cmake --preset portable
-  cmake --build build-portable -j"$jobs" --target ctxbench_tests ctxbench
-  build-portable/ctxbench_tests --rng-seed 20261206 "$portable_tests" 2>&1 | tee "$logs/portable" || status=1
+  cmake --build build-portable -j"$jobs" --target ctxbench_simd_tests
+  build-portable/ctxbench_simd_tests --rng-seed 20261206 "$portable_tests" 2>&1 | tee "$logs/portable" || status=1
   echo "== portable build (x86-64-v3) and its kernel and engine tests: $((SECONDS - start)) s"
   bash scripts/sanitize.sh 2>&1 | tee "$logs/sanitize" || status=1
 fi
