@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/command.h"
+#include "harness/environment.h"
 
 namespace ctxbench {
 
@@ -19,6 +20,13 @@ void print_overview() {
   fmt::print("\n`ctxbench COMMAND --help` describes one command.\n");
 }
 
+// The version, and the build and source tree it came from, for bug reports and results files.
+void print_version() {
+  const RunInfo build = current_environment();
+  fmt::print("ctxbench {} (commit {}, {} build, {})\n", CTXBENCH_VERSION,
+             build.git_commit.empty() ? "unknown" : build.git_commit, build.build_type, build.compiler);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -26,6 +34,10 @@ int run_cli(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_overview();
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    print_version();
+    return 0;
   }
   try {
     const auto& command = CommandRegistry::instance().get(args[0], "command");

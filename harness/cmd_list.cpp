@@ -2,6 +2,7 @@
 
 #include "core/command.h"
 #include "engines/engine.h"
+#include "harness/database_file.h"
 #include "harness/store.h"
 #include "tasks/task.h"
 
@@ -29,6 +30,7 @@ int list_command(const Args& args) {
       print_params(t.params);
     }
   } else if (what == "runs") {
+    check_readable_database(args.text("--db"));
     Store store(args.text("--db"));
     fmt::print("{:>4}  {:<20} {:<22} {:<24} {}\n", "id", "suite", "started", "status", "commit");
     for (const auto& r : store.runs()) {

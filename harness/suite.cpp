@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/slowdown.h"
 #include "engines/engine.h"
 #include "tasks/task.h"
 
@@ -122,6 +123,13 @@ std::optional<double> optional_fraction(const Checker& c, const Json& object, co
   return v.get<double>();
 }
 
+// "max_slowdown": a fraction, or a string as gate --max-slowdown takes it ("5%", "0.05", "off").
+std::optional<double> optional_slowdown(const Checker& c, const Json& thresholds) {
+  if (!thresholds.contains("max_slowdown") || !thresholds.at("max_slowdown").is_string())
+    return optional_fraction(c, thresholds, "max_slowdown", "$.thresholds");
+  return parse_slowdown(thresholds.at("max_slowdown").get<std::string>(), c.where("$.thresholds.max_slowdown"));
+}
+
 std::uint64_t fnv1a(const std::string& text) {
   std::uint64_t hash = 0xcbf29ce484222325ull;
   for (unsigned char ch : text) hash = (hash ^ ch) * 0x100000001b3ull;
@@ -199,7 +207,7 @@ Suite parse_suite(const Json& doc, const std::string& source) {
       if (key != "max_slowdown" && key != "max_accuracy_drop")
         c.fail("$.thresholds." + key, "unknown field (expected max_slowdown, max_accuracy_drop)");
     }
-    suite.thresholds.max_slowdown = optional_fraction(c, t, "max_slowdown", "$.thresholds");
+    suite.thresholds.max_slowdown = optional_slowdown(c, t);
     suite.thresholds.max_accuracy_drop = optional_fraction(c, t, "max_accuracy_drop", "$.thresholds");
   }
   if (doc.contains("limits")) {

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "core/command.h"
+#include "core/slowdown.h"
 #include "reports/comparison.h"
 #include "reports/results.h"
 
@@ -19,36 +20,20 @@ struct Threshold {
   std::string source;
 };
 
-// "5%" -> 0.05; "0.05" -> 0.05; "off" -> no timing check. A bare number >= 1 is refused as ambiguous.
-std::optional<double> parse_slowdown(const std::string& text) {
-  if (text == "off") return std::nullopt;
-  const bool percent = !text.empty() && text.back() == '%';
-  double value = -1;
-  try {
-    std::size_t used = 0;
-    value = std::stod(text, &used);
-    if (used != text.size() - (percent ? 1 : 0)) value = -1;
-  } catch (const std::exception&) {
-  }
-  if (!(value >= 0))
-    throw InputError("--max-slowdown: expected a percentage (5%), a fraction (0.05) or off, got " + text);
-  if (!percent && value >= 1)
-    throw InputError(fmt::format("--max-slowdown {}: ambiguous; write {}% for {} percent, or {}% for a fraction of {}",
-                                 text, value, value, 100 * value, value));
-  return percent ? value / 100 : value;
-}
-
 // The command line wins; then the candidate's suite "thresholds" block, then the baseline's; then the default.
 Threshold choose(const Args& args, const std::string& option, const std::string& field, Store& store,
                  const std::vector<std::int64_t>& runs, double fallback) {
   if (args.given(option))
-    return {option == "--max-slowdown" ? parse_slowdown(args.text(option)) : args.number(option), option};
+    return {option == "--max-slowdown" ? parse_slowdown(args.text(option), option) : args.number(option), option};
   for (const auto id : runs) {
     const Json suite = store.suite_document(id);
     if (!suite.is_object() || !suite.contains("thresholds")) continue;
     const Json& t = suite.at("thresholds");
-    if (t.is_object() && t.contains(field) && t.at(field).is_number())
-      return {t.at(field).get<double>(), fmt::format("suite \"{}\" of run {}", suite.value("name", "?"), id)};
+    if (!t.is_object() || !t.contains(field)) continue;
+    const Json& value = t.at(field);
+    const std::string source = fmt::format("suite \"{}\" of run {}", suite.value("name", "?"), id);
+    if (value.is_number()) return {value.get<double>(), source};
+    if (value.is_string()) return {parse_slowdown(value.get<std::string>(), source + " thresholds." + field), source};
   }
   return {fallback, "default"};
 }

@@ -5,14 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "harness/database_file.h"
 #include "harness/store.h"
 
 namespace ctxbench::reports {
-
-// Checks, without creating or changing anything, that `path` is an existing ctxbench database of a schema
-// this build reads; throws InputError saying what it is instead. Reports call it before opening a Store,
-// which would otherwise create a missing file or add tables to a foreign one.
-void check_readable_database(const std::string& path);
 
 // --run ID, repeatable, of the commands that read runs through select_runs.
 ParamSpec run_option();

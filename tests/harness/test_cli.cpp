@@ -171,10 +171,13 @@ TEST_CASE("concurrent runs on one database (two shards and another suite) lose a
 TEST_CASE("processes that create one new database together all open it", "[cli][concurrency]") {
   // Switching a new file to WAL failed with "database is locked" in about half of such rounds before the retry.
   testing::TempDir dir;
+  testing::write_file(dir.file("one.json"), R"({"name": "one", "engines": [{"name": "dense"}],
+      "tasks": [{"name": "attention_needle", "params": {"heads_q": 2, "heads_kv": 1, "head_dim": 16}}],
+      "context_lengths": [40], "depths": [50]})");
   for (int round = 0; round < 20; ++round) {
     const std::string db = dir.file("new" + std::to_string(round) + ".db");
     std::vector<pid_t> children;
-    for (int i = 0; i < 4; ++i) children.push_back(testing::spawn_ctxbench({"list", "runs", "--db", db}));
+    for (int i = 0; i < 4; ++i) children.push_back(testing::spawn_ctxbench({"run", dir.file("one.json"), "--db", db}));
     for (const pid_t child : children) {
       const int status = wait_for(child);
       CHECK(WIFEXITED(status));
@@ -223,6 +226,20 @@ TEST_CASE("unknown commands and options are named", "[cli]") {
   CHECK_THAT(output, Catch::Contains("unknown option --fromat"));
   CHECK(run_shell(kBinary + " report --db /nonexistent/dir/x.db", &output) == 2);
   CHECK_THAT(output, Catch::Contains("/nonexistent/dir/x.db"));
+}
+
+TEST_CASE("ctxbench --version names the version and the commit", "[cli]") {
+  std::string output;
+  REQUIRE(run_shell(kBinary + " --version", &output) == 0);
+  CHECK_THAT(output, Catch::Matches("ctxbench \\d+\\.\\d+\\.\\d+ \\(commit [0-9a-f]{40}(-dirty)?, .*\\)\\s*"));
+}
+
+TEST_CASE("list runs on a missing database exits 2 and creates nothing", "[cli]") {
+  const testing::TempDir dir;
+  std::string output;
+  CHECK(run_shell(kBinary + " list runs --db " + dir.file("missing.db"), &output) == 2);
+  CHECK_THAT(output, Catch::Contains("missing.db: no such database"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("missing.db")));
 }
 
 TEST_CASE("Args converts option values strictly, in the words of suite parameters", "[cli][args]") {

@@ -150,6 +150,18 @@ TEST_CASE("malformed suites fail before any work with the file, the JSON path an
              Catch::Contains("s.json: $.engines[0].params: hip: sinks must be a multiple of block_size_k"));
 }
 
+TEST_CASE("a suite's max_slowdown takes a fraction or the gate's forms, and names the field when wrong", "[suite]") {
+  Json doc = minimal();
+  doc["thresholds"] = {{"max_slowdown", "5%"}};
+  CHECK(parse_suite(doc, "s.json").thresholds.max_slowdown == Approx(0.05));
+  doc["thresholds"] = {{"max_slowdown", 0.05}};
+  CHECK(parse_suite(doc, "s.json").thresholds.max_slowdown == Approx(0.05));
+  doc["thresholds"] = {{"max_slowdown", "5"}};
+  CHECK_THAT(error_of(doc), Catch::Contains("s.json: $.thresholds.max_slowdown 5: ambiguous"));
+  doc["thresholds"] = {{"max_slowdown", "fast"}};
+  CHECK_THAT(error_of(doc), Catch::Contains("s.json: $.thresholds.max_slowdown: expected a percentage (5%)"));
+}
+
 TEST_CASE("a suite file that is not JSON names the file", "[suite]") {
   testing::TempDir dir;
   testing::write_file(dir.file("bad.json"), "{\"name\": \"x\", ");

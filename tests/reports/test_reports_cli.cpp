@@ -187,6 +187,22 @@ TEST_CASE("compare says \"no significant change\" when timings differ only by no
   CHECK_THAT(out, Catch::Contains("max slowdown 5% (default)") && Catch::Contains("PASS: 2 timings judged"));
 }
 
+TEST_CASE("gate takes a suite's max_slowdown written as the option is (\"7%\")", "[reports][cli][gate]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("p.db"), db = " --db " + path;
+  {
+    SyntheticRuns runs(path);
+    const auto a = runs.begin(R"({"max_slowdown": "7%"})"), b = runs.begin(R"({"max_slowdown": "7%"})");
+    for (int i = 0; i < 2; ++i) {
+      runs.cell(a, i, measured(kTimes, 1.0));
+      runs.cell(b, i, measured(kSameTimes, 1.0));
+    }
+  }
+  std::string out;
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2" + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("max slowdown 7% (suite \"synthetic\" of run 2)"));
+}
+
 TEST_CASE("gate: accuracy drops, newly failing cells and unjudgeable timings", "[reports][cli][gate]") {
   testing::TempDir dir;
   const std::string path = dir.file("a.db"), db = " --db " + path;
