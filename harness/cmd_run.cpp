@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/command.h"
+#include "harness/preflight.h"
 #include "harness/runner.h"
 
 namespace ctxbench {
@@ -12,6 +13,7 @@ int run_command(const Args& args) {
   args.expect_positionals(1, 1);
   const Suite suite = load_suite(args.positionals()[0]);  // fails before any work on a malformed suite
   const Shard shard = Shard::parse(args.text("--shard"));
+  check_text_cells(suite.cells());
   Store store(args.text("--db"));
   if (args.flag("--allow-suite-change") && !args.flag("--resume"))
     throw InputError("--allow-suite-change applies to --resume only: a new run records its suite anyway");

@@ -167,8 +167,7 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
   Progress progress(summary.cells, 0, options.log);
   for (const Cell& cell : cells) {
     if (stop_signal()) break;
-    const std::string what = fmt::format("{} / {} T={} depth={} seed={}", cell.engine.label, cell.task.label,
-                                         cell.context_length, cell.depth, cell.seed);
+    const std::string what = describe_cell(cell);
     if (done.contains(cell.key)) {
       ++summary.skipped;
       progress.cell_done(what + " (stored)", true, 0.0);

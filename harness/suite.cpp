@@ -266,12 +266,12 @@ Json canonical_cell(const Cell& cell) {
       {"repetitions", cell.repetitions}};
 }
 
-namespace {
-
 std::string describe_cell(const Cell& cell) {
   return fmt::format("{} / {} T={} depth={} seed={}", cell.engine.label, cell.task.label, cell.context_length,
                      cell.depth, cell.seed);
 }
+
+namespace {
 
 // "2 cells added (first: dense / niah T=4096 depth=50 seed=0)" for the cells of `a` missing from `b`.
 std::string cells_missing(const std::vector<Cell>& a, const std::vector<Cell>& b, const char* how) {

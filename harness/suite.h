@@ -70,6 +70,8 @@ std::string suite_differences(const Json& stored, const Suite& suite);
 // The canonical parameters of a cell and their stable hash (FNV-1a 64, hex).
 Json canonical_cell(const Cell& cell);
 std::string cell_key(const Cell& cell);
+// "dense / niah T=4096 depth=50 seed=0": how progress lines and errors name a cell.
+std::string describe_cell(const Cell& cell);
 
 // gkamradt's NIAH sigmoid depth spacing of a linear grid.
 std::vector<double> sigmoid_depths(double from, double to, int count);
