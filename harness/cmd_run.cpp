@@ -37,7 +37,8 @@ const RegisterCommand registration{{
     .usage = "ctxbench run SUITE.json [--db FILE] [--resume [--allow-suite-change]] [--shard I/N]",
     .description =
         "Expands the suite into cells (engine x task x context length x depth x seed) and runs each, storing\n"
-        "every finished cell in one transaction.\n"
+        "every finished cell in one transaction. Text cells make their prompts first: a task that cannot work\n"
+        "with the model or the length stops the run before any work, naming each such cell.\n"
         "Ctrl-C or SIGTERM stops the run once the cell in flight is stored (a second one abandons that cell):\n"
         "the run is marked interrupted and the command to continue it is printed. A run whose process died\n"
         "(kill -9) reads as interrupted the next time the database is opened on its host.\n"
