@@ -223,21 +223,24 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_HAYSTACK = "datasets/haystack-train"  # other books than datasets/haystack, which suites read
 TRAIN_SEED_BASE = 1_000_000                 # suites evaluate on small seeds
 HELDOUT_SEED_BASE = 500_000                 # monitoring during training: held-out seeds, evaluation haystack
-LENGTHS = [320, 512, 1024, 1536, 2048]
-# Tasks join in stages, easiest first, and the longest length grows with them: going from 320 tokens straight to
-# 2048 wrecked what the model had learnt (docs/findings/model-level.md). A stage ends when each of its tasks is
-# answered right (teacher-forced, moving average from 0) at least STAGE_PASS of the time (passkey: 0.9), or after
-# STAGE_MAX_STEPS.
-STAGES = [  # (the tasks that join, the longest length from then on)
-    (["passkey"], 320),
-    (["ib_number_string"], 512),                                          # one needle in repeated noise
-    (["niah_single_1", "ib_kv_retrieval"], 1024),
-    (["niah_single_2", "niah_single_3", "niah"], 1536),                   # book text, UUIDs, a sentence
-    (["niah_multikey_1", "niah_multivalue", "niah_multiquery", "vt"], 2048),
-    (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 2048),
+# The longest length grows gradually, and only while the model answers what it has: jumping from 320 tokens to
+# 2048, or from 512 to 1024, wrecked what it had learnt (docs/findings/model-level.md). Tasks join in stages,
+# easiest first, when the longest length reaches the stage's; while any joined task is answered right (teacher-
+# forced, moving average from 0) less than RAMP_PASS of the time the length waits, for RAMP_MAX_WAIT steps at most.
+MIN_LENGTH = 320
+LENGTH_GRID = 64            # sample lengths: multiples of this from MIN_LENGTH up to --length
+RAMP_TOKENS_PER_STEP = 2
+RAMP_PASS = 0.8
+RAMP_MAX_WAIT = 400
+STAGES = [  # (the tasks that join, the longest length at which they join)
+    (["passkey"], MIN_LENGTH),
+    (["ib_number_string"], 448),                                          # one needle in repeated noise
+    (["niah_single_1", "niah_single_2"], 640),                            # a key to match; book text
+    (["niah_single_3", "niah", "ib_kv_retrieval"], 896),                  # UUIDs; a sentence to quote
+    (["niah_multikey_1", "niah_multivalue", "niah_multiquery"], 1152),
+    (["vt"], 1536),                                                       # its prompt needs 1,390 tokens
+    (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 1792),
 ]
-STAGE_PASS = 0.8
-STAGE_MAX_STEPS = 700
 SHARD_SEEDS = 128                           # cells per shard file; each cell gives SAMPLES_PER_CELL samples
 SAMPLES_PER_CELL = 4
 DEPTH_TASKS = ("niah", "infinitebench")     # tasks that put the needle at the cell's depth: trained at all depths
@@ -410,29 +413,38 @@ def lr_at(step, args):
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def grid_lengths(top):
+    return list(range(MIN_LENGTH, top + 1, LENGTH_GRID))
+
+
 def choose_length(state, rng):
-    """A length up to the stage's longest; the longest itself is drawn as often as all shorter ones together."""
-    top = STAGES[state["stage"]][1]
-    allowed = [length for length in LENGTHS if length <= top]
-    return rng.choices(allowed, weights=[max(1, len(allowed) - 1) if n == top else 1 for n in allowed])[0]
+    """Half the batches at the longest length so far, the others at a shorter one of the grid."""
+    lengths = grid_lengths(state["top"])
+    return lengths[-1] if len(lengths) == 1 or rng.random() < 0.5 else rng.choice(lengths[:-1])
 
 
 def stage_tasks(state):
     return [t for tasks, _ in STAGES[:state["stage"] + 1] for t in tasks if t in state["tasks"]]
 
 
-def next_stage(state):
-    """Moves to the next stage when the current one's tasks are learnt or its steps are used up."""
-    if state["stage"] + 1 >= len(STAGES):
-        return
-    current = [t for t in STAGES[state["stage"]][0] if t in state["tasks"]]
-    learnt = all(state["acc"].get(t, 0) >= (0.9 if state["stage"] == 0 else STAGE_PASS) for t in current)
-    if learnt or (state["stage"] > 0 and state["step"] - state["stage_starts"][-1] >= STAGE_MAX_STEPS):
+def advance(state, args):
+    """Grows the longest length while every joined task is answered well (or the wait is over), and lets the next
+    stage's tasks join when it reaches their length."""
+    competent = all(state["acc"].get(t, 0) >= RAMP_PASS for t in stage_tasks(state))
+    if competent:
+        state["last_competent"] = state["step"]
+    waited = state["step"] - state["last_competent"]
+    if waited == RAMP_MAX_WAIT and state["stage"] > 0:  # the first circuit forms at the shortest length, unhurried
+        print("length %d: the wait is over at step %d (%s)" % (state["top"], state["step"], " ".join(
+            "%s=%.2f" % (t, state["acc"].get(t, 0)) for t in stage_tasks(state))), flush=True)
+    if competent or (waited >= RAMP_MAX_WAIT and state["stage"] > 0):
+        state["top"] = min(args.length, state["top"] + RAMP_TOKENS_PER_STEP)
+    while state["stage"] + 1 < len(STAGES) and state["top"] >= STAGES[state["stage"] + 1][1]:
         state["stage"] += 1
         state["stage_starts"].append(state["step"])
-        tasks, top = STAGES[state["stage"]]
-        print("stage %d (%s; lengths up to %d) from step %d at %.1f min" % (
-            state["stage"], ", ".join(tasks), top, state["step"], state["elapsed"] / 60), flush=True)
+        print("stage %d (%s) joins at length %d, step %d, %.1f min" % (
+            state["stage"], ", ".join(STAGES[state["stage"]][0]), state["top"], state["step"],
+            state["elapsed"] / 60), flush=True)
 
 
 def choose_picks(state, store, length, batch_size, rng):
@@ -473,8 +485,8 @@ def new_state(args):
     unknown = [t for t in tasks if t not in SPEC_BY_NAME]
     if unknown:
         sys.exit("train_model.py: unknown task(s) %s; known: %s" % (", ".join(unknown), ", ".join(SPEC_BY_NAME)))
-    return {"step": 0, "stage": 0, "stage_starts": [0], "elapsed": 0.0, "acc": {}, "cursor": {},
-            "tasks": tasks, "heldout": []}
+    return {"step": 0, "stage": 0, "stage_starts": [0], "top": MIN_LENGTH, "last_competent": 0, "elapsed": 0.0,
+            "acc": {}, "cursor": {}, "tasks": tasks, "heldout": []}
 
 
 def save_checkpoint(path, model, opt, data_rng, state):
@@ -525,11 +537,12 @@ def train(args):
             ema[name] = 0.9 * ema.get(name, 0.0) + 0.1 * acc  # from 0: one lucky batch does not end a stage
         state["step"] = step + 1
         state["elapsed"] = time.time() - t_start
-        next_stage(state)
+        advance(state, args)
         if step % 10 == 0:
             accs = " ".join("%s=%.2f" % (t, ema[t]) for t in state["tasks"] if t in ema)
-            print("step %d t=%.1fm len=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
-                step, state["elapsed"] / 60, length, opt.param_groups[0]["lr"], answer_loss, lm_loss, accs),
+            print("step %d t=%.1fm top=%d len=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
+                step, state["elapsed"] / 60, state["top"], length, opt.param_groups[0]["lr"], answer_loss, lm_loss,
+                accs),
                 flush=True)
         done = state["step"] >= args.steps
         if args.eval_every and (state["step"] % args.eval_every == 0 or done):
