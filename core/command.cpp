@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -51,6 +52,12 @@ std::string unknown_option(const OptionSchema& options, const std::string& name)
   for (const auto& option : options) known.push_back(option.name);
   return fmt::format("unknown option {} (known: {})", name,
                      known.empty() ? "none" : fmt::format("{}", fmt::join(known, " ")));
+}
+
+// "-o" or "-v": no command has one-letter options, but the user meant an option, not a positional ("-" and "-1"
+// are positionals).
+bool is_short_option(const std::string& arg) {
+  return arg.size() > 1 && arg[0] == '-' && std::isalpha(static_cast<unsigned char>(arg[1]));
 }
 
 // "--db", "--format csv|json": the option as typed; the usage lines name the other values.
@@ -104,6 +111,7 @@ Args::Args(const std::vector<std::string>& argv, const OptionSchema& options, st
     : options_(options), usage_(std::move(usage)) {
   for (std::size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
+    if (is_short_option(a)) throw InputError(unknown_option(options_, a) + "; options are spelled out, e.g. --db");
     if (a.rfind("--", 0) != 0 || a == "--") {
       positionals_.push_back(a);
       continue;

@@ -1,4 +1,7 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "core/command.h"
 #include "engines/engine.h"
@@ -9,10 +12,21 @@
 namespace ctxbench {
 namespace {
 
+// One line per parameter in aligned columns: name, type (with its choices or range), default, help.
 void print_params(const ParamSchema& schema) {
+  std::vector<std::string> types, defaults;
+  std::size_t name_width = 0, type_width = 0, default_width = 0;
   for (const auto& p : schema) {
-    fmt::print("      {:<16} {:<22} default {:<10} {}\n", p.name, describe(p.type),
-               p.default_value.is_null() ? "(required)" : p.default_value.dump(), p.help);
+    types.push_back(p.choices.empty() ? describe(p.type) + describe_range(p)
+                                      : fmt::format("one of {}", fmt::join(p.choices, "|")));
+    defaults.push_back(p.default_value.is_null() ? "(required)" : p.default_value.dump());
+    name_width = std::max(name_width, p.name.size());
+    type_width = std::max(type_width, types.back().size());
+    default_width = std::max(default_width, defaults.back().size());
+  }
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    fmt::print("      {:<{}}  {:<{}}  default {:<{}}  {}\n", schema[i].name, name_width, types[i], type_width,
+               defaults[i], default_width, schema[i].help);
   }
 }
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -232,6 +234,30 @@ TEST_CASE("ctxbench --version names the version and the commit", "[cli]") {
   std::string output;
   REQUIRE(run_shell(kBinary + " --version", &output) == 0);
   CHECK_THAT(output, Catch::Matches("ctxbench \\d+\\.\\d+\\.\\d+ \\(commit [0-9a-f]{40}(-dirty)?, .*\\)\\s*"));
+}
+
+TEST_CASE("a one-letter option is named as unknown, with the command's options", "[cli]") {
+  std::string output;
+  CHECK(run_shell(kBinary + " export -o x.csv", &output) == 2);
+  CHECK_THAT(output, Catch::Contains("unknown option -o (known: --format --db --run --output)"));
+}
+
+TEST_CASE("list shows each parameter's choices and range, in aligned columns", "[cli]") {
+  std::string output;
+  REQUIRE(run_shell(kBinary + " list tasks", &output) == 0);
+  CHECK_THAT(output, Catch::Contains("one of f32|f16|bf16"));
+  CHECK_THAT(output, Catch::Contains("an integer >= 1"));
+  // infinite_hip has parameter names longer than 16 characters (dense_layer_budget, stage_query_strides): within
+  // its entry, the default column starts at the same place on every line.
+  REQUIRE(run_shell(kBinary + " list engines", &output) == 0);
+  const auto entry = output.find("\ninfinite_hip ");
+  REQUIRE(entry != std::string::npos);
+  std::istringstream lines(output.substr(entry + 1));
+  std::string line;
+  std::getline(lines, line);  // the engine's own line
+  std::set<std::size_t> default_columns;
+  while (std::getline(lines, line) && line.rfind("      ", 0) == 0) default_columns.insert(line.find("  default "));
+  CHECK(default_columns.size() == 1);
 }
 
 TEST_CASE("list runs on a missing database exits 2 and creates nothing", "[cli]") {
