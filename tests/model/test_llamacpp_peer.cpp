@@ -1,13 +1,16 @@
 // llama.cpp, which no one here wrote, against the runtime on the same weights and the same token ids: the
 // bundled model and a tiny Llama 3 checkpoint (GQA 4:1, tied embeddings, Llama 3.1 RoPE scaling as rope_freqs)
 // are exported by scripts/export_gguf.py and run by node-llama-cpp's prebuilt CPU build
-// (tests/peers-llamacpp, installed by scripts/setup.sh); the greedy tokens of both must be identical. Both keep
-// K/V in f32 and the weights are exported as f32 (the checkpoint's bf16 values exactly), so the only
-// differences left are the order of float sums. Skips where the npm peer is not installed, fails in CI.
+// (tests/peers-llamacpp, installed by scripts/setup.sh); the greedy tokens of both must be identical, and so
+// must the log-probabilities after each prompt (within 1e-3): a random tiny model with tied embeddings mostly
+// repeats its last token, so there the distribution is what tells. Both keep K/V in f32 and the weights are
+// exported as f32 (the checkpoint's bf16 values exactly), so the only differences left are the order of float
+// sums. Skips where the npm peer is not installed, fails in CI.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -30,22 +33,40 @@ constexpr int kTokens = 16;
 
 bool peer_installed() { return std::filesystem::exists(kPeer / "node_modules/node-llama-cpp/package.json"); }
 
-// llama.cpp's greedy tokens for each prompt (tests/peers-llamacpp/greedy.mjs).
-std::vector<std::vector<int>> llamacpp_greedy(const std::string& gguf, const std::vector<std::vector<int>>& prompts,
-                                              const testing::TempDir& dir) {
+// llama.cpp's greedy tokens and first log-probabilities for each prompt (tests/peers-llamacpp/greedy.mjs).
+std::vector<json> llamacpp_greedy(const std::string& gguf, const std::vector<std::vector<int>>& prompts,
+                                  const testing::TempDir& dir) {
   const std::string ids = dir.file("ids.json");
   testing::write_file(ids, json(prompts).dump());
   std::string output;
   const int status = testing::run_shell(
-      fmt::format("cd '{}' && node greedy.mjs '{}' '{}' {} 1 F32", kPeer.string(), gguf, ids, kTokens), &output);
+      fmt::format("cd '{}' && node greedy.mjs '{}' '{}' {} 1 F32 logprobs", kPeer.string(), gguf, ids, kTokens),
+      &output);
   INFO(output);
   REQUIRE(status == 0);
-  std::vector<std::vector<int>> out;
+  std::vector<json> out;
   std::istringstream lines(output);
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("{")) out.push_back(json::parse(line).at("tokens").get<std::vector<int>>());
+    if (line.starts_with("{")) out.push_back(json::parse(line));
   }
   REQUIRE(out.size() == prompts.size());
+  return out;
+}
+
+// The runtime's log-probabilities of the token after `prompt`.
+std::vector<double> runtime_logprobs(const LlamaModel& model, const std::vector<int>& prompt) {
+  const auto& dense = engines::EngineRegistry::instance().get("dense", "test");
+  const auto engine = dense.make(json{{"threads", 1}});
+  Sequence seq = model.start(*engine, static_cast<std::int64_t>(prompt.size()), kernels::DType::f32);
+  std::vector<float> hidden, logits;
+  model.forward(seq, prompt, engines::Phase::prefill, hidden);
+  const int d = model.config().hidden_size;
+  model.logits(hidden.data() + hidden.size() - d, 1, logits);
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (const float l : logits) sum += std::exp(l - top);
+  std::vector<double> out;
+  for (const float l : logits) out.push_back(l - top - std::log(sum));
   return out;
 }
 
@@ -78,11 +99,25 @@ void compare(const std::string& checkpoint, const std::vector<std::vector<int>>&
   REQUIRE(status == 0);
   const auto theirs = llamacpp_greedy(gguf, prompts, dir);
   const auto ours = runtime_greedy((source_tree() / checkpoint).string(), prompts);
+  const LlamaModel model((source_tree() / checkpoint).string(), json::object(), 1);
   int agreeing = 0;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
-    INFO("prompt " << i << ": llama.cpp " << json(theirs[i]).dump() << ", ctxbench " << json(ours[i]).dump());
-    CHECK(theirs[i] == ours[i]);
-    agreeing += theirs[i] == ours[i];
+    const auto tokens = theirs[i].at("tokens").get<std::vector<int>>();
+    INFO("prompt " << i << ": llama.cpp " << json(tokens).dump() << ", ctxbench " << json(ours[i]).dump());
+    CHECK(tokens == ours[i]);
+    agreeing += tokens == ours[i];
+    const std::vector<double> logprobs = runtime_logprobs(model, prompts[i]);
+    double worst = 0;
+    int compared = 0;
+    for (const auto& entry : theirs[i].at("first_logprobs")) {
+      const double theirs_logp = entry.at(1).get<double>();
+      if (theirs_logp < -60) continue;  // p below 1e-26: float underflow territory
+      worst = std::max(worst, std::abs(theirs_logp - logprobs.at(entry.at(0).get<int>())));
+      ++compared;
+    }
+    INFO(compared << " log-probabilities compared");
+    CHECK(compared >= 25);  // the distribution, not its top alone
+    CHECK(worst < 1e-3);
   }
   std::cout << checkpoint << ": " << agreeing << " of " << prompts.size() << " prompts with identical greedy tokens\n";
 }
