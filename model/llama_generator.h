@@ -17,7 +17,7 @@ namespace ctxbench::model {
 struct GeneratorOptions {
   int prefill_chunk = 512;  // prompt tokens per forward call
   kernels::DType kv_dtype = kernels::DType::f32;
-  std::string prompt_template;  // "" none (model/prompt_template.h)
+  std::string prompt_template = "";  // none (model/prompt_template.h)
 };
 
 // Reads the model parameters {"model": dir, "rope_scaling": object, "prompt_template": text} and the optional
