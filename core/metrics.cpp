@@ -54,6 +54,8 @@ const Metric kBuiltIn[] = {
     {"decode_seconds_per_token", "s", lower, "Decode time per token"},
     {"attention_share", "ratio", neither, "Attention share of generation time"},
     {"keys_per_query", "keys", neither, "Keys attended per query"},
+    {"memory_estimate_bytes", "B", neither, "Memory estimate of the runtime"},
+    {"peak_rss_bytes", "B", lower, "Peak resident memory of the process"},
     // Text tasks' scores (TaskInfo::metric).
     {"accuracy", "%", higher, "Accuracy"},
     {"score", "%", higher, "Score"},

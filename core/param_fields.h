@@ -26,12 +26,15 @@ namespace ctxbench {
 
 // What a field may take besides its type: a range for numbers (and the elements of number lists), choices for
 // strings. `integer_default` writes an integral default of a number as a JSON integer: parameters declared so
-// before this mechanism keep their cell keys.
+// before this mechanism keep their cell keys. `absent_by_default` leaves a parameter that is not given out of the
+// resolved parameters (its member keeps its default): a parameter added after suites were recorded leaves their
+// cell keys as they were.
 struct ParamLimits {
   std::optional<double> min = std::nullopt;
   std::optional<double> max = std::nullopt;
   std::vector<std::string> choices = {};
   bool integer_default = false;
+  bool absent_by_default = false;
 };
 
 // How one C++ type is declared and read. Specializations give specs() (the schema entries of a field named
@@ -78,7 +81,8 @@ struct ParamTraits {
              .help = help,
              .min = limits.min,
              .max = limits.max,
-             .choices = limits.choices}};
+             .choices = limits.choices,
+             .absent_by_default = limits.absent_by_default}};
   }
   static T parse(const Json& resolved, const std::string& name) { return resolved.at(name).get<T>(); }
 };
@@ -111,8 +115,10 @@ class ParamFields {
     const S defaults{};
     for (ParamSpec& spec : ParamTraits<T>::specs(name, defaults.*member, help, limits))
       schema_.push_back(std::move(spec));
-    readers_.push_back(
-        [member, name](S& out, const Json& resolved) { out.*member = ParamTraits<T>::parse(resolved, name); });
+    readers_.push_back([member, name, absent = limits.absent_by_default](S& out, const Json& resolved) {
+      if (absent && !resolved.contains(name)) return;
+      out.*member = ParamTraits<T>::parse(resolved, name);
+    });
     return std::move(*this);
   }
 

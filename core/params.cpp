@@ -69,6 +69,7 @@ Json resolve_params(const ParamSchema& schema, const Json& given, const std::str
     const std::string path = fmt::format("{}.{}", where, spec.name);
     const bool present = given.is_object() && given.contains(spec.name);
     if (!present) {
+      if (spec.absent_by_default) continue;
       if (spec.default_value.is_null())
         throw InputError(fmt::format("{}: required {} is missing", path, describe(spec.type)));
       resolved[spec.name] = spec.default_value;

@@ -28,6 +28,7 @@ struct ParamSpec {
   std::optional<double> min = std::nullopt;
   std::optional<double> max = std::nullopt;
   std::vector<std::string> choices = {};  // for strings
+  bool absent_by_default = false;         // not given: left out of the resolved parameters (and the cell key)
 };
 
 using ParamSchema = std::vector<ParamSpec>;

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +18,16 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   virtual std::string name() const = 0;  // recorded with every result: lengths are in these tokens
+  // Encodes as the model's own tokenizer does by default: the contents of added tokens in the text become them.
   virtual std::vector<int> encode(std::string_view text) const = 0;
+  // Encodes text in which the contents of special tokens are text ("<|eot_id|>" inside a haystack stays
+  // characters): what prompts are encoded with. Tokenizers without special contents encode as encode() does.
+  virtual std::vector<int> encode_text(std::string_view text) const { return encode(text); }
+  // The id of the added token whose content is exactly `content`, if there is one.
+  virtual std::optional<int> added_token(std::string_view content) const {
+    (void)content;
+    return std::nullopt;
+  }
   virtual std::string decode(const std::vector<int>& tokens) const = 0;
 };
 

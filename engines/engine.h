@@ -86,6 +86,13 @@ class Engine {
     (void)layout, (void)rope;
     throw std::logic_error("open_unrotated: this engine takes rotated queries and keys (wants_unrotated_kv is false)");
   }
+  // Keys a session of layer `layer` holds at its peak when `context` keys arrive in appends of up to `chunk`
+  // (what a memory plan counts, model/memory_plan.h). Methods that drop keys while a prompt arrives say how
+  // many they keep; the others hold every key at some point (those that evict after the prefill included).
+  virtual std::int64_t peak_resident_keys(std::int64_t context, int chunk, int layer) const {
+    (void)chunk, (void)layer;
+    return context;
+  }
 };
 
 // An engine whose sessions are `SessionT(layout, params)`.
@@ -96,6 +103,12 @@ std::unique_ptr<Engine> session_engine(ParamsT params) {
     explicit Opener(ParamsT p) : params_(std::move(p)) {}
     std::unique_ptr<Session> open(const HeadLayout& layout) const override {
       return std::make_unique<SessionT>(layout, params_);
+    }
+    std::int64_t peak_resident_keys(std::int64_t context, int chunk, int layer) const override {
+      if constexpr (requires { params_.peak_resident_keys(context, chunk, layer); })
+        return params_.peak_resident_keys(context, chunk, layer);
+      else
+        return Engine::peak_resident_keys(context, chunk, layer);
     }
 
    private:

@@ -7,6 +7,7 @@
 // The original re-assigns RoPE positions by cache index. Keys reach an attention-level engine already rotated,
 // so that re-assignment belongs to the model runtime (BASELINES.md).
 #include <algorithm>
+#include <limits>
 
 #include "core/timer.h"
 #include "engines/baseline.h"
@@ -24,6 +25,12 @@ struct StreamingParams {
         ParamFields<StreamingParams>()
             .field(&StreamingParams::budget, "budget", "cache size: sinks + recent window (original 4 + 512)")
             .field(&StreamingParams::sinks, "sinks", "first tokens always kept (start_size)", {.min = 0}));
+  }
+
+  // The cache keeps its budget after each attend call, and holds the new chunk beside it until then.
+  std::int64_t peak_resident_keys(std::int64_t context, int chunk, int layer) const {
+    const int at_most = static_cast<int>(std::min<std::int64_t>(context, std::numeric_limits<int>::max()));
+    return std::min<std::int64_t>(context, budget.tokens(at_most, layer) + chunk);
   }
 };
 

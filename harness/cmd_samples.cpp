@@ -85,8 +85,7 @@ int samples_command(const Args& args) {
   const auto& task = text_task(name);
   const Json params = resolve_params(task.params, parse_params(args.text("--params")), "--params");
   const SeedRange seeds = parse_seed_range(args.text("--seeds"));
-  const auto tokenizer =
-      model::open_tokenizer({{"model", params.at("model")}, {"rope_scaling", params.at("rope_scaling")}});
+  const auto tokenizer = model::open_tokenizer(model::model_params_of(params));
   const std::string path = args.text("--out");
   std::ofstream file;
   if (path != "-") {
@@ -116,7 +115,7 @@ const RegisterCommand registration{{
         "`model`, whose config.json (and tokenizer.json) alone is read, and writes one JSON object per sample:\n"
         "task, params (resolved), length, depth, seed, index, prompt, references, max_new_tokens, stop,\n"
         "prompt_tokens and prompt_ids (what the model reads: BOS, when its config has one, and the prompt's\n"
-        "tokens), extra.",
+        "tokens, inside the task's prompt_template when it has one), extra.",
     .options = {{.name = "--params",
                  .type = ParamType::string,
                  .default_value = "{}",

@@ -20,12 +20,15 @@ namespace ctxbench {
 namespace {
 
 std::unique_ptr<Generator> make_generator(const Cell& cell, const engines::EngineInfo& engine_info) {
-  if (engine_info.make_generator) return engine_info.make_generator(cell.engine.params);
+  if (engine_info.make_generator) {
+    if (cell.task.params.contains("prompt_template"))  // a server applies its own chat template
+      throw InputError(fmt::format("{}: prompt_template: engine {} answers text itself and applies no template",
+                                   cell.task.label, engine_info.name));
+    return engine_info.make_generator(cell.engine.params);
+  }
   if (!engine_info.make)
     throw InputError(fmt::format("engine {} can run neither attention nor text", engine_info.name));
-  const Json model_params = {{"model", cell.task.params.at("model")},
-                             {"rope_scaling", cell.task.params.at("rope_scaling")}};
-  return model::open_generator(model_params,
+  return model::open_generator(model::model_params_of(cell.task.params),
                                std::shared_ptr<const engines::Engine>(engine_info.make(cell.engine.params)));
 }
 

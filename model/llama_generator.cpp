@@ -10,6 +10,7 @@
 #include "core/source_tree.h"
 #include "core/timer.h"
 #include "model/backend.h"
+#include "model/memory_plan.h"
 #include "model/tokenizer.h"
 
 namespace ctxbench::model {
@@ -42,6 +43,10 @@ ModelParams ModelParams::parse(const nlohmann::json& params) {
     if (!rope->is_object()) throw InputError("model params: rope_scaling: expected an object, got " + rope->dump());
     p.rope_scaling = *rope;
   }
+  if (const auto text = params.find("prompt_template"); text != params.end()) {
+    if (!text->is_string()) throw InputError("model params: prompt_template: expected a string, got " + text->dump());
+    p.options.prompt_template = text->get<std::string>();
+  }
   p.threads = optional_int(params, "threads", 0, 0);
   p.options.prefill_chunk = optional_int(params, "prefill_chunk", p.options.prefill_chunk, 1);
   if (const auto kv = params.find("kv_dtype"); kv != params.end()) {
@@ -61,7 +66,8 @@ LlamaGenerator::LlamaGenerator(std::shared_ptr<const LlamaModel> model, std::sha
     : model_(std::move(model)),
       engine_(std::move(engine)),
       tokenizer_(load_tokenizer(model_->dir(), model_->config().vocab_size)),
-      options_(options) {
+      options_(options),
+      frame_(*tokenizer_, model_->config().bos_token_id, options_.prompt_template, "prompt_template") {
   if (options_.prefill_chunk < 1) throw std::invalid_argument("prefill_chunk must be at least 1");
 }
 
@@ -77,16 +83,27 @@ std::vector<float> LlamaGenerator::prefill(Sequence& seq, const std::vector<int>
   return logits;
 }
 
+Sequence LlamaGenerator::start_planned(std::int64_t tokens) {
+  const MemoryPlan plan = plan_memory(*model_, *engine_, tokens, options_.prefill_chunk, options_.kv_dtype);
+  if (const auto room = memory_room(*model_)) check_fits(plan, *room, model_->dir());
+  memory_estimate_max_ = std::max(memory_estimate_max_, static_cast<double>(plan.total()));
+  return model_->start(*engine_, tokens, options_.kv_dtype);
+}
+
 Generation LlamaGenerator::generate(const TextSample& sample) {
+  return generate_ids(frame_.ids(*tokenizer_, sample.prompt), sample.max_new_tokens, sample.stop);
+}
+
+Generation LlamaGenerator::generate_ids(const std::vector<int>& prompt, int max_new_tokens,
+                                        const std::vector<std::string>& stop) {
   const Stopwatch total;
   const LlamaConfig& c = model_->config();
-  const std::vector<int> prompt = prompt_ids(*tokenizer_, c.bos_token_id, sample.prompt);
   if (prompt.empty()) throw std::invalid_argument("cannot generate from an empty prompt without a BOS token");
-  const int max_new = std::max(sample.max_new_tokens, 0);
+  const int max_new = std::max(max_new_tokens, 0);
 
   Generation g;
   g.prompt_tokens = static_cast<int>(prompt.size());
-  Sequence seq = model_->start(*engine_, static_cast<std::int64_t>(prompt.size()) + max_new, options_.kv_dtype);
+  Sequence seq = start_planned(static_cast<std::int64_t>(prompt.size()) + max_new);
   const Stopwatch prefill_watch;
   std::vector<float> logits = prefill(seq, prompt);
   g.prefill_seconds = prefill_watch.seconds();
@@ -107,8 +124,8 @@ Generation LlamaGenerator::generate(const TextSample& sample) {
     text_tokens.push_back(next);
     g.text = tokenizer_->decode(text_tokens);
     std::size_t cut = std::string::npos;
-    for (const std::string& stop : sample.stop) {
-      if (!stop.empty()) cut = std::min(cut, g.text.find(stop));
+    for (const std::string& text : stop) {
+      if (!text.empty()) cut = std::min(cut, g.text.find(text));
     }
     if (cut != std::string::npos) {
       g.text.resize(cut);
@@ -127,7 +144,7 @@ std::vector<double> LlamaGenerator::token_logprobs(const std::vector<int>& token
   std::vector<double> out(n, 0.0);
   if (n == 0) return out;
   const int d = model_->config().hidden_size, vocab = model_->config().vocab_size;
-  Sequence seq = model_->start(*engine_, n, options_.kv_dtype);
+  Sequence seq = start_planned(n);
   std::vector<float> hidden, logits;
   for (int at = 0; at < n; at += options_.prefill_chunk) {
     const int size = std::min(options_.prefill_chunk, n - at);
@@ -164,7 +181,9 @@ void LlamaGenerator::collect(const Sequence& seq) {
 std::vector<Measurement> LlamaGenerator::extra_measurements() const {
   if (queries_ == 0) return {};
   return {make_measurement("keys_per_query", {keys_attended_ / queries_}),
-          make_measurement("kv_bytes_resident", {kv_bytes_resident_max_})};
+          make_measurement("kv_bytes_resident", {kv_bytes_resident_max_}),
+          make_measurement("memory_estimate_bytes", {memory_estimate_max_}),
+          make_measurement("peak_rss_bytes", {static_cast<double>(peak_resident_bytes())})};
 }
 
 std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_ptr<const engines::Engine> attention) {
@@ -173,18 +192,18 @@ std::unique_ptr<Generator> open_generator(const Json& model_params, std::shared_
   return std::make_unique<LlamaGenerator>(std::move(model), std::move(attention), p.options);
 }
 
-std::vector<int> prompt_ids(const Tokenizer& tokenizer, std::optional<int> bos_token_id, std::string_view prompt) {
-  std::vector<int> ids;
-  if (bos_token_id) ids.push_back(*bos_token_id);
-  const auto encoded = tokenizer.encode(prompt);
-  ids.insert(ids.end(), encoded.begin(), encoded.end());
-  return ids;
+Json model_params_of(const Json& task_params) {
+  Json out = {{"model", task_params.at("model")}, {"rope_scaling", task_params.at("rope_scaling")}};
+  if (task_params.contains("prompt_template")) out["prompt_template"] = task_params.at("prompt_template");
+  return out;
 }
 
 PromptTokenizer open_tokenizer(const Json& model_params) {
   const ModelParams p = ModelParams::parse(model_params);
   const LlamaConfig config = LlamaConfig::from_dir(p.dir, p.rope_scaling);
-  return {load_tokenizer(p.dir, config.vocab_size), config.bos_token_id};
+  auto tokenizer = load_tokenizer(p.dir, config.vocab_size);
+  PromptFrame frame(*tokenizer, config.bos_token_id, p.options.prompt_template, "prompt_template");
+  return {std::move(tokenizer), std::move(frame)};
 }
 
 }  // namespace ctxbench::model

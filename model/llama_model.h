@@ -38,6 +38,7 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
+  const WeightStore& weights() const { return *store_; }
 
   // Opens a session per layer of `engine` (layout.layer tells the engine which layer it serves).
   Sequence start(const engines::Engine& engine, std::int64_t capacity, kernels::DType kv_dtype) const;

@@ -164,6 +164,12 @@ const TensorView* SafetensorsFile::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+std::uint64_t WeightStore::tensor_bytes() const {
+  std::uint64_t sum = 0;
+  for (const auto& [name, tensor] : tensors_) sum += tensor->bytes;
+  return sum;
+}
+
 WeightStore::WeightStore(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";

@@ -64,6 +64,8 @@ class WeightStore {
   const TensorView& get(const std::string& name, const std::vector<std::int64_t>& shape) const;
   // Where a missing tensor was looked for (the index or the single file).
   const std::string& source() const { return source_; }
+  // Bytes of every tensor's data: what the mapped weights occupy once read.
+  std::uint64_t tensor_bytes() const;
 
  private:
   std::string source_;

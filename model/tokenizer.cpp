@@ -456,7 +456,18 @@ void BpeTokenizer::encode_ordinary(std::string_view text, std::vector<int>& out)
   for (const std::string_view piece : split_pieces(nfc_ ? normalized : text, pattern_)) encode_piece(piece, out);
 }
 
-std::vector<int> BpeTokenizer::encode(std::string_view text) const {
+std::vector<int> BpeTokenizer::encode(std::string_view text) const { return encode_matching(text, true); }
+
+std::vector<int> BpeTokenizer::encode_text(std::string_view text) const { return encode_matching(text, false); }
+
+std::optional<int> BpeTokenizer::added_token(std::string_view content) const {
+  for (const AddedToken& a : added_) {
+    if (a.content == content) return a.id;
+  }
+  return std::nullopt;
+}
+
+std::vector<int> BpeTokenizer::encode_matching(std::string_view text, bool match_special) const {
   std::string prefixed;
   if (add_prefix_space_ && !text.empty() && text.front() != ' ') {
     prefixed.reserve(text.size() + 1);
@@ -470,7 +481,7 @@ std::vector<int> BpeTokenizer::encode(std::string_view text) const {
     const AddedToken* match = nullptr;
     for (const AddedToken& a : added_) {
       if (!starts_added_[static_cast<unsigned char>(text[i])]) break;
-      if (text.compare(i, a.content.size(), a.content) == 0) {
+      if ((match_special || !a.special) && text.compare(i, a.content.size(), a.content) == 0) {
         match = &a;
         break;
       }

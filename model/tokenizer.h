@@ -46,6 +46,9 @@ class BpeTokenizer final : public Tokenizer {
 
   std::string name() const override { return name_; }
   std::vector<int> encode(std::string_view text) const override;
+  // As HF tokenizers with split_special_tokens: added tokens marked special are not matched, the others are.
+  std::vector<int> encode_text(std::string_view text) const override;
+  std::optional<int> added_token(std::string_view content) const override;
   std::string decode(const std::vector<int>& tokens) const override;
   int vocab_size() const { return static_cast<int>(id_to_token_.size()); }
 
@@ -75,6 +78,7 @@ class BpeTokenizer final : public Tokenizer {
 
   static void parse_byte_level(const std::string& path, const nlohmann::json& doc, BpeTokenizer& tok);
   static void parse_sentencepiece(const std::string& path, const nlohmann::json& doc, BpeTokenizer& tok);
+  std::vector<int> encode_matching(std::string_view text, bool match_special) const;
   void encode_ordinary(std::string_view text, std::vector<int>& out) const;
   void encode_piece(std::string_view piece, std::vector<int>& out) const;
   void encode_sentencepiece(std::string_view text, std::vector<int>& out) const;

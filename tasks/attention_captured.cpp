@@ -105,13 +105,21 @@ struct CapturedParams : model::ModelChoice, AttentionDrive<8> {
 
   static ParamFields<CapturedParams> fields() {
     return with_attention_drive(
-        model::with_model_fields(ParamFields<CapturedParams>()
-                                     .field(&CapturedParams::layer, "layer",
-                                            "the model layer whose attention is captured (-1: the last)", {.min = -1})
-                                     .field(&CapturedParams::task, "task", "the text task whose prompt the model reads")
-                                     .field(&CapturedParams::task_params, "task_params",
-                                            "that task's parameters (its model parameters are this task's)")),
-        "measured positions at the end: the question's last tokens and the answer");
+               model::with_model_fields(
+                   ParamFields<CapturedParams>()
+                       .field(&CapturedParams::layer, "layer",
+                              "the model layer whose attention is captured (-1: the last)", {.min = -1})
+                       .field(&CapturedParams::task, "task", "the text task whose prompt the model reads")
+                       .field(&CapturedParams::task_params, "task_params",
+                              "that task's parameters (its model parameters are this task's)")),
+               "measured positions at the end: the question's last tokens and the answer")
+        .check([](const CapturedParams& p) {
+          if (!p.prompt_template.empty()) {
+            throw InputError(
+                "attention_captured.prompt_template: not supported: the captured attention is over the bare "
+                "prompt and its answer");
+          }
+        });
   }
 };
 

@@ -115,3 +115,29 @@ TEST_CASE("a Required parameter has no default: a suite must give it", "[core][p
                     "s.json: $.engines[0].params.url: required a string is missing");
   CHECK(fields.parse(resolve_params(fields.schema(), Json{{"url", "http://x"}}, "t")).url.value == "http://x");
 }
+
+namespace {
+
+struct Later {
+  int kept = 1;
+  std::string added = "none";
+
+  static ParamFields<Later> fields() {
+    return ParamFields<Later>()
+        .field(&Later::kept, "kept", "declared from the start")
+        .field(&Later::added, "added", "declared after suites were recorded", {.absent_by_default = true});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a parameter absent by default stays out of the resolved parameters until given", "[core][params]") {
+  const auto fields = Later::fields();
+  const Json defaults = resolve_params(fields.schema(), Json::object(), "t");
+  CHECK(defaults == Json{{"kept", 1}});  // what a cell key hashes: the same as before "added" existed
+  CHECK(fields.parse(defaults).added == "none");
+  const Json given = resolve_params(fields.schema(), Json{{"added", "x"}}, "t");
+  CHECK(given == Json{{"kept", 1}, {"added", "x"}});
+  CHECK(fields.parse(given).added == "x");
+  CHECK_THROWS_WITH(resolve_params(fields.schema(), Json{{"added", 3}}, "t"), Catch::Contains("t.added: expected"));
+}

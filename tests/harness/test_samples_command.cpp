@@ -28,8 +28,7 @@ std::vector<TextSample> task_samples(const std::string& task, const Json& given,
                                      std::uint64_t seed) {
   const auto& info = tasks::TaskRegistry::instance().get(task, "test");
   const Json params = resolve_params(info.params, given, "test");
-  const auto tokenizer =
-      model::open_tokenizer({{"model", params.at("model")}, {"rope_scaling", params.at("rope_scaling")}});
+  const auto tokenizer = model::open_tokenizer(model::model_params_of(params));
   return info.make_text_samples({params, length, depth, seed}, *tokenizer.tokenizer);
 }
 

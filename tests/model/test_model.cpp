@@ -263,9 +263,11 @@ TEST_CASE("generator: one session per layer, prefill in chunks, then one decode 
   CHECK(g.attention_seconds <= g.prefill_seconds + g.decode_seconds);
   CHECK(g.first_token_seconds >= g.prefill_seconds);
   const auto extra = gen.extra_measurements();
-  REQUIRE(extra.size() == 2);
+  REQUIRE(extra.size() == 4);
   CHECK(extra[0].metric == "keys_per_query");
   CHECK(extra[0].value() > 1.0);
+  CHECK(extra[2].metric == "memory_estimate_bytes");  // tests/model/test_memory_plan.cpp checks the values
+  CHECK(extra[3].metric == "peak_rss_bytes");
 }
 
 TEST_CASE("generator: greedy tokens are the reference's argmax, stop strings, EOS and max_new_tokens end it",

@@ -153,5 +153,10 @@ TEST_CASE("attention_captured: the source must be a text task", "[captured][mode
                     Catch::Contains("attention_captured.task: expected a text task"));
 }
 
+TEST_CASE("attention_captured: a prompt template is refused, not ignored", "[captured][model]") {
+  CHECK_THROWS_WITH(captured_problem(300, 50, {{"prompt_template", "Q: {prompt}"}}),
+                    Catch::Contains("attention_captured.prompt_template: not supported"));
+}
+
 }  // namespace
 }  // namespace ctxbench::testing

@@ -1,0 +1,323 @@
+#!/usr/bin/python3
+"""A Hugging Face Llama checkpoint as a GGUF file that llama.cpp runs (the llama.cpp peer, bench/peer_llamacpp.sh).
+
+    export_gguf.py CHECKPOINT_DIR OUT.gguf [--dtype keep|f32|f16|bf16]
+
+Reads CHECKPOINT_DIR/config.json, model.safetensors (or its index and shards) and tokenizer.json (without
+one: the bundled model's byte-level vocabulary, ids 0-255 the bytes, then BOS and EOS). Writes GGUF version 3
+with llama-architecture metadata. numpy only.
+
+What llama.cpp needs besides the tensors:
+- q_proj and k_proj rows in llama.cpp's rotary order: Hugging Face rotates the two halves of each head
+  (x[i], x[i + d/2]); llama.cpp's llama architecture rotates neighbours (x[2i], x[2i + 1]). Row i of the first
+  half of a head moves to row 2i, row i of the second half to row 2i + 1 (biases alike).
+- Llama 3.1 RoPE scaling as the rope_freqs tensor: per frequency pair, the factor llama.cpp divides the
+  frequency by, from the Hugging Face llama3 equations.
+- A byte-level BPE vocabulary (tokenizer.ggml.model "gpt2"): tokens in GPT-2's byte alphabet, merges, token
+  types, BOS and EOS. Ids past the tokenizer up to vocab_size are padding tokens. The peer is handed token ids,
+  so llama.cpp's own text tokenization (its pre-tokenizer) is never used; "default" is written.
+Matrices keep their dtype (--dtype keep) or are converted; 1-D tensors (norms, biases, rope_freqs) are f32, as
+llama.cpp's converter writes them. Model types other than llama (and mistral without an active sliding window),
+RoPE scaling other than none and llama3, and SentencePiece tokenizers are refused by name.
+"""
+
+import argparse
+import json
+import math
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ALIGNMENT = 32
+# GGUF metadata value types and GGML tensor types (gguf.md of the GGML project).
+UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
+GGML_TYPES = {"f32": 0, "f16": 1, "bf16": 30}
+TOKEN_NORMAL, TOKEN_CONTROL, TOKEN_UNUSED = 1, 3, 5
+
+
+def fail(message):
+    sys.exit(f"export_gguf.py: {message}")
+
+
+# ---- reading the checkpoint ------------------------------------------------------------------------
+
+
+def read_safetensors(path):
+    """name -> (dtype name, shape, raw bytes as a numpy array of the stored element type)"""
+    data = path.read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_size])
+    base = 8 + header_size
+    stored = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] not in stored:
+            fail(f"{path}: {name}: dtype {info['dtype']} (expected F32, F16 or BF16)")
+        begin, end = info["data_offsets"]
+        array = np.frombuffer(data, dtype=stored[info["dtype"]], count=(end - begin) // np.dtype(stored[info["dtype"]]).itemsize,
+                              offset=base + begin)
+        out[name] = (info["dtype"].lower(), tuple(info["shape"]), array.reshape(info["shape"]))
+    return out
+
+
+def read_weights(directory):
+    index = directory / "model.safetensors.index.json"
+    if not index.exists():
+        return read_safetensors(directory / "model.safetensors")
+    weights = {}
+    for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+        weights.update(read_safetensors(directory / shard))
+    return weights
+
+
+def as_f32(dtype, array):
+    if dtype == "bf16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(np.float32)
+
+
+def convert(dtype, array, target):
+    """The array in `target` (f32, f16, bf16: bf16 by rounding to nearest even), or as it is for keep."""
+    if target == "keep" or target == dtype:
+        return dtype, array
+    values = as_f32(dtype, array)
+    if target == "f32":
+        return "f32", values
+    if target == "f16":
+        return "f16", values.astype(np.float16)
+    bits = values.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return "bf16", rounded
+
+
+# ---- the model -------------------------------------------------------------------------------------
+
+
+def check_config(config, where):
+    model_type = config.get("model_type")
+    if model_type not in ("llama", "mistral"):
+        fail(f"{where}: model_type: {model_type!r} is not exported (llama and mistral are)")
+    window = config.get("sliding_window")
+    if model_type == "mistral" and window and window < config.get("max_position_embeddings", 0):
+        fail(f"{where}: sliding_window: {window} is active, and llama.cpp's llama architecture has no window")
+    scaling = config.get("rope_scaling") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind not in ("default", "llama3"):
+        fail(f"{where}: rope_scaling: type {kind!r} is not exported (none and llama3 are)")
+    if config.get("mlp_bias"):
+        fail(f"{where}: mlp_bias: true is not exported")
+    return kind
+
+
+def rotary_order(rows, heads):
+    """Rows [heads * d][...] from the rotate-half order to the neighbour order, head by head."""
+    head_dim = rows.shape[0] // heads
+    shaped = rows.reshape(heads, 2, head_dim // 2, *rows.shape[1:])
+    return shaped.swapaxes(1, 2).reshape(rows.shape)
+
+
+def llama3_factors(config, head_dim):
+    """Per frequency pair: what llama.cpp divides the frequency by (HF's _compute_llama3_parameters)."""
+    s = config["rope_scaling"]
+    factor, low, high = s["factor"], s.get("low_freq_factor", 1.0), s.get("high_freq_factor", 4.0)
+    old = s["original_max_position_embeddings"]
+    out = []
+    for i in range(0, head_dim, 2):
+        freq = 1.0 / (config.get("rope_theta", 10000.0) ** (i / head_dim))
+        wavelen = 2 * math.pi / freq
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def gguf_tensors(config, weights, target):
+    """(gguf name, dtype, array) in llama.cpp's names and order."""
+    layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads", heads)
+
+    def get(name):
+        if name not in weights:
+            fail(f"tensor {name} is missing")
+        return weights[name]
+
+    def vector(name):
+        dtype, _, array = get(name)
+        return "f32", as_f32(dtype, array)
+
+    out = [("token_embd.weight", *convert(get("model.embed_tokens.weight")[0], get("model.embed_tokens.weight")[2], target))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        for hf, gg, rotary_heads in (("self_attn.q_proj", "attn_q", heads), ("self_attn.k_proj", "attn_k", kv_heads),
+                                     ("self_attn.v_proj", "attn_v", None), ("self_attn.o_proj", "attn_output", None)):
+            dtype, _, array = get(p + hf + ".weight")
+            if rotary_heads:
+                array = rotary_order(array, rotary_heads)
+            out.append((f"blk.{i}.{gg}.weight", *convert(dtype, array, target)))
+            if p + hf + ".bias" in weights:
+                kind, bias = vector(p + hf + ".bias")
+                out.append((f"blk.{i}.{gg}.bias", kind, rotary_order(bias, rotary_heads) if rotary_heads else bias))
+        for hf, gg in (("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
+            dtype, _, array = get(p + hf + ".weight")
+            out.append((f"blk.{i}.{gg}.weight", *convert(dtype, array, target)))
+        out.append((f"blk.{i}.attn_norm.weight", *vector(p + "input_layernorm.weight")))
+        out.append((f"blk.{i}.ffn_norm.weight", *vector(p + "post_attention_layernorm.weight")))
+    out.append(("output_norm.weight", *vector("model.norm.weight")))
+    if not config.get("tie_word_embeddings", False):
+        out.append(("output.weight", *convert(get("lm_head.weight")[0], get("lm_head.weight")[2], target)))
+    return out
+
+
+# ---- the tokenizer ---------------------------------------------------------------------------------
+
+
+def byte_alphabet():
+    """GPT-2's printable stand-in for each byte (the byte-level BPE alphabet)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    mapping, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            mapping[b] = chr(b)
+        else:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def vocabulary(directory, config):
+    """(tokens, token types, merges) over vocab_size ids."""
+    size = config["vocab_size"]
+    tokens, types, merges = [None] * size, [TOKEN_UNUSED] * size, []
+    path = directory / "tokenizer.json"
+    if path.exists():
+        doc = json.loads(path.read_text())
+        model = doc["model"]
+        if model.get("type") != "BPE" or model.get("byte_fallback"):
+            fail(f"{path}: model: only byte-level BPE tokenizers are exported (SentencePiece-style is not)")
+        for token, i in model["vocab"].items():
+            tokens[i], types[i] = token, TOKEN_NORMAL
+        merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+        for added in doc.get("added_tokens", []):
+            tokens[added["id"]] = added["content"]
+            types[added["id"]] = TOKEN_CONTROL if added.get("special") else TOKEN_NORMAL
+    else:  # the bundled model: ids 0-255 are the bytes
+        for b, symbol in byte_alphabet().items():
+            tokens[b], types[b] = symbol, TOKEN_NORMAL
+        for name, key in (("<s>", "bos_token_id"), ("</s>", "eos_token_id")):
+            if config.get(key) is not None:
+                tokens[config[key]], types[config[key]] = name, TOKEN_CONTROL
+    for i, token in enumerate(tokens):
+        if token is None:
+            tokens[i] = f"[PAD{i}]"
+    return tokens, types, merges
+
+
+# ---- writing GGUF ----------------------------------------------------------------------------------
+
+
+def gguf_string(text):
+    raw = text.encode("utf-8")
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def gguf_value(kind, value):
+    if kind == STRING:
+        return gguf_string(value)
+    return struct.pack({UINT32: "<I", INT32: "<i", FLOAT32: "<f", BOOL: "<?"}[kind], value)
+
+
+def metadata_entry(key, kind, value, element=None):
+    out = gguf_string(key) + struct.pack("<I", kind)
+    if kind == ARRAY:
+        out += struct.pack("<IQ", element, len(value)) + b"".join(gguf_value(element, v) for v in value)
+    else:
+        out += gguf_value(kind, value)
+    return out
+
+
+def metadata(config, directory):
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    tokens, types, merges = vocabulary(directory, config)
+    entries = [
+        ("general.architecture", STRING, "llama"),
+        ("general.name", STRING, directory.resolve().name),
+        ("general.alignment", UINT32, ALIGNMENT),
+        ("llama.context_length", UINT32, config.get("max_position_embeddings", 2048)),
+        ("llama.embedding_length", UINT32, config["hidden_size"]),
+        ("llama.block_count", UINT32, config["num_hidden_layers"]),
+        ("llama.feed_forward_length", UINT32, config["intermediate_size"]),
+        ("llama.attention.head_count", UINT32, heads),
+        ("llama.attention.head_count_kv", UINT32, config.get("num_key_value_heads", heads)),
+        ("llama.attention.key_length", UINT32, head_dim),
+        ("llama.attention.value_length", UINT32, head_dim),
+        ("llama.attention.layer_norm_rms_epsilon", FLOAT32, config.get("rms_norm_eps", 1e-6)),
+        ("llama.rope.freq_base", FLOAT32, config.get("rope_theta", 10000.0)),
+        ("llama.rope.dimension_count", UINT32, head_dim),
+        ("llama.vocab_size", UINT32, config["vocab_size"]),
+        ("tokenizer.ggml.model", STRING, "gpt2"),
+        ("tokenizer.ggml.pre", STRING, "default"),
+        ("tokenizer.ggml.tokens", ARRAY, tokens, STRING),
+        ("tokenizer.ggml.token_type", ARRAY, types, INT32),
+        ("tokenizer.ggml.merges", ARRAY, merges, STRING),
+    ]
+    for key, field in (("bos", "bos_token_id"), ("eos", "eos_token_id")):
+        value = config.get(field)
+        if isinstance(value, list):
+            value = value[0]
+        if value is not None:
+            entries.append((f"tokenizer.ggml.{key}_token_id", UINT32, value))
+    entries.append(("tokenizer.ggml.add_bos_token", BOOL, False))  # the ids handed over carry it already
+    return entries, head_dim
+
+
+def write_gguf(out, entries, tensors):
+    header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(entries))
+    header += b"".join(metadata_entry(key, kind, value, *rest) for key, kind, value, *rest in entries)
+    infos, blobs, offset = b"", [], 0
+    for name, dtype, array in tensors:
+        data = np.ascontiguousarray(array).tobytes()
+        # GGML lists dimensions innermost first: numpy's shape reversed.
+        infos += gguf_string(name) + struct.pack("<I", array.ndim)
+        infos += b"".join(struct.pack("<Q", n) for n in reversed(array.shape))
+        infos += struct.pack("<IQ", GGML_TYPES[dtype], offset)
+        padding = -len(data) % ALIGNMENT
+        blobs.append(data + b"\0" * padding)
+        offset += len(data) + padding
+    prefix = header + infos
+    with open(out, "wb") as f:
+        f.write(prefix + b"\0" * (-len(prefix) % ALIGNMENT))
+        for blob in blobs:
+            f.write(blob)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--dtype", choices=["keep", "f32", "f16", "bf16"], default="keep",
+                        help="the matrices' dtype (keep: as stored)")
+    args = parser.parse_args()
+    config_path = args.checkpoint / "config.json"
+    if not config_path.exists():
+        fail(f"{config_path}: not found")
+    config = json.loads(config_path.read_text())
+    rope_kind = check_config(config, config_path)
+    entries, head_dim = metadata(config, args.checkpoint)
+    tensors = gguf_tensors(config, read_weights(args.checkpoint), args.dtype)
+    if rope_kind == "llama3":
+        tensors.insert(1, ("rope_freqs.weight", "f32", llama3_factors(config, head_dim)))
+    write_gguf(args.out, entries, tensors)
+    print(f"export_gguf.py: {args.out}: {len(tensors)} tensors, {args.out.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
