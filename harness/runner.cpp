@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "core/metrics.h"
 #include "engines/engine.h"
@@ -11,6 +12,7 @@
 #include "harness/environment.h"
 #include "harness/interrupt.h"
 #include "harness/isolation.h"
+#include "harness/machine_load.h"
 #include "harness/progress.h"
 #include "model/backend.h"
 #include "tasks/task.h"
@@ -90,12 +92,18 @@ int stored_among(const std::vector<Cell>& cells, const std::set<std::string>& ke
       std::count_if(cells.begin(), cells.end(), [&](const Cell& c) { return keys.contains(c.key); }));
 }
 
-// Refuses to go on with a run that is still running, or whose suite differs from the one given, unless allowed.
-void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allow_suite_change) {
-  const auto run = store.run(run_id);
-  if (run->status == "running") {
-    throw InputError(fmt::format("{}: run {} of suite \"{}\" is still running (on host {}); wait for it, or stop it",
-                                 store.path(), run_id, suite.name, run->host));
+// Refuses to go on with a run whose process still lives, or whose suite differs from the one given, unless
+// allowed. A run left `running` on another host cannot be told from a live one; it is taken over (a Slurm task
+// killed past its grace period and resubmitted on another node), with a word in the log.
+void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allow_suite_change, std::FILE* log) {
+  if (store.run(run_id)->status == "running") {
+    const ProcessIdentity owner = store.run_owner(run_id);
+    if (process_alive(owner) == true) {
+      throw InputError(fmt::format("{}: run {} of suite \"{}\" is still running (process {}); wait for it, or stop it",
+                                   store.path(), run_id, suite.name, owner.pid));
+    }
+    fmt::print(log, "run {} was left running by process {} on host {}; taking it over\n", run_id, owner.pid,
+               owner.host);
   }
   const std::string differences = suite_differences(store.suite_document(run_id), suite);
   if (!differences.empty() && !allow_suite_change) {
@@ -112,6 +120,7 @@ void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allo
 bool run_and_store(const Cell& cell, const Suite& suite, Store& store, const RunOptions& options, RunSummary& summary,
                    Progress& progress, const std::string& what) {
   Stopwatch watch;
+  const MachineLoad load_before = sample_load();
   CellOutput output;
   std::string error;
   try {
@@ -124,9 +133,13 @@ bool run_and_store(const Cell& cell, const Suite& suite, Store& store, const Run
     ++summary.failed;
   }
   const double seconds = watch.seconds();
+  const MachineLoad load = worst(load_before, sample_load());
   store.save_cell(summary.run_id, cell, error.empty() ? "ok" : "failed", error, seconds, output.measurements,
-                  output.samples);
-  progress.cell_done(error.empty() ? what : what + ": " + error, error.empty(), seconds);
+                  output.samples, load);
+  const std::string flagged = load.under_load(static_cast<int>(std::thread::hardware_concurrency()))
+                                  ? " [timed under load: " + load.describe() + "]"
+                                  : "";
+  progress.cell_done((error.empty() ? what : what + ": " + error) + flagged, error.empty(), seconds);
   return true;
 }
 
@@ -153,7 +166,7 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
   std::set<std::string> done;
   if (previous) {
     summary.run_id = *previous;
-    resume_run(suite, store, *previous, options.allow_suite_change);
+    resume_run(suite, store, *previous, options.allow_suite_change, options.log);
     for (auto& key : store.finished_keys(*previous)) done.insert(std::move(key));
     fmt::print(options.log, "resuming run {} of suite \"{}\": {} of {} cells already stored\n", summary.run_id,
                suite.name, stored_among(cells, done), cells.size());

@@ -136,6 +136,8 @@ void print_conclusion(const Comparison& c) {
   fmt::print("accuracy: {}\n", accuracy_down + accuracy_up == 0
                                    ? std::string("unchanged")
                                    : fmt::format("lower in {} cells, higher in {}", accuracy_down, accuracy_up));
+  if (const auto loaded = cells_timed_under_load(c); !loaded.empty())
+    fmt::print("warning: timed under load: {}; timing changes may be the load's\n", loaded);
   fmt::print("memory held: {}\n", memory_changed ? fmt::format("changed in {} cells", memory_changed) : "unchanged");
   if (slower + faster + accuracy_down + accuracy_up + memory_changed == 0 && c.newly_failed.empty() && c.fixed.empty())
     fmt::print("no significant change\n");

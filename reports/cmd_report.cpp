@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
@@ -56,6 +57,12 @@ void print_run(Store& store, std::int64_t id) {
   if (cells.empty()) {
     fmt::print("  run {} stored no cells (status: {}): nothing to report yet\n\n", id, run.status);
     return;
+  }
+  const auto loaded = std::count_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
+  if (loaded) {
+    const auto first = std::find_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
+    fmt::print("  warning: {} of {} cells were timed under load (first: {}); their timings are not comparable\n\n",
+               loaded, cells.size(), first->load ? first->load->describe() : "");
   }
   std::map<std::tuple<std::string, std::string, int>, std::vector<const CellRecord*>> groups;
   std::vector<const CellRecord*> failed;

@@ -549,6 +549,20 @@ std::string all_metrics(const RunView& v) {
               "<details><summary>Show the table</summary>" + tables + "</details>");
 }
 
+// Timings taken while other work competed for the machine are named before any chart shows them.
+std::string load_notice(const RunView& v) {
+  std::vector<std::string> loaded;
+  for (const auto& c : v.cells) {
+    if (c.under_load)
+      loaded.push_back(fmt::format("{} / {} T={} ({})", c.engine, c.task, c.context_length,
+                                   c.load ? c.load->describe() : "no figures"));
+  }
+  if (loaded.empty()) return "";
+  return fmt::format(
+      R"(<p class="notice bad">{} of {} cells were timed under load; their timings are not comparable: {}.</p>)",
+      loaded.size(), v.cells.size(), html_escape(fmt::format("{}", fmt::join(loaded, "; "))));
+}
+
 std::string run_section(Store& store, std::int64_t id) {
   const RunView v(store, id);
   std::string body = metadata(v);
@@ -560,7 +574,7 @@ std::string run_section(Store& store, std::int64_t id) {
         R"(<p class="notice bad">All {} cells of run {} failed, so there is nothing to chart; their errors are listed below.</p>)",
         v.failed.size(), id);
   }
-  body += accuracy_table(v) + heatmaps(v) + speed(v) + memory(v) + failures(v) + all_metrics(v);
+  body += load_notice(v) + accuracy_table(v) + heatmaps(v) + speed(v) + memory(v) + failures(v) + all_metrics(v);
   return fmt::format(R"(<section class="run" id="run-{}"><h2>Run {} · {}</h2>{}</section>)", id, id,
                      html_escape(v.run.suite), body);
 }
