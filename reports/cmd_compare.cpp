@@ -12,6 +12,7 @@ namespace {
 
 // What `compare` prints per cell by default: judged timings, memory held and accuracy.
 bool headline(const MetricDelta& d, const CellRecord& cell) {
+  if (d.metric == "speedup") return true;  // paired, over the suite's baseline engine
   // Timings of every repetition, judged or not (1-repetition runs are shown, marked "not judged"); the engine's
   // own single-valued split of a repeated cell is not.
   if (d.info.kind == MetricKind::time)
@@ -20,7 +21,9 @@ bool headline(const MetricDelta& d, const CellRecord& cell) {
   return d.info.kind == MetricKind::accuracy && accuracy_measurement(cell) == d.after;
 }
 
-std::string shown(const MetricDelta& d, const Measurement& m) {
+// A paired speedup is shown with its interval.
+std::string shown(const MetricDelta& d, const CellRecord& cell, const Measurement& m) {
+  if (d.metric == "speedup") return paired_speedup_text(cell);
   return d.info.kind == MetricKind::accuracy ? fmt::format("{:.2f}%", accuracy_points(m))
                                              : format_value(m.value(), d.unit);
 }
@@ -151,8 +154,8 @@ void print_cells(const Comparison& c, bool all_metrics) {
     for (const auto& d : pair.deltas) {
       if (!all_metrics && !headline(d, cell)) continue;
       fmt::print("{:<16} {:<18} {:>8} {:>6} {:>4}  {:<26} {:>12} {:>12} {:>9}  {}\n", cell.engine, cell.task,
-                 cell.context_length, cell.depth, cell.seed, d.metric, shown(d, *d.before), shown(d, *d.after),
-                 change(d), judgement(d));
+                 cell.context_length, cell.depth, cell.seed, d.metric, shown(d, *pair.before, *d.before),
+                 shown(d, *pair.after, *d.after), change(d), judgement(d));
     }
   }
   std::map<std::string, std::string> differing;
