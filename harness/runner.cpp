@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -42,6 +43,7 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
   Measurement prefill = make_measurement("prefill_seconds"), first = make_measurement("first_token_seconds");
   Measurement decode = make_measurement("decode_seconds_per_token"), share = make_measurement("attention_share");
   double score_sum = 0;
+  bool decode_unmeasured = false;  // a sample generated several tokens without their times
   // Generating tasks hand over every sample at once (a remote engine keeps several requests in flight); tasks
   // that evaluate without generating (perplexity) go sample by sample.
   std::vector<Generation> generations;
@@ -70,7 +72,9 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
     generated.repetitions.push_back(g.generated_tokens);
     prefill.repetitions.push_back(g.prefill_seconds);
     first.repetitions.push_back(g.first_token_seconds);
-    if (g.generated_tokens > 1) decode.repetitions.push_back(g.decode_seconds / (g.generated_tokens - 1));
+    if (g.generated_tokens > 1 && std::isfinite(g.decode_seconds))
+      decode.repetitions.push_back(g.decode_seconds / (g.generated_tokens - 1));
+    decode_unmeasured |= g.generated_tokens > 1 && !std::isfinite(g.decode_seconds);
     const double total = g.prefill_seconds + g.decode_seconds;
     if (total > 0 && g.attention_seconds > 0) share.repetitions.push_back(g.attention_seconds / total);
   }
@@ -81,6 +85,8 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
                       generated,
                       prefill,
                       first};
+  // Not measured for any sample: stored as NULL (shown "-"), never as a time of 0.
+  if (decode.repetitions.empty() && decode_unmeasured) decode.repetitions = {kNotMeasured};
   for (auto* m : {&decode, &share}) {
     if (!m->repetitions.empty()) out.measurements.push_back(*m);
   }
