@@ -152,8 +152,9 @@ TEST_CASE("a remote cell stores its time to first token below the total, and no 
   REQUIRE(testing::run_shell(testing::ctxbench_binary() + " export --format json --run " +
                                  std::to_string(whole.run_id) + " --db " + dir.file("t.db"),
                              &report) == 0);
+  const Json exported = Json::parse(report);  // named: a temporary would die before the loop below reads it
   bool found = false;
-  for (const auto& row : Json::parse(report)["runs"][0]["results"]) {
+  for (const auto& row : exported["runs"][0]["results"]) {
     if (row["metric"] != "decode_seconds_per_token") continue;
     found = true;
     CHECK(row["value"].is_null());
