@@ -25,6 +25,10 @@ const Metric kBuiltIn[] = {
     {"output_rel_error", "ratio", lower, "Output relative error"},
     {"attention_recall", "ratio", higher, "Attention mass recall"},
     {"needle_recall", "ratio", higher, "Needle recall"},
+    // Paired timing (harness/runner.cpp): the baseline engine's time over this engine's, per repetition pair.
+    {"speedup", "x", higher, "Speedup over the baseline engine (median of paired ratios)"},
+    {"speedup_low", "x", neither, "Speedup, 95% interval low"},
+    {"speedup_high", "x", neither, "Speedup, 95% interval high"},
     // Engines' own (extra_measurements).
     {"mask_key_bytes_read", "B", lower, "Key bytes read by mask selection"},
     {"mask_builds", "calls", neither, "Mask builds"},

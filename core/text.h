@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,12 +40,16 @@ struct TextSample {
   Json extra;                     // task-specific scoring inputs (e.g. all_classes, length)
 };
 
+// A time a generator could not measure (a remote reply that did not stream token by token): stored as NULL and
+// shown "-", never as 0.
+inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+
 struct Generation {
   std::string text;
   int prompt_tokens = 0;
   int generated_tokens = 0;
   double prefill_seconds = 0;      // whole prompt, including attention
-  double decode_seconds = 0;       // all generated tokens after the first
+  double decode_seconds = 0;       // all generated tokens after the first; kNotMeasured when not measured
   double attention_seconds = 0;    // attention's share of prefill + decode (0: unknown, e.g. remote servers)
   double first_token_seconds = 0;  // time to first token as the caller saw it
 };

@@ -177,6 +177,49 @@ void round_to_stored_precision(AttentionProblem& p) {
   }
 }
 
+// One engine's repetitions: the timed phase and the observe call of each, and the last repetition in whole (the
+// keys, bytes and fidelity are the same in every repetition).
+struct Timings {
+  explicit Timings(Phase phase)
+      : time(make_measurement(phase == Phase::prefill ? "prefill_seconds" : "decode_seconds_per_step")),
+        observe(make_measurement("observe_seconds")) {}
+
+  void add(RepetitionResult r, const AttentionProblem& p) {
+    time.repetitions.push_back(p.phase == Phase::prefill ? r.seconds : r.seconds / p.queries);
+    observe.repetitions.push_back(r.observe_seconds);
+    last = std::move(r);
+  }
+
+  Measurement time, observe;
+  RepetitionResult last;
+};
+
+std::vector<Measurement> measurements_of(const AttentionProblem& p, const Timings& t) {
+  const auto& last = t.last;
+  const auto& s = last.stats;
+  const Fidelity quality = fidelity(p, last);
+  const double bytes_per_token = 2.0 * p.layout.heads_kv * p.layout.head_dim * kernels::dtype_bytes(p.layout.kv_dtype);
+  std::vector<Measurement> out = {
+      t.time,
+      make_measurement("mask_seconds", {s.mask_seconds}),
+      make_measurement("attention_seconds", {s.attention_seconds}),
+      make_measurement("keys_attended_mean",
+                       {last.recall.rows ? static_cast<double>(last.recall.keys) / last.recall.rows : 0.0}),
+      make_measurement("keys_attended_max", {static_cast<double>(last.recall.keys_max)}),
+      make_measurement("kv_bytes_read", {static_cast<double>(s.kv_bytes_read - last.observe_bytes_read)}),
+      make_measurement("kv_bytes_resident", {static_cast<double>(s.kv_bytes_resident)}),
+      make_measurement("kv_bytes_full", {bytes_per_token * p.tokens}),
+      make_measurement("output_rel_error", {quality.output_error}),
+      make_measurement("attention_recall", {quality.attention_recall}),
+  };
+  if (p.phase == Phase::decode && p.observe > 0) out.push_back(t.observe);
+  out.insert(out.end(), last.extra.begin(), last.extra.end());
+  if (last.recall.total > 0) {
+    out.push_back(make_measurement("needle_recall", {static_cast<double>(last.recall.hits) / last.recall.total}));
+  }
+  return out;
+}
+
 }  // namespace
 
 double relative_l2_error(const std::vector<float>& actual, const std::vector<double>& expected) {
@@ -192,41 +235,26 @@ double relative_l2_error(const std::vector<float>& actual, const std::vector<dou
 
 std::vector<Measurement> run_attention_problem(const engines::Engine& engine, const AttentionProblem& problem,
                                                int repetitions, int warmup) {
+  return run_attention_problem_paired({&engine}, problem, repetitions, warmup).at(0);
+}
+
+std::vector<std::vector<Measurement>> run_attention_problem_paired(const std::vector<const engines::Engine*>& engines,
+                                                                   const AttentionProblem& problem, int repetitions,
+                                                                   int warmup) {
   if (problem.queries < 1 || problem.queries > problem.tokens) {
     throw std::invalid_argument("attention problem: queries must be in [1, tokens]");
   }
   AttentionProblem p = problem;
   round_to_stored_precision(p);
-  Measurement time = make_measurement(p.phase == Phase::prefill ? "prefill_seconds" : "decode_seconds_per_step");
-  Measurement observe = make_measurement("observe_seconds");
-  RepetitionResult last;
-  for (int rep = 0; rep < warmup; ++rep) run_once(engine, p);
+  std::vector<Timings> timings(engines.size(), Timings(p.phase));
+  for (int rep = 0; rep < warmup; ++rep) {
+    for (const auto* engine : engines) run_once(*engine, p);
+  }
   for (int rep = 0; rep < std::max(1, repetitions); ++rep) {
-    last = run_once(engine, p);
-    time.repetitions.push_back(p.phase == Phase::prefill ? last.seconds : last.seconds / p.queries);
-    observe.repetitions.push_back(last.observe_seconds);
+    for (std::size_t e = 0; e < engines.size(); ++e) timings[e].add(run_once(*engines[e], p), p);
   }
-  const auto& s = last.stats;
-  const Fidelity quality = fidelity(p, last);
-  const double bytes_per_token = 2.0 * p.layout.heads_kv * p.layout.head_dim * kernels::dtype_bytes(p.layout.kv_dtype);
-  std::vector<Measurement> out = {
-      time,
-      make_measurement("mask_seconds", {s.mask_seconds}),
-      make_measurement("attention_seconds", {s.attention_seconds}),
-      make_measurement("keys_attended_mean",
-                       {last.recall.rows ? static_cast<double>(last.recall.keys) / last.recall.rows : 0.0}),
-      make_measurement("keys_attended_max", {static_cast<double>(last.recall.keys_max)}),
-      make_measurement("kv_bytes_read", {static_cast<double>(s.kv_bytes_read - last.observe_bytes_read)}),
-      make_measurement("kv_bytes_resident", {static_cast<double>(s.kv_bytes_resident)}),
-      make_measurement("kv_bytes_full", {bytes_per_token * p.tokens}),
-      make_measurement("output_rel_error", {quality.output_error}),
-      make_measurement("attention_recall", {quality.attention_recall}),
-  };
-  if (p.phase == Phase::decode && p.observe > 0) out.push_back(observe);
-  out.insert(out.end(), last.extra.begin(), last.extra.end());
-  if (last.recall.total > 0) {
-    out.push_back(make_measurement("needle_recall", {static_cast<double>(last.recall.hits) / last.recall.total}));
-  }
+  std::vector<std::vector<Measurement>> out;
+  for (const auto& t : timings) out.push_back(measurements_of(p, t));
   return out;
 }
 

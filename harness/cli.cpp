@@ -6,6 +6,7 @@
 
 #include "core/command.h"
 #include "harness/environment.h"
+#include "harness/store.h"
 
 namespace ctxbench {
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/source_tree.h"
+#include "harness/store.h"
 
 namespace ctxbench {
 namespace {

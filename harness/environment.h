@@ -4,9 +4,9 @@
 #include <optional>
 #include <string>
 
-#include "harness/store.h"
-
 namespace ctxbench {
+
+struct RunInfo;  // harness/store.h
 
 // This machine and build: git commit of the source tree, compiler, CPU model, cores, memory.
 RunInfo current_environment();

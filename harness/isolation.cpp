@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <new>
 
 #include "core/timer.h"
@@ -31,7 +32,8 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
-[[noreturn]] void child_main(const Cell& cell, const Limits& limits, int fd, pid_t parent, const sigset_t& mask) {
+[[noreturn]] void child_main(const std::function<Json()>& work, const Limits& limits, int fd, pid_t parent,
+                             const sigset_t& mask) {
   // A crash must end this process with its signal (which the parent reports), not run a handler inherited
   // from the parent (a test framework's, say).
   for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
@@ -49,7 +51,7 @@ void write_all(int fd, const std::string& data) {
   }
   Json message;
   try {
-    message = {{"ok", cell_output_to_json(run_cell(cell))}};
+    message = {{"ok", work()}};
   } catch (const std::bad_alloc&) {
     message = {
         {"error", fmt::format("exceeded the memory budget of {} MB (allocation failed)", limits.cell_memory_mb)}};
@@ -112,7 +114,10 @@ CellOutput cell_output_from_json(const Json& json) {
   return out;
 }
 
-CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
+namespace {
+
+// Runs `work` in a child process under the limits and returns what it returned.
+Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
   std::fflush(nullptr);
@@ -126,7 +131,7 @@ CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
   const pid_t child = fork();
   if (child == 0) {
     close(fds[0]);
-    child_main(cell, limits, fds[1], parent, previous);
+    child_main(work, limits, fds[1], parent, previous);
   }
   sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (child < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
@@ -170,7 +175,28 @@ CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
   const Json message = Json::parse(data, nullptr, false);
   if (message.is_discarded()) throw std::runtime_error("the cell's process sent an unreadable result");
   if (message.contains("error")) throw std::runtime_error(message.at("error").get<std::string>());
-  return cell_output_from_json(message.at("ok"));
+  return message.at("ok");
+}
+
+}  // namespace
+
+CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
+  return cell_output_from_json(run_in_child([&] { return cell_output_to_json(run_cell(cell)); }, limits));
+}
+
+std::vector<CellOutput> run_cells_paired_isolated(const std::vector<Cell>& cells, const Limits& limits) {
+  Limits together = limits;
+  together.cell_seconds *= static_cast<double>(cells.size());
+  const Json outputs = run_in_child(
+      [&] {
+        Json out = Json::array();
+        for (const auto& output : run_cells_paired(cells)) out.push_back(cell_output_to_json(output));
+        return out;
+      },
+      together);
+  std::vector<CellOutput> out;
+  for (const auto& output : outputs) out.push_back(cell_output_from_json(output));
+  return out;
 }
 
 }  // namespace ctxbench

@@ -16,6 +16,8 @@ struct CellAbandoned : std::runtime_error {
 // Throws CellAbandoned, or std::runtime_error describing what went wrong (time budget, memory budget, signal, exit
 // status).
 CellOutput run_cell_isolated(const Cell& cell, const Limits& limits);
+// run_cells_paired in one child process; the time budget is that of the cells together.
+std::vector<CellOutput> run_cells_paired_isolated(const std::vector<Cell>& cells, const Limits& limits);
 
 Json cell_output_to_json(const CellOutput& output);
 CellOutput cell_output_from_json(const Json& json);

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <set>
 
 #include "core/metrics.h"
@@ -11,6 +13,8 @@
 #include "harness/environment.h"
 #include "harness/interrupt.h"
 #include "harness/isolation.h"
+#include "harness/machine_load.h"
+#include "harness/paired_timing.h"
 #include "harness/progress.h"
 #include "model/backend.h"
 #include "tasks/task.h"
@@ -42,6 +46,7 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
   Measurement prefill = make_measurement("prefill_seconds"), first = make_measurement("first_token_seconds");
   Measurement decode = make_measurement("decode_seconds_per_token"), share = make_measurement("attention_share");
   double score_sum = 0;
+  bool decode_unmeasured = false;  // a sample generated several tokens without their times
   // Generating tasks hand over every sample at once (a remote engine keeps several requests in flight); tasks
   // that evaluate without generating (perplexity) go sample by sample.
   std::vector<Generation> generations;
@@ -70,7 +75,9 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
     generated.repetitions.push_back(g.generated_tokens);
     prefill.repetitions.push_back(g.prefill_seconds);
     first.repetitions.push_back(g.first_token_seconds);
-    if (g.generated_tokens > 1) decode.repetitions.push_back(g.decode_seconds / (g.generated_tokens - 1));
+    if (g.generated_tokens > 1 && std::isfinite(g.decode_seconds))
+      decode.repetitions.push_back(g.decode_seconds / (g.generated_tokens - 1));
+    decode_unmeasured |= g.generated_tokens > 1 && !std::isfinite(g.decode_seconds);
     const double total = g.prefill_seconds + g.decode_seconds;
     if (total > 0 && g.attention_seconds > 0) share.repetitions.push_back(g.attention_seconds / total);
   }
@@ -81,6 +88,8 @@ CellOutput run_text_cell(const Cell& cell, const engines::EngineInfo& engine_inf
                       generated,
                       prefill,
                       first};
+  // Not measured for any sample: stored as NULL (shown "-"), never as a time of 0.
+  if (decode.repetitions.empty() && decode_unmeasured) decode.repetitions = {kNotMeasured};
   for (auto* m : {&decode, &share}) {
     if (!m->repetitions.empty()) out.measurements.push_back(*m);
   }
@@ -93,12 +102,18 @@ int stored_among(const std::vector<Cell>& cells, const std::set<std::string>& ke
       std::count_if(cells.begin(), cells.end(), [&](const Cell& c) { return keys.contains(c.key); }));
 }
 
-// Refuses to go on with a run that is still running, or whose suite differs from the one given, unless allowed.
-void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allow_suite_change) {
-  const auto run = store.run(run_id);
-  if (run->status == "running") {
-    throw InputError(fmt::format("{}: run {} of suite \"{}\" is still running (on host {}); wait for it, or stop it",
-                                 store.path(), run_id, suite.name, run->host));
+// Refuses to go on with a run whose process still lives, or whose suite differs from the one given, unless
+// allowed. A run left `running` on another host cannot be told from a live one; it is taken over (a Slurm task
+// killed past its grace period and resubmitted on another node), with a word in the log.
+void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allow_suite_change, std::FILE* log) {
+  if (store.run(run_id)->status == "running") {
+    const ProcessIdentity owner = store.run_owner(run_id);
+    if (process_alive(owner) == true) {
+      throw InputError(fmt::format("{}: run {} of suite \"{}\" is still running (process {}); wait for it, or stop it",
+                                   store.path(), run_id, suite.name, owner.pid));
+    }
+    fmt::print(log, "run {} was left running by process {} on host {}; taking it over\n", run_id, owner.pid,
+               owner.host);
   }
   const std::string differences = suite_differences(store.suite_document(run_id), suite);
   if (!differences.empty() && !allow_suite_change) {
@@ -111,26 +126,113 @@ void resume_run(const Suite& suite, Store& store, std::int64_t run_id, bool allo
   store.claim_run(run_id);
 }
 
+// Stores a cell that ran (ok, or failed with `error`) with the machine's load while it ran, and reports it.
+void store_cell(const Cell& cell, const CellOutput& output, const std::string& error, double seconds,
+                const MachineLoad& load, Store& store, RunSummary& summary, Progress& progress) {
+  if (!error.empty()) ++summary.failed;
+  store.save_cell(summary.run_id, cell, error.empty() ? "ok" : "failed", error, seconds, output.measurements,
+                  output.samples, load);
+  const std::string flagged = load.under_load_here() ? " [timed under load: " + load.describe() + "]" : "";
+  progress.cell_done(describe_cell(cell) + (error.empty() ? "" : ": " + error) + flagged, error.empty(), seconds);
+}
+
 // Runs one cell and stores it; false when a second signal abandoned it (nothing stored).
 bool run_and_store(const Cell& cell, const Suite& suite, Store& store, const RunOptions& options, RunSummary& summary,
-                   Progress& progress, const std::string& what) {
+                   Progress& progress) {
   Stopwatch watch;
+  const MachineLoad load_before = sample_load();
   CellOutput output;
   std::string error;
   try {
     output = options.isolate ? run_cell_isolated(cell, suite.limits) : run_cell(cell);
   } catch (const CellAbandoned&) {
-    progress.cell_done(what + ": abandoned", false, watch.seconds());
+    progress.cell_done(describe_cell(cell) + ": abandoned", false, watch.seconds());
     return false;
   } catch (const std::exception& e) {
     error = e.what();
-    ++summary.failed;
   }
-  const double seconds = watch.seconds();
-  store.save_cell(summary.run_id, cell, error.empty() ? "ok" : "failed", error, seconds, output.measurements,
-                  output.samples);
-  progress.cell_done(error.empty() ? what : what + ": " + error, error.empty(), seconds);
+  store_cell(cell, output, error, watch.seconds(), worst(load_before, sample_load()), store, summary, progress);
   return true;
+}
+
+// The timed phase of an attention-level cell.
+const Measurement& phase_time(const CellOutput& output) {
+  for (const auto& m : output.measurements) {
+    if (m.metric == "prefill_seconds" || m.metric == "decode_seconds_per_step") return m;
+  }
+  throw std::logic_error("an attention-level cell without its phase's time");
+}
+
+// Each cell's speedup over the group's baseline engine: the median of its paired repetition ratios, with the
+// bootstrap interval. Nothing when the baseline engine is not in the group.
+void add_speedups(const std::vector<Cell>& group, const std::string& baseline, std::vector<CellOutput>& outputs) {
+  const auto base = std::find_if(group.begin(), group.end(), [&](const Cell& c) { return c.engine.label == baseline; });
+  if (base == group.end()) return;
+  const std::vector<double> base_times = phase_time(outputs[base - group.begin()]).repetitions;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (group[i].engine.label == baseline) continue;
+    const PairedSpeedup s = paired_speedup(base_times, phase_time(outputs[i]).repetitions);
+    outputs[i].measurements.push_back(make_measurement("speedup", s.ratios));
+    outputs[i].measurements.push_back(make_measurement("speedup_low", {s.low}));
+    outputs[i].measurements.push_back(make_measurement("speedup_high", {s.high}));
+  }
+}
+
+// Runs cells that differ only by engine with their repetitions taking turns, and stores each whole. When the
+// paired run fails (one engine's crash or budget overrun would fail its partners), each cell runs alone instead.
+// False when a second signal abandoned them.
+bool run_and_store_group(const std::vector<Cell>& group, const Suite& suite, Store& store, const RunOptions& options,
+                         RunSummary& summary, Progress& progress) {
+  if (group.size() == 1) return run_and_store(group[0], suite, store, options, summary, progress);
+  Stopwatch watch;
+  const MachineLoad load_before = sample_load();
+  std::vector<CellOutput> outputs;
+  try {
+    outputs = options.isolate ? run_cells_paired_isolated(group, suite.limits) : run_cells_paired(group);
+  } catch (const CellAbandoned&) {
+    for (const Cell& cell : group) progress.cell_done(describe_cell(cell) + ": abandoned", false, 0.0);
+    return false;
+  } catch (const std::exception& e) {
+    fmt::print(options.log, "the {} cells of {} failed together ({}); running them one by one\n", group.size(),
+               describe_cell(group[0]), e.what());
+    for (const Cell& cell : group) {
+      if (stop_signal()) return true;
+      if (!run_and_store(cell, suite, store, options, summary, progress)) return false;
+    }
+    return true;
+  }
+  add_speedups(group, suite.baseline, outputs);
+  const double seconds = watch.seconds() / static_cast<double>(group.size());
+  const MachineLoad load = worst(load_before, sample_load());
+  for (std::size_t i = 0; i < group.size(); ++i)
+    store_cell(group[i], outputs[i], "", seconds, load, store, summary, progress);
+  return true;
+}
+
+bool attention_level(const Cell& cell) {
+  const auto* task = tasks::TaskRegistry::instance().find(cell.task.method);
+  const auto* engine = engines::EngineRegistry::instance().find(cell.engine.method);
+  return task && engine && task->make_attention_problem && engine->make;
+}
+
+// The cells left to run, in suite order, each gathered with the later cells that differ from it only by engine
+// (attention level: the same problem): those are timed paired.
+std::vector<std::vector<Cell>> groups_to_run(const std::vector<Cell>& cells, const std::set<std::string>& done) {
+  std::vector<std::vector<Cell>> groups;
+  std::map<std::string, std::size_t> group_of;
+  for (const Cell& cell : cells) {
+    if (done.contains(cell.key)) continue;
+    if (!attention_level(cell)) {
+      groups.push_back({cell});
+      continue;
+    }
+    const std::string problem = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}", cell.task.method, cell.task.params.dump(),
+                                            cell.context_length, cell.depth, cell.seed, cell.repetitions, cell.warmup);
+    const auto [at, added] = group_of.try_emplace(problem, groups.size());
+    if (added) groups.emplace_back();
+    groups[at->second].push_back(cell);
+  }
+  return groups;
 }
 
 }  // namespace
@@ -146,6 +248,23 @@ CellOutput run_cell(const Cell& cell) {
   return {run_attention_problem(*engine, problem, cell.repetitions, cell.warmup), {}};
 }
 
+std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells) {
+  const Cell& first = cells.at(0);
+  const auto& task_info = tasks::TaskRegistry::instance().get(first.task.method, "task");
+  const auto problem = task_info.make_attention_problem(
+      tasks::CellContext{first.task.params, first.context_length, first.depth, first.seed});
+  std::vector<std::unique_ptr<engines::Engine>> owned;
+  std::vector<const engines::Engine*> engines;
+  for (const Cell& cell : cells) {
+    owned.push_back(engines::EngineRegistry::instance().get(cell.engine.method, "engine").make(cell.engine.params));
+    engines.push_back(owned.back().get());
+  }
+  std::vector<CellOutput> out;
+  for (auto& measurements : run_attention_problem_paired(engines, problem, first.repetitions, first.warmup))
+    out.push_back({std::move(measurements), {}});
+  return out;
+}
+
 RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options) {
   const InterruptScope interrupts;
   RunSummary summary;
@@ -156,7 +275,7 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
   std::set<std::string> done;
   if (previous) {
     summary.run_id = *previous;
-    resume_run(suite, store, *previous, options.allow_suite_change);
+    resume_run(suite, store, *previous, options.allow_suite_change, options.log);
     for (auto& key : store.finished_keys(*previous)) done.insert(std::move(key));
     fmt::print(options.log, "resuming run {} of suite \"{}\": {} of {} cells already stored\n", summary.run_id,
                suite.name, stored_among(cells, done), cells.size());
@@ -169,14 +288,13 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
   }
   Progress progress(summary.cells, 0, options.log);
   for (const Cell& cell : cells) {
+    if (!done.contains(cell.key)) continue;
+    ++summary.skipped;
+    progress.cell_done(describe_cell(cell) + " (stored)", true, 0.0);
+  }
+  for (const auto& group : groups_to_run(cells, done)) {
     if (stop_signal()) break;
-    const std::string what = describe_cell(cell);
-    if (done.contains(cell.key)) {
-      ++summary.skipped;
-      progress.cell_done(what + " (stored)", true, 0.0);
-      continue;
-    }
-    if (!run_and_store(cell, suite, store, options, summary, progress, what)) break;
+    if (!run_and_store_group(group, suite, store, options, summary, progress)) break;
   }
   progress.finish();
   std::set<std::string> stored;

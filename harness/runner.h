@@ -43,5 +43,8 @@ struct CellOutput {
 
 // Runs one cell; throws whatever the engine or task throws.
 CellOutput run_cell(const Cell& cell);
+// Runs attention-level cells that differ only by engine, their repetitions taking turns (paired timing); entry
+// i is cell i's output.
+std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells);
 
 }  // namespace ctxbench

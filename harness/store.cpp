@@ -75,9 +75,42 @@ CREATE TABLE IF NOT EXISTS longrope_individuals (
 )sql",
     // The process running a run (with the existing host column), to tell a dead run from a live one.
     "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN process_start TEXT;",
+    // The machine's load while each cell ran (harness/machine_load.h).
+    R"sql(
+ALTER TABLE cells ADD COLUMN load_average REAL;
+ALTER TABLE cells ADD COLUMN cpu_pressure REAL;
+ALTER TABLE cells ADD COLUMN memory_pressure REAL;
+ALTER TABLE cells ADD COLUMN under_load INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 Json parse_or_null(const std::string& text) { return text.empty() ? Json() : Json::parse(text, nullptr, false); }
+
+void bind_optional(sqlite::Statement& s, int i, const std::optional<double>& value) {
+  if (value)
+    s.bind(i, *value);
+  else
+    s.bind_null(i);
+}
+
+// Columns 17 to 20 of a cell: load average, cpu and memory pressure, under load.
+void bind_load(sqlite::Statement& s, const std::optional<MachineLoad>& load) {
+  bind_optional(s, 17, load ? std::optional(load->load_average) : std::nullopt);
+  bind_optional(s, 18, load ? load->cpu_pressure : std::nullopt);
+  bind_optional(s, 19, load ? load->memory_pressure : std::nullopt);
+  s.bind(20, load && load->under_load_here() ? 1 : 0);
+}
+
+std::optional<double> optional_real(const sqlite::Statement& s, int column) {
+  const double value = s.real_or(column, std::nan(""));
+  return std::isnan(value) ? std::nullopt : std::optional(value);
+}
+
+std::optional<MachineLoad> read_load(const sqlite::Statement& s, int first) {
+  const auto average = optional_real(s, first);
+  if (!average) return std::nullopt;
+  return MachineLoad{*average, optional_real(s, first + 1), optional_real(s, first + 2)};
+}
 
 }  // namespace
 
@@ -148,6 +181,13 @@ std::int64_t Store::begin_run(const Suite& suite, const RunInfo& env) {
   return id;
 }
 
+ProcessIdentity Store::run_owner(std::int64_t run_id) {
+  auto s = db_.prepare("SELECT IFNULL(host, ''), IFNULL(pid, 0), IFNULL(process_start, '') FROM runs WHERE id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) return {};
+  return {s.text(0), s.integer(1), s.text(2)};
+}
+
 void Store::claim_run(std::int64_t run_id) {
   const ProcessIdentity owner = this_process();
   auto s = db_.prepare(
@@ -185,15 +225,15 @@ std::vector<std::string> Store::finished_keys(std::int64_t run_id) {
 
 void Store::save_cell(std::int64_t run_id, const Cell& cell, const std::string& status, const std::string& error,
                       double seconds, const std::vector<Measurement>& measurements,
-                      const std::vector<SampleRecord>& samples) {
+                      const std::vector<SampleRecord>& samples, const std::optional<MachineLoad>& load) {
   db_.transaction([&] {
     auto erase = db_.prepare("DELETE FROM cells WHERE run_id = ? AND key = ?");
     erase.bind(1, run_id).bind(2, cell.key);
     erase.step();
     auto s = db_.prepare(
         "INSERT INTO cells (run_id, key, engine, engine_method, engine_params, task, task_method, task_params, "
-        "context_length, depth, seed, repetitions, status, error, finished_at, seconds) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "context_length, depth, seed, repetitions, status, error, finished_at, seconds, load_average, cpu_pressure, "
+        "memory_pressure, under_load) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, run_id).bind(2, cell.key).bind(3, cell.engine.label).bind(4, cell.engine.method);
     s.bind(5, cell.engine.params.dump()).bind(6, cell.task.label).bind(7, cell.task.method);
     s.bind(8, cell.task.params.dump()).bind(9, cell.context_length).bind(10, cell.depth);
@@ -203,6 +243,7 @@ void Store::save_cell(std::int64_t run_id, const Cell& cell, const std::string& 
     else
       s.bind(14, error);
     s.bind(15, utc_now()).bind(16, seconds);
+    bind_load(s, load);
     s.step();
     const std::int64_t cell_id = db_.last_insert_id();
     auto m = db_.prepare("INSERT INTO measurements (cell_id, metric, value, unit, repetitions) VALUES (?, ?, ?, ?, ?)");
@@ -256,7 +297,8 @@ Json Store::suite_document(std::int64_t run_id) {
 std::vector<CellRecord> Store::cells(std::int64_t run_id) {
   auto s = db_.prepare(
       "SELECT id, run_id, key, engine, engine_method, engine_params, task, task_method, task_params, context_length, "
-      "depth, seed, repetitions, status, IFNULL(error, ''), seconds FROM cells WHERE run_id = ? ORDER BY id");
+      "depth, seed, repetitions, status, IFNULL(error, ''), seconds, load_average, cpu_pressure, memory_pressure, "
+      "under_load FROM cells WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<CellRecord> out;
   while (s.step()) {
@@ -277,6 +319,8 @@ std::vector<CellRecord> Store::cells(std::int64_t run_id) {
     c.status = s.text(13);
     c.error = s.text(14);
     c.seconds = s.real(15);
+    c.load = read_load(s, 16);
+    c.under_load = s.integer(19) != 0;
     out.push_back(std::move(c));
   }
   auto m = db_.prepare(
@@ -324,7 +368,7 @@ int input_schema_version(const std::string& path) {
 
 constexpr const char* kCellColumns =
     "key, engine, engine_method, engine_params, task, task_method, task_params, context_length, depth, seed, "
-    "repetitions, status, error, finished_at, seconds";
+    "repetitions, status, error, finished_at, seconds, load_average, cpu_pressure, memory_pressure, under_load";
 
 }  // namespace
 

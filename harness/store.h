@@ -9,6 +9,8 @@
 
 #include "core/measurement.h"
 #include "core/params.h"
+#include "harness/environment.h"
+#include "harness/machine_load.h"
 #include "harness/sqlite.h"
 
 namespace ctxbench {
@@ -16,7 +18,7 @@ namespace ctxbench {
 struct Cell;
 struct Suite;
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 struct RunInfo {
   std::int64_t id = 0;
@@ -51,6 +53,8 @@ struct CellRecord {
   std::string status;  // "ok" or "failed"
   std::string error;
   double seconds = 0;
+  std::optional<MachineLoad> load;  // while the cell ran; none for cells stored without it
+  bool under_load = false;          // its timings were taken while other work competed (machine_load.h)
   std::vector<Measurement> measurements;
 };
 
@@ -79,6 +83,8 @@ class Store {
   std::int64_t begin_run(const Suite& suite, const RunInfo& environment);
   // The newest run of this suite name and shard, if any (for --resume).
   std::optional<std::int64_t> latest_run(const std::string& suite_name, const std::string& shard = "");
+  // The process recorded as running this run (empty fields for runs stored before owners were recorded).
+  ProcessIdentity run_owner(std::int64_t run_id);
   // A resumed run: `running` again, owned by this process.
   void claim_run(std::int64_t run_id);
   // The suite a resumed run goes on with, when the user allowed it to differ from the one it started with.
@@ -90,7 +96,7 @@ class Store {
   // Atomically replaces any earlier attempt of the same cell in this run.
   void save_cell(std::int64_t run_id, const Cell& cell, const std::string& status, const std::string& error,
                  double seconds, const std::vector<Measurement>& measurements,
-                 const std::vector<SampleRecord>& samples = {});
+                 const std::vector<SampleRecord>& samples = {}, const std::optional<MachineLoad>& load = {});
 
   std::vector<RunInfo> runs();
   std::optional<RunInfo> run(std::int64_t run_id);

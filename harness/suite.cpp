@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -152,12 +153,30 @@ std::vector<double> sigmoid_depths(double from, double to, int count) {
   return out;
 }
 
+// The engine speedups are measured against: the one named by "baseline", else the one labelled "dense" (as the
+// HTML report's charts), else the first dense engine, else none.
+std::string parse_baseline(const Checker& c, const Json& doc, const std::vector<ComponentSpec>& engines) {
+  if (!doc.contains("baseline")) {
+    const auto labelled =
+        std::find_if(engines.begin(), engines.end(), [](const auto& e) { return e.label == "dense"; });
+    const auto dense = std::find_if(engines.begin(), engines.end(), [](const auto& e) { return e.method == "dense"; });
+    return labelled != engines.end() ? labelled->label : dense != engines.end() ? dense->label : "";
+  }
+  const std::string label = c.string(doc.at("baseline"), "$.baseline");
+  std::vector<std::string> labels;
+  for (const auto& engine : engines) labels.push_back(engine.label);
+  if (std::find(labels.begin(), labels.end(), label) == labels.end())
+    c.fail("$.baseline", fmt::format("expected the label of one of the suite's engines ({}), got \"{}\"",
+                                     fmt::join(labels, ", "), label));
+  return label;
+}
+
 Suite parse_suite(const Json& doc, const std::string& source) {
   const Checker c(source);
   if (!doc.is_object()) c.fail("$", "expected a JSON object");
   static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",  "context_lengths",
                                               "depths", "seeds",       "repetitions", "warmup", "thresholds",
-                                              "limits"};
+                                              "limits", "baseline"};
   for (const auto& [key, value] : doc.items()) {
     if (!known.contains(key))
       c.fail("$." + key, fmt::format("unknown field (expected one of {})", fmt::join(known, ", ")));
@@ -168,6 +187,7 @@ Suite parse_suite(const Json& doc, const std::string& source) {
   suite.name = c.string(c.required(doc, "name", "$"), "$.name");
   if (doc.contains("description")) suite.description = c.string(doc.at("description"), "$.description");
   suite.engines = parse_components(c, doc, "engines", true);
+  suite.baseline = parse_baseline(c, doc, suite.engines);
   suite.tasks = parse_components(c, doc, "tasks", false);
   for (std::size_t i = 0;
        const double length : parse_grid(c, c.required(doc, "context_lengths", "$"), "$.context_lengths")) {

@@ -53,6 +53,9 @@ struct Suite {
   std::vector<std::uint64_t> seeds;
   int repetitions = 1;
   int warmup = 1;
+  // The engine label speedups are measured against ("baseline"; by default the engine labelled "dense", else the
+  // first dense engine; "" for none).
+  std::string baseline;
   Thresholds thresholds;
   Limits limits;
 

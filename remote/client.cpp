@@ -96,7 +96,7 @@ class ReplyReader {
       on_part(parse_reply(endpoint_, parse_json(buffer_, "reply"), false));
     }
     reply_.total_seconds = watch_.seconds();
-    if (reply_.text_chunks == 0) reply_.first_token_seconds = reply_.total_seconds;
+    if (reply_.text_chunks == 0) reply_.first_token_seconds = reply_.last_text_seconds = reply_.total_seconds;
     return std::move(reply_);
   }
 
@@ -124,7 +124,8 @@ class ReplyReader {
 
   void on_part(const ReplyPart& part) {
     if (!part.text.empty()) {
-      if (reply_.text_chunks++ == 0) reply_.first_token_seconds = watch_.seconds();
+      reply_.last_text_seconds = watch_.seconds();
+      if (reply_.text_chunks++ == 0) reply_.first_token_seconds = reply_.last_text_seconds;
       reply_.text += part.text;
     }
     if (part.finish_reason) reply_.finish_reason = *part.finish_reason;

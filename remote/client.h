@@ -38,6 +38,7 @@ struct ClientOptions {
 struct Reply {
   std::string text;
   double first_token_seconds = 0;  // from the start of the successful attempt to its first text
+  double last_text_seconds = 0;    // to its last text: the tokens after the first came in between
   double total_seconds = 0;        // end to end, the same attempt
   int text_chunks = 0;             // streamed events that carried text
   std::optional<Usage> usage;      // the server's token counts, when it reports them

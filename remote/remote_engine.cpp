@@ -103,7 +103,9 @@ class RemoteGenerator final : public Generator {
                                                  : static_cast<int>(reply.text.size());
     g.first_token_seconds = reply.first_token_seconds;
     g.prefill_seconds = reply.first_token_seconds;  // the server's prefill, queueing and the network
-    g.decode_seconds = reply.total_seconds - reply.first_token_seconds;
+    // The time between tokens is read off the streamed events; a reply whose text came in one piece (not
+    // streamed, or a server that does not stream token by token) did not measure it.
+    g.decode_seconds = reply.text_chunks > 1 ? reply.last_text_seconds - reply.first_token_seconds : kNotMeasured;
     load_.latency_seconds.push_back(reply.total_seconds);
     load_.first_token_seconds.push_back(reply.first_token_seconds);
     load_.output_tokens += g.generated_tokens;

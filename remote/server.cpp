@@ -37,8 +37,8 @@ struct JobState {
   explicit JobState(const asio::any_io_executor& executor) : wake(executor) {
     wake.expires_at(Clock::time_point::max());
   }
-  asio::steady_timer wake;  // cancelled whenever something arrives
-  std::string text;         // pieces not taken yet
+  asio::steady_timer wake;         // cancelled whenever something arrives
+  std::deque<std::string> pieces;  // generated text not taken yet, a piece per token as the generator gave it
   bool done = false;
   Completion result;  // text stays empty: the pieces carry it
   std::string error;
@@ -118,7 +118,7 @@ class Worker {
       } else {
         const auto g = generator_.generate_stream(sample, [&](std::string_view piece) {
           if (state->cancelled) throw Cancelled{};
-          state->post_update([piece = std::string(piece)](JobState& s) { s.text += piece; }, io_, state);
+          state->post_update([piece = std::string(piece)](JobState& s) { s.pieces.push_back(piece); }, io_, state);
         });
         result.prompt_tokens = g.prompt_tokens;
         result.completion_tokens = g.generated_tokens;
@@ -330,7 +330,7 @@ struct Server::Impl {
 
   // Waits until the job has news (text or the end).
   static asio::awaitable<void> news(JobState& state) {
-    if (!state.text.empty() || state.done) co_return;
+    if (!state.pieces.empty() || state.done) co_return;
     boost::system::error_code ignored;
     co_await state.wake.async_wait(asio::redirect_error(use_awaitable, ignored));
   }
@@ -346,7 +346,7 @@ struct Server::Impl {
       for (bool done = false; !done;) {
         co_await news(*state);
         done = state->done;  // text that came with the end is taken too
-        text += filter.push(std::exchange(state->text, std::string()));
+        for (; !state->pieces.empty(); state->pieces.pop_front()) text += filter.push(state->pieces.front());
       }
       if (!state->error.empty())
         co_return co_await send_error(stream, 500, "generation failed: " + state->error, keep_alive, "",
@@ -378,11 +378,16 @@ struct Server::Impl {
     if (api.endpoint == Endpoint::chat)
       co_await send(make_chunk(api.endpoint, id, options.model_name, created, "", std::nullopt, true));
     StopFilter filter(api.stop);
+    // One event per piece, written as it comes (a piece per token from generators that stream), so that the
+    // client's time to first token and times between tokens are the generator's, not the pace of this loop.
     for (bool done = false; !done;) {
       co_await news(*state);
       done = state->done;  // text that came with the end is sent too
-      const std::string text = filter.push(std::exchange(state->text, std::string()));
-      if (!text.empty()) co_await send(make_chunk(api.endpoint, id, options.model_name, created, text, std::nullopt));
+      while (!state->pieces.empty()) {
+        const std::string text = filter.push(state->pieces.front());
+        state->pieces.pop_front();
+        if (!text.empty()) co_await send(make_chunk(api.endpoint, id, options.model_name, created, text, std::nullopt));
+      }
     }
     if (!state->error.empty()) {  // too late for a status code: an error event, and no [DONE]
       co_await send(error_body("generation failed: " + state->error, "server_error"));

@@ -12,6 +12,7 @@ namespace {
 
 // What `compare` prints per cell by default: judged timings, memory held and accuracy.
 bool headline(const MetricDelta& d, const CellRecord& cell) {
+  if (d.metric == "speedup") return true;  // paired, over the suite's baseline engine
   // Timings of every repetition, judged or not (1-repetition runs are shown, marked "not judged"); the engine's
   // own single-valued split of a repeated cell is not.
   if (d.info.kind == MetricKind::time)
@@ -20,7 +21,9 @@ bool headline(const MetricDelta& d, const CellRecord& cell) {
   return d.info.kind == MetricKind::accuracy && accuracy_measurement(cell) == d.after;
 }
 
-std::string shown(const MetricDelta& d, const Measurement& m) {
+// A paired speedup is shown with its interval.
+std::string shown(const MetricDelta& d, const CellRecord& cell, const Measurement& m) {
+  if (d.metric == "speedup") return paired_speedup_text(cell);
   return d.info.kind == MetricKind::accuracy ? fmt::format("{:.2f}%", accuracy_points(m))
                                              : format_value(m.value(), d.unit);
 }
@@ -136,6 +139,8 @@ void print_conclusion(const Comparison& c) {
   fmt::print("accuracy: {}\n", accuracy_down + accuracy_up == 0
                                    ? std::string("unchanged")
                                    : fmt::format("lower in {} cells, higher in {}", accuracy_down, accuracy_up));
+  if (const auto loaded = cells_timed_under_load(c); !loaded.empty())
+    fmt::print("warning: timed under load: {}; timing changes may be the load's\n", loaded);
   fmt::print("memory held: {}\n", memory_changed ? fmt::format("changed in {} cells", memory_changed) : "unchanged");
   if (slower + faster + accuracy_down + accuracy_up + memory_changed == 0 && c.newly_failed.empty() && c.fixed.empty())
     fmt::print("no significant change\n");
@@ -149,8 +154,8 @@ void print_cells(const Comparison& c, bool all_metrics) {
     for (const auto& d : pair.deltas) {
       if (!all_metrics && !headline(d, cell)) continue;
       fmt::print("{:<16} {:<18} {:>8} {:>6} {:>4}  {:<26} {:>12} {:>12} {:>9}  {}\n", cell.engine, cell.task,
-                 cell.context_length, cell.depth, cell.seed, d.metric, shown(d, *d.before), shown(d, *d.after),
-                 change(d), judgement(d));
+                 cell.context_length, cell.depth, cell.seed, d.metric, shown(d, *pair.before, *d.before),
+                 shown(d, *pair.after, *d.after), change(d), judgement(d));
     }
   }
   std::map<std::string, std::string> differing;

@@ -14,7 +14,7 @@ void write_csv(std::ostream& out, Store& store, const std::vector<std::int64_t>&
   for (const auto id : runs) {
     for (const auto& row : export_rows(store, id)) {
       std::vector<std::string> escaped;
-      for (const auto& field : row) escaped.push_back(csv_escape(field));
+      for (const auto& field : row) escaped.push_back(csv_escape(csv_field(field)));
       out << fmt::format("{}\n", fmt::join(escaped, ","));
     }
   }
@@ -62,7 +62,8 @@ const RegisterCommand registration{{
     .usage = "ctxbench export --format csv|json [--db FILE] [--run ID ...] [--output FILE]",
     .description = "One row per cell and metric with the stable columns documented in README.md; a failed cell is one\n"
                    "row with its error and no metric. JSON groups rows by run, each with a \"context\" block (commit,\n"
-                   "compiler, CPU, cores, memory). Without --run, the newest run.",
+                   "compiler, CPU, cores, memory); its numbers are numbers (null when not measured) and the\n"
+                   "engine and task parameters objects. Without --run, the newest run.",
     .options = {{.name = "--format",
                  .type = ParamType::string,
                  .default_value = "csv",

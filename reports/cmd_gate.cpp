@@ -111,6 +111,15 @@ int gate_command(const Args& args) {
   fmt::print("thresholds: max slowdown {} ({}), max accuracy drop {:.4g} points ({}), alpha {}\n",
              slowdown.value ? fmt::format("{:g}%", 100 * *slowdown.value) : "off", slowdown.source, *drop.value,
              drop.source, alpha);
+  const std::string loaded = cells_timed_under_load(c);
+  if (slowdown.value && !loaded.empty() && !args.flag("--allow-load")) {
+    throw InputError(fmt::format(
+        "cannot judge: timed under load, {}; another process competed for the machine, so a difference may be "
+        "the load's. Rerun on a quiet machine, pass --allow-load to judge anyway, or --max-slowdown off to gate "
+        "on accuracy only",
+        loaded));
+  }
+  if (!loaded.empty()) fmt::print("warning: judged although timed under load (--allow-load): {}\n", loaded);
   GateResult r;
   for (const auto& pair : c.pairs) {
     if (slowdown.value) check_timings(pair, *slowdown.value, alpha, r);
@@ -143,7 +152,7 @@ const RegisterCommand registration{{
     .name = "gate",
     .summary = "fail (exit 4) when a candidate run regresses against a baseline run beyond the thresholds",
     .usage = "ctxbench gate --baseline RUN_A --candidate RUN_B [--max-slowdown 5%] [--max-accuracy-drop 0.5]\n"
-             "              [--alpha 0.05] [--db FILE]",
+             "              [--alpha 0.05] [--allow-load] [--db FILE]",
     .description =
         "Matches cells as `ctxbench compare` does and lists every offending cell:\n"
         "  - a timing with repetitions that is significantly slower than the baseline's times (1 + max\n"
@@ -154,7 +163,8 @@ const RegisterCommand registration{{
         "  - a cell that passed in the baseline and failed in the candidate.\n"
         "Thresholds not given come from the \"thresholds\" block of the candidate's suite, then the\n"
         "baseline's, then the defaults 5% and 0.5 points. Exit status: 0 pass, 4 regression, 2 bad input or\n"
-        "cannot judge (no timing has enough repetitions), saying why.",
+        "cannot judge (no timing has enough repetitions, or cells were timed under load: a cpu or memory\n"
+        "pressure above 10% while the cell ran, or without PSI a load average above the cores), saying why.",
     .options = {database_option(),
                 {.name = "--baseline", .type = ParamType::integer, .help = "the run gated against; required", .min = 1},
                 {.name = "--candidate", .type = ParamType::integer, .help = "the run gated; required", .min = 1},
@@ -165,7 +175,10 @@ const RegisterCommand registration{{
                  .type = ParamType::number,
                  .help = "percentage points; by default the suites' thresholds, else 0.5",
                  .min = 0},
-                alpha_option()},
+                alpha_option(),
+                {.name = "--allow-load",
+                 .type = ParamType::boolean,
+                 .help = "judge timings even when cells were timed under load (otherwise exit 2)"}},
     .run = gate_command,
 }};
 

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
@@ -43,6 +44,23 @@ double mean_accuracy(const std::vector<const CellRecord*>& cells) {
   return n ? sum / n : std::nan("");
 }
 
+// The paired speedups of a group's cells: the geometric mean of their medians, with the lowest and highest bound
+// of their 95% intervals; "-" when its cells have none.
+std::string group_speedup(const std::vector<const CellRecord*>& cells) {
+  double log_sum = 0, low = INFINITY, high = 0;
+  int n = 0;
+  for (const auto* c : cells) {
+    const auto *speedup = find_metric(*c, "speedup"), *lo = find_metric(*c, "speedup_low"),
+               *hi = find_metric(*c, "speedup_high");
+    if (!speedup || !lo || !hi) continue;
+    log_sum += std::log(speedup->value());
+    low = std::min(low, lo->value());
+    high = std::max(high, hi->value());
+    ++n;
+  }
+  return n ? speedup_with_interval(std::exp(log_sum / n), low, high) : "-";
+}
+
 std::string cell_text(double value, const char* spec) {
   return std::isnan(value) ? "-" : fmt::format(fmt::runtime(spec), value);
 }
@@ -57,6 +75,12 @@ void print_run(Store& store, std::int64_t id) {
     fmt::print("  run {} stored no cells (status: {}): nothing to report yet\n\n", id, run.status);
     return;
   }
+  const auto loaded = std::count_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
+  if (loaded) {
+    const auto first = std::find_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
+    fmt::print("  warning: {} of {} cells were timed under load (first: {}); their timings are not comparable\n\n",
+               loaded, cells.size(), first->load ? first->load->describe() : "");
+  }
   std::map<std::tuple<std::string, std::string, int>, std::vector<const CellRecord*>> groups;
   std::vector<const CellRecord*> failed;
   for (const auto& c : cells) {
@@ -65,9 +89,9 @@ void print_run(Store& store, std::int64_t id) {
     else
       failed.push_back(&c);
   }
-  const char* row = "  {:<20} {:<16} {:>9} {:>6} {:>9} {:>6} {:>10} {:>10} {:>11} {:>11} {:>6}\n";
+  const char* row = "  {:<20} {:<16} {:>9} {:>6} {:>9} {:>6} {:>10} {:>10} {:>11} {:>11} {:>6}  {}\n";
   fmt::print(fmt::runtime(row), "task", "engine", "context", "cells", "accuracy", "mass%", "rel_error", "decode_ms",
-             "prefill_ms", "keys/query", "attn%");
+             "prefill_ms", "keys/query", "attn%", "speedup [95%]");
   for (const auto& [key, group] : groups) {
     const auto& [task, engine, length] = key;
     fmt::print(fmt::runtime(row), task, engine, length, group.size(), cell_text(mean_accuracy(group), "{:.1f}"),
@@ -76,7 +100,7 @@ void print_run(Store& store, std::int64_t id) {
                cell_text(1e3 * mean_of(group, {"decode_seconds_per_step", "decode_seconds_per_token"}), "{:.3f}"),
                cell_text(1e3 * mean_of(group, {"prefill_seconds"}), "{:.2f}"),
                cell_text(mean_of(group, {"keys_attended_mean", "keys_per_query"}), "{:.0f}"),
-               cell_text(100 * mean_of(group, {"attention_share"}), "{:.0f}"));
+               cell_text(100 * mean_of(group, {"attention_share"}), "{:.0f}"), group_speedup(group));
   }
   if (!failed.empty()) {
     fmt::print("\n  failed cells:\n");
@@ -117,8 +141,9 @@ const RegisterCommand registration{{
         "Means over depths and seeds of each (task, engine, context length) group. Without --run, the newest run.\n"
         "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), the share of\n"
         "dense attention's mass on the keys attended (attention level), output error against float64 dense,\n"
-        "decode time per step or token, prefill time, keys attended per query, and\n"
-        "attention's share of generation time (model level).\n"
+        "decode time per step or token, prefill time, keys attended per query,\n"
+        "attention's share of generation time (model level), and the paired speedup over the suite's baseline\n"
+        "engine with its 95% interval (geometric mean of the cells' speedups; the lowest and highest bound).\n"
         "--html writes one self-contained page instead (inline SVG, no script, nothing fetched): run metadata,\n"
         "accuracy per task and engine, a depth x length heatmap per engine for tasks with several depths,\n"
         "time and speedup-over-dense curves for prefill and decode, memory held against context length,\n"

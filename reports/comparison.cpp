@@ -144,6 +144,19 @@ Comparison compare_runs(Store& store, std::int64_t before, std::int64_t after, d
   return c;
 }
 
+std::string cells_timed_under_load(const Comparison& c) {
+  std::vector<const CellRecord*> loaded;
+  for (const auto& pair : c.pairs) {
+    for (const auto* cell : {pair.before, pair.after}) {
+      if (cell->under_load) loaded.push_back(cell);
+    }
+  }
+  if (loaded.empty()) return "";
+  const CellRecord& first = *loaded.front();
+  return fmt::format("{} of {} matched cells (first: run {} {}: {})", loaded.size(), 2 * c.pairs.size(), first.run_id,
+                     describe(first), first.load ? first.load->describe() : "");
+}
+
 std::string verdict_name(Verdict verdict) {
   switch (verdict) {
     case Verdict::slower: return "slower";

@@ -55,6 +55,9 @@ struct Comparison {
   double alpha = 0.05;
 };
 
+// The matched cells whose timings were taken under load, in either run ("" when none): "3 of 8 cells (first: ...)".
+std::string cells_timed_under_load(const Comparison& comparison);
+
 // Throws InputError when either run has no cells, or no successful cells (naming the first error).
 Comparison compare_runs(Store& store, std::int64_t before, std::int64_t after, double alpha);
 

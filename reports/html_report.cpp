@@ -549,6 +549,37 @@ std::string all_metrics(const RunView& v) {
               "<details><summary>Show the table</summary>" + tables + "</details>");
 }
 
+// Each cell's paired speedup over the suite's baseline engine, with its interval: the charts above divide medians
+// of separately taken repetitions, these pair repetitions that took turns.
+std::string paired_speedups(const RunView& v) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto* c : v.ok) {
+    const std::string text = paired_speedup_text(*c);
+    if (!text.empty())
+      rows.push_back({c->engine, c->task, std::to_string(c->context_length), fmt::format("{:g}", c->depth),
+                      std::to_string(c->seed), text});
+  }
+  if (rows.empty()) return "";
+  return card("Paired speedups",
+              "Engines on the same cell took turns repetition by repetition; speedup = the median over repetition "
+              "pairs of baseline time / engine time, with its bootstrap 95% interval.",
+              table_html({"engine", "task", "context", "depth", "seed", "speedup [95%]"}, rows, 2));
+}
+
+// Timings taken while other work competed for the machine are named before any chart shows them.
+std::string load_notice(const RunView& v) {
+  std::vector<std::string> loaded;
+  for (const auto& c : v.cells) {
+    if (c.under_load)
+      loaded.push_back(fmt::format("{} / {} T={} ({})", c.engine, c.task, c.context_length,
+                                   c.load ? c.load->describe() : "no figures"));
+  }
+  if (loaded.empty()) return "";
+  return fmt::format(
+      R"(<p class="notice bad">{} of {} cells were timed under load; their timings are not comparable: {}.</p>)",
+      loaded.size(), v.cells.size(), html_escape(fmt::format("{}", fmt::join(loaded, "; "))));
+}
+
 std::string run_section(Store& store, std::int64_t id) {
   const RunView v(store, id);
   std::string body = metadata(v);
@@ -560,7 +591,8 @@ std::string run_section(Store& store, std::int64_t id) {
         R"(<p class="notice bad">All {} cells of run {} failed, so there is nothing to chart; their errors are listed below.</p>)",
         v.failed.size(), id);
   }
-  body += accuracy_table(v) + heatmaps(v) + speed(v) + memory(v) + failures(v) + all_metrics(v);
+  body += load_notice(v) + accuracy_table(v) + heatmaps(v) + speed(v) + paired_speedups(v) + memory(v) + failures(v) +
+          all_metrics(v);
   return fmt::format(R"(<section class="run" id="run-{}"><h2>Run {} · {}</h2>{}</section>)", id, id,
                      html_escape(v.run.suite), body);
 }

@@ -110,9 +110,21 @@ std::string format_value(double value, const std::string& unit) {
     return i == 0 ? fmt::format("{:.0f} B", v) : fmt::format("{:.3g} {}", v, units[i]);
   }
   if (unit == "%") return fmt::format("{:.4g}%", value);
+  if (unit == "x") return fmt::format("{:.3g}×", value);
   if (unit == "ratio") return fmt::format("{:.4g}", value);
   if (unit.empty()) return fmt::format("{:.4g}", value);
   return fmt::format("{:.4g} {}", value, unit);
+}
+
+std::string speedup_with_interval(double speedup, double low, double high) {
+  return fmt::format("{:.3g}× [{:.3g}–{:.3g}]", speedup, low, high);
+}
+
+std::string paired_speedup_text(const CellRecord& cell) {
+  const auto *speedup = find_metric(cell, "speedup"), *low = find_metric(cell, "speedup_low"),
+             *high = find_metric(cell, "speedup_high");
+  if (!speedup || !low || !high) return "";
+  return speedup_with_interval(speedup->value(), low->value(), high->value());
 }
 
 }  // namespace ctxbench::reports

@@ -44,7 +44,13 @@ const Measurement* accuracy_measurement(const CellRecord& cell);
 // An accuracy value on a 0-100 scale: "ratio" metrics are multiplied by 100, "%" metrics kept.
 double accuracy_points(const Measurement& m);
 
-// A value with its unit made readable: 1.23 ms, 4.0 MiB, 87.5%.
+// A value with its unit made readable: 1.23 ms, 4.0 MiB, 87.5%, 6.1×.
 std::string format_value(double value, const std::string& unit);
+
+// A speedup with its 95% interval: "6.1× [5.8–6.4]".
+std::string speedup_with_interval(double speedup, double low, double high);
+// A cell's paired speedup over its suite's baseline engine (harness/paired_timing.h) with its interval; "" when
+// the cell has none (the baseline itself, text cells, cells timed unpaired).
+std::string paired_speedup_text(const CellRecord& cell);
 
 }  // namespace ctxbench::reports

@@ -43,7 +43,8 @@ const std::vector<std::string>& export_columns() {
   static const std::vector<std::string> columns = {
       "run_id",      "cell_key",    "engine",         "engine_method", "engine_params", "task",
       "task_method", "task_params", "context_length", "depth",         "seed",          "repetitions",
-      "status",      "error",       "metric",         "value",         "unit",          "repetition_values"};
+      "status",      "error",       "metric",         "value",         "unit",          "repetition_values",
+      "under_load"};
   return columns;
 }
 
@@ -52,34 +53,45 @@ std::string format_number(double value) {
   return fmt::format("{}", value);
 }
 
-std::vector<std::vector<std::string>> export_rows(Store& store, std::int64_t run_id) {
-  std::vector<std::vector<std::string>> rows;
+std::string csv_field(const Json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_null()) return "";
+  if (value.is_boolean()) return value.get<bool>() ? "1" : "0";
+  if (value.is_number_float()) return format_number(value.get<double>());
+  return value.dump();  // integers exactly, objects and arrays as JSON
+}
+
+namespace {
+
+Json number_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(); }
+
+Json values_or_null(const Measurement& m) {
+  if (m.repetitions.size() < 2) return Json();
+  Json values = Json::array();
+  for (const double v : m.repetitions) values.push_back(number_or_null(v));
+  return values;
+}
+
+}  // namespace
+
+std::vector<std::vector<Json>> export_rows(Store& store, std::int64_t run_id) {
+  std::vector<std::vector<Json>> rows;
   for (const auto& c : store.cells(run_id)) {
-    const std::vector<std::string> prefix = {std::to_string(run_id),
-                                             c.key,
-                                             c.engine,
-                                             c.engine_method,
-                                             c.engine_params.dump(),
-                                             c.task,
-                                             c.task_method,
-                                             c.task_params.dump(),
-                                             std::to_string(c.context_length),
-                                             format_number(c.depth),
-                                             std::to_string(c.seed),
-                                             std::to_string(c.repetitions),
-                                             c.status,
-                                             c.error};
-    if (c.measurements.empty()) {
+    const std::vector<Json> prefix = {run_id,           c.key,
+                                      c.engine,         c.engine_method,
+                                      c.engine_params,  c.task,
+                                      c.task_method,    c.task_params,
+                                      c.context_length, c.depth,
+                                      c.seed,           c.repetitions,
+                                      c.status,         c.error.empty() ? Json() : Json(c.error)};
+    const auto row_of = [&](Json metric, Json value, Json unit, Json values) {
       auto row = prefix;
-      row.insert(row.end(), {"", "", "", ""});
-      rows.push_back(std::move(row));
-    }
-    for (const auto& m : c.measurements) {
-      auto row = prefix;
-      row.insert(row.end(), {m.metric, format_number(m.value()), m.unit,
-                             m.repetitions.size() > 1 ? Json(m.repetitions).dump() : ""});
-      rows.push_back(std::move(row));
-    }
+      row.insert(row.end(), {std::move(metric), std::move(value), std::move(unit), std::move(values), c.under_load});
+      return row;
+    };
+    if (c.measurements.empty()) rows.push_back(row_of(Json(), Json(), Json(), Json()));
+    for (const auto& m : c.measurements)
+      rows.push_back(row_of(m.metric, number_or_null(m.value()), m.unit, values_or_null(m)));
   }
   return rows;
 }

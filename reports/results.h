@@ -22,8 +22,12 @@ Json run_context(const RunInfo& run);
 
 // Stable column names of `ctxbench export` (documented in README.md).
 const std::vector<std::string>& export_columns();
-// One row per (cell, metric); a failed cell gives one row with an empty metric and its error.
-std::vector<std::vector<std::string>> export_rows(Store& store, std::int64_t run_id);
+// One row per (cell, metric), in the order of export_columns(), typed: numbers are numbers (null when not
+// measured), parameters are objects, repetition values an array. A failed cell gives one row with a null metric
+// and its error.
+std::vector<std::vector<Json>> export_rows(Store& store, std::int64_t run_id);
+// A value of such a row as a CSV field: numbers as numbers, null empty, objects and arrays as JSON text.
+std::string csv_field(const Json& value);
 
 // --alpha of compare and gate, and its check: a number in (0, 1), else InputError.
 ParamSpec alpha_option();

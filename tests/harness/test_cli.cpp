@@ -215,6 +215,16 @@ TEST_CASE("run, then export prints one CSV row per cell and metric", "[cli]") {
   const auto doc = Json::parse(json);
   CHECK(doc["runs"][0]["context"]["num_cpus"].get<int>() > 0);
   CHECK(doc["runs"][0]["results"].size() == 24);
+  // Typed: numbers as numbers, parameters as objects, not strings holding them.
+  for (const auto& row : doc["runs"][0]["results"]) {
+    CHECK(row["context_length"].is_number_integer());
+    CHECK(row["depth"] == 50.0);
+    CHECK(row["engine_params"].is_object());
+    CHECK(row["task_params"]["head_dim"] == 16);
+    CHECK(row["value"].is_number());
+    CHECK(row["error"].is_null());
+    CHECK(row["under_load"].is_boolean());
+  }
   std::string report;
   REQUIRE(run_shell(kBinary + " report" + db, &report) == 0);
   CHECK_THAT(report, Catch::Contains("attention_needle") && Catch::Contains("100.0"));

@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "harness/environment.h"
+#include "harness/sqlite.h"
 #include "harness/store.h"
+#include "harness/suite.h"
 #include "tests/helpers.h"
 
 using namespace ctxbench;
@@ -128,6 +130,30 @@ TEST_CASE("a changed suite on --resume is refused naming the differences, and --
   CHECK(Store(db).suite_document(1) == more);
   CHECK(ok_cells(db, 1) == 12);
   CHECK(status_of(db, 1) == "finished");
+}
+
+TEST_CASE("--resume refuses a run whose process lives here, and takes over one left running on another host",
+          "[run-records]") {
+  testing::TempDir dir;
+  const std::string suite = dir.file("small.json"), db = dir.file("r.db");
+  Json small = Json::parse(kSuite);
+  small["context_lengths"] = {256};
+  testing::write_file(suite, small.dump());
+  const ProcessIdentity me = this_process();
+  Store(db).begin_run(load_suite(suite), current_environment());  // owned by this (live) process
+  const std::string resume = testing::ctxbench_binary() + " run " + suite + " --db " + db + " --resume";
+  std::string output;
+  CHECK(testing::run_shell(resume, &output) == 2);
+  CHECK_THAT(output, Catch::Contains(fmt::format("run 1 of suite \"records\" is still running (process {})", me.pid)));
+  // A Slurm task killed past its grace period leaves its run `running`, on a node this one cannot look into.
+  sqlite::Database(db).exec("UPDATE runs SET host = 'node-elsewhere'");
+  CHECK(status_of(db, 1) == "running");
+  REQUIRE(testing::run_shell(resume, &output) == 0);
+  CHECK_THAT(output, Catch::Contains(fmt::format(
+                         "run 1 was left running by process {} on host node-elsewhere; taking it over", me.pid)));
+  CHECK(status_of(db, 1) == "finished");
+  CHECK(ok_cells(db, 1) == 6);
+  CHECK(Store(db).run_owner(1).host == me.host);
 }
 
 TEST_CASE("a process is alive while it runs, not after, and another host's cannot be told", "[run-records]") {

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
@@ -87,9 +88,10 @@ TEST_CASE("a database of an older schema is migrated on open and keeps its runs"
   }
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(dir.file("old.db").c_str(), &db) == SQLITE_OK);
-  for (const char* column : {"shard", "pid", "process_start"}) {
-    REQUIRE(sqlite3_exec(db, fmt::format("ALTER TABLE runs DROP COLUMN {}", column).c_str(), nullptr, nullptr,
-                         nullptr) == SQLITE_OK);
+  for (const char* column : {"runs DROP COLUMN shard", "runs DROP COLUMN pid", "runs DROP COLUMN process_start",
+                             "cells DROP COLUMN load_average", "cells DROP COLUMN cpu_pressure",
+                             "cells DROP COLUMN memory_pressure", "cells DROP COLUMN under_load"}) {
+    REQUIRE(sqlite3_exec(db, fmt::format("ALTER TABLE {}", column).c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
   }
   sqlite3_close(db);
   set_user_version(dir.file("old.db"), 1);  // now exactly a version-1 database
@@ -98,6 +100,42 @@ TEST_CASE("a database of an older schema is migrated on open and keeps its runs"
   REQUIRE(store.runs().size() == 1);
   CHECK(store.runs()[0].suite == "tiny");
   CHECK(store.runs()[0].shard.empty());
+}
+
+TEST_CASE("a version-4 database gains the load columns on open; its cells read as stored without load", "[store]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("v4.db");
+  const Suite suite = tiny_suite();
+  {
+    Store store(path);
+    const auto run = store.begin_run(suite, current_environment());
+    store.save_cell(run, suite.cells()[0], "ok", "", 1.0, {{"needle_recall", "ratio", {1.0}}});
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  for (const char* column : {"load_average", "cpu_pressure", "memory_pressure", "under_load"}) {
+    REQUIRE(sqlite3_exec(db, fmt::format("ALTER TABLE cells DROP COLUMN {}", column).c_str(), nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+  }
+  sqlite3_close(db);
+  set_user_version(path, 4);
+  Store store(path);
+  CHECK(store.schema_version() == kSchemaVersion);
+  const auto old_cells = store.cells(1);
+  REQUIRE(old_cells.size() == 1);
+  CHECK_FALSE(old_cells[0].load.has_value());
+  CHECK_FALSE(old_cells[0].under_load);
+  CHECK(old_cells[0].measurements.at(0).value() == 1.0);
+  // The new columns take figures: the migration added them.
+  const MachineLoad busy{5.0, 42.0, std::nullopt};
+  store.save_cell(1, suite.cells()[1], "ok", "", 1.0, {}, {}, busy);
+  const auto cells = store.cells(1);
+  REQUIRE(cells.size() == 2);
+  REQUIRE(cells[1].load.has_value());
+  CHECK(cells[1].load->load_average == 5.0);
+  CHECK(cells[1].load->cpu_pressure == 42.0);
+  CHECK_FALSE(cells[1].load->memory_pressure.has_value());
+  CHECK(cells[1].under_load);
 }
 
 TEST_CASE("a transaction that throws leaves nothing behind, and a non-finite value is stored as NULL", "[store]") {

@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <map>
 
 #include "core/timer.h"
 #include "harness/runner.h"
+#include "harness/store.h"
+#include "harness/suite.h"
 #include "model/backend.h"
 #include "remote/client.h"
 #include "tests/helpers.h"
@@ -96,6 +99,67 @@ TEST_CASE("serve streams a generator without pieces as one event", "[remote][ser
   const auto outcome = complete_all(client_for(server, Endpoint::completions, true), {key_sample("2024")}).at(0);
   CHECK(reply_of(outcome).text == "2024");
   CHECK(reply_of(outcome).text_chunks == 1);
+}
+
+TEST_CASE("a streamed completion of 16 tokens through serve arrives as 16 events, however fast they are made",
+          "[remote][serve]") {
+  // No delay between pieces: events that were merged on their way out would show here.
+  ServerThread server(std::make_unique<KeyGenerator>(milliseconds(0)));
+  const auto outcome =
+      complete_all(client_for(server, Endpoint::completions, true), {key_sample("0123456789abcdef", 16)}).at(0);
+  const auto& reply = reply_of(outcome);
+  CHECK(reply.text == "0123456789abcdef");
+  CHECK(reply.text_chunks >= 16);
+  CHECK(reply.first_token_seconds <= reply.last_text_seconds);
+  CHECK(reply.last_text_seconds <= reply.total_seconds);
+}
+
+TEST_CASE("a remote cell stores its time to first token below the total, and no decode time when not streamed",
+          "[remote][serve][runner]") {
+  ServerThread server(std::make_unique<KeyGenerator>(milliseconds(3)));
+  const auto suite_for = [&](bool stream) {
+    const Json suite_json = {
+        {"name", "remote-times"},
+        {"engines",
+         {{{"name", "remote"}, {"params", {{"base_url", server.url()}, {"model", "m"}, {"stream", stream}}}}}},
+        {"tasks", {{{"name", "test_remote_keys"}, {"params", {{"samples", 3}}}}}},
+        {"context_lengths", {64}}};
+    return parse_suite(suite_json, "remote-times.json");
+  };
+  testing::TempDir dir;
+  Store store(dir.file("t.db"));
+  std::FILE* sink = std::fopen("/dev/null", "w");
+  const auto streamed = run_suite(suite_for(true), store, {.log = sink, .isolate = false});
+  const auto whole = run_suite(suite_for(false), store, {.log = sink, .isolate = false});
+  std::fclose(sink);
+  const auto metrics_of = [&](std::int64_t run) {
+    const auto cells = store.cells(run);
+    REQUIRE(cells.size() == 1);
+    std::map<std::string, Measurement> m;
+    for (const auto& measurement : cells[0].measurements) m[measurement.metric] = measurement;
+    return m;
+  };
+  const auto s = metrics_of(streamed.run_id);
+  REQUIRE(s.at("first_token_seconds").repetitions.size() == 3);
+  for (int i = 0; i < 3; ++i)
+    CHECK(s.at("first_token_seconds").repetitions[i] < s.at("latency_seconds").repetitions[i]);
+  CHECK(s.at("decode_seconds_per_token").value() > 0);
+  // Not streamed: the tokens came in one piece, so there is no time between them: NULL, not 0.
+  const auto w = metrics_of(whole.run_id);
+  REQUIRE(w.contains("decode_seconds_per_token"));
+  CHECK(std::isnan(w.at("decode_seconds_per_token").value()));
+  std::string report;
+  REQUIRE(testing::run_shell(testing::ctxbench_binary() + " export --format json --run " +
+                                 std::to_string(whole.run_id) + " --db " + dir.file("t.db"),
+                             &report) == 0);
+  const Json exported = Json::parse(report);  // named: a temporary would die before the loop below reads it
+  bool found = false;
+  for (const auto& row : exported["runs"][0]["results"]) {
+    if (row["metric"] != "decode_seconds_per_token") continue;
+    found = true;
+    CHECK(row["value"].is_null());
+  }
+  CHECK(found);
 }
 
 TEST_CASE("a remote cell against serve: N requests in flight, latency percentiles and throughput",

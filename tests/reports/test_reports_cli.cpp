@@ -2,12 +2,17 @@
 // exercise each verdict deterministically.
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
+#include "harness/machine_load.h"
 #include "harness/store.h"
 #include "harness/suite.h"
 #include "tests/helpers.h"
@@ -62,8 +67,10 @@ class SyntheticRuns {
   }
 
   // Stores cell `index` (0 or 1: context 1024 or 2048) of the suite.
-  void cell(std::int64_t run, int index, const std::vector<Measurement>& measurements, const std::string& error = "") {
-    store_.save_cell(run, suite_.cells().at(index), error.empty() ? "ok" : "failed", error, 1.0, measurements);
+  void cell(std::int64_t run, int index, const std::vector<Measurement>& measurements, const std::string& error = "",
+            const std::optional<MachineLoad>& load = {}) {
+    store_.save_cell(run, suite_.cells().at(index), error.empty() ? "ok" : "failed", error, 1.0, measurements, {},
+                     load);
   }
 
  private:
@@ -94,7 +101,8 @@ std::string gate_attempts(const testing::TempDir& dir, const std::string& baseli
     REQUIRE(run_shell(kBinary + " run " + dir.file(baseline) + db) == 0);
     REQUIRE(run_shell(kBinary + " run " + dir.file(candidate) + db) == 0);
     std::string out;
-    const int status = run_shell(kBinary + " gate --baseline 1 --candidate 2" + db, &out);
+    // The statistics are under test here, not the load check: this machine may well be busy.
+    const int status = run_shell(kBinary + " gate --baseline 1 --candidate 2 --allow-load" + db, &out);
     log += fmt::format("attempt {} (exit {}):\n{}", attempt + 1, status, out);
     if (accept(status, out)) return path;
   }
@@ -133,7 +141,7 @@ TEST_CASE("gate flags an engine made slower by extra passes, and passes a rerun 
   // parameter that caused it.
   const std::string db = " --db " + slow_db;
   std::string out;
-  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2 --max-slowdown 10000%" + db, &out) == 0);
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2 --max-slowdown 10000% --allow-load" + db, &out) == 0);
   CHECK_THAT(out, Catch::Contains("max slowdown 10000% (--max-slowdown)"));
   CHECK(run_shell(kBinary + " compare 1 2" + db, &out) == 0);
   INFO(out);
@@ -164,6 +172,87 @@ TEST_CASE("gate fails a planted 2x slowdown at 5 warm repetitions and passes den
   INFO(log);
   CHECK(self_passed);
   CHECK(doubled_failed);
+}
+
+TEST_CASE("cells timed under load are flagged by report, compare and the HTML, and gate will not judge them",
+          "[reports][cli][gate][load]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("l.db"), db = " --db " + path;
+  {
+    SyntheticRuns runs(path);
+    const MachineLoad quiet{0.2, 1.0, 0.0}, busy{5.0, 50.0, 0.0};
+    const auto a = runs.begin(), b = runs.begin();
+    for (int i = 0; i < 2; ++i) {
+      runs.cell(a, i, measured(kTimes, 1.0), "", quiet);
+      runs.cell(b, i, measured(kSameTimes, 1.0), "", i == 0 ? busy : quiet);
+    }
+  }
+  const std::string loaded =
+      "1 of 4 matched cells (first: run 2 dense / attention_needle T=1024 depth=50 seed=0: load 5.00, cpu pressure "
+      "50.0%, memory pressure 0.0%)";
+  std::string out;
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2" + db, &out) == 2);
+  CHECK_THAT(out, Catch::Contains("cannot judge: timed under load, " + loaded));
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2 --allow-load" + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("warning: judged although timed under load (--allow-load): " + loaded));
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 1" + db, &out) == 0);  // run 1 was quiet
+  CHECK(run_shell(kBinary + " compare 1 2" + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("warning: timed under load: " + loaded));
+  CHECK(run_shell(kBinary + " report --run 2" + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("warning: 1 of 2 cells were timed under load (first: load 5.00, cpu pressure 50.0%"));
+  CHECK(run_shell(kBinary + " report --run 1" + db, &out) == 0);
+  CHECK_THAT(out, !Catch::Contains("under load"));
+  CHECK(run_shell(kBinary + " report --run 2 --html " + dir.file("l.html") + db, &out) == 0);
+  CHECK_THAT(read_text(dir.file("l.html")), Catch::Contains("1 of 2 cells were timed under load"));
+}
+
+// Processes that spin until this object goes away, or until the test process dies (PR_SET_PDEATHSIG): a failed
+// or killed test leaves no hog behind.
+class CpuHogs {
+ public:
+  explicit CpuHogs(unsigned count) {
+    const pid_t parent = getpid();
+    for (unsigned i = 0; i < count; ++i) {
+      const pid_t hog = fork();
+      if (hog == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(0);  // the parent died before the line above
+        volatile unsigned long spin = 0;
+        for (;;) spin = spin + 1;
+      }
+      pids_.push_back(hog);
+    }
+  }
+  ~CpuHogs() {
+    for (const pid_t hog : pids_) {
+      kill(hog, SIGKILL);
+      waitpid(hog, nullptr, 0);
+    }
+  }
+  CpuHogs(const CpuHogs&) = delete;
+  CpuHogs& operator=(const CpuHogs&) = delete;
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// Tagged [timing] so that ctest runs it alone: its hogs would slow every test beside it.
+TEST_CASE("with a CPU hog beside the runs, gate says it cannot judge", "[reports][cli][gate][load][timing]") {
+  testing::TempDir dir;
+  testing::write_file(dir.file("dense.json"), gate_suite(0, 5, 0.5));
+  const CpuHogs hogs(2 * std::thread::hardware_concurrency() + 1);
+  // PSI's 10 s average climbs within seconds; without PSI the 1-minute load average decides, within a minute
+  // or two.
+  for (int i = 0; i < 1800 && !sample_load().under_load_here(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  INFO("load with the hogs running: " << sample_load().describe());
+  REQUIRE(sample_load().under_load_here());
+  const std::string db = " --db " + dir.file("h.db");
+  std::string out;
+  REQUIRE(run_shell(kBinary + " run " + dir.file("dense.json") + db) == 0);
+  REQUIRE(run_shell(kBinary + " run " + dir.file("dense.json") + db) == 0);
+  CHECK(run_shell(kBinary + " gate --baseline 1 --candidate 2" + db, &out) == 2);
+  CHECK_THAT(out, Catch::Contains("cannot judge: timed under load, 4 of 4 matched cells"));
 }
 
 TEST_CASE("compare says \"no significant change\" when timings differ only by noise", "[reports][cli][compare]") {
