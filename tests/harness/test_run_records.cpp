@@ -132,7 +132,7 @@ TEST_CASE("a changed suite on --resume is refused naming the differences, and --
   CHECK(status_of(db, 1) == "finished");
 }
 
-TEST_CASE("--resume refuses a run whose process lives here, and takes over one left running on another host",
+TEST_CASE("resume refuses a run whose process lives here, and takes over one left running on another host",
           "[run-records]") {
   testing::TempDir dir;
   const std::string suite = dir.file("small.json"), db = dir.file("r.db");

@@ -102,7 +102,7 @@ TEST_CASE("a database of an older schema is migrated on open and keeps its runs"
   CHECK(store.runs()[0].shard.empty());
 }
 
-TEST_CASE("a version-4 database gains the load columns on open; its cells read as stored without load", "[store]") {
+TEST_CASE("a version-4 database gains the load columns on open, and its cells read as stored without load", "[store]") {
   testing::TempDir dir;
   const std::string path = dir.file("v4.db");
   const Suite suite = tiny_suite();
