@@ -215,14 +215,15 @@ bool attention_level(const Cell& cell) {
   return task && engine && task->make_attention_problem && engine->make;
 }
 
-// The cells left to run, in suite order, each gathered with the later cells that differ from it only by engine
-// (attention level: the same problem): those are timed paired.
-std::vector<std::vector<Cell>> groups_to_run(const std::vector<Cell>& cells, const std::set<std::string>& done) {
+// The cells left to run, in suite order; in a paired suite each gathered with the later cells that differ from it
+// only by engine (attention level: the same problem): those are timed paired.
+std::vector<std::vector<Cell>> groups_to_run(const std::vector<Cell>& cells, const std::set<std::string>& done,
+                                             bool paired) {
   std::vector<std::vector<Cell>> groups;
   std::map<std::string, std::size_t> group_of;
   for (const Cell& cell : cells) {
     if (done.contains(cell.key)) continue;
-    if (!attention_level(cell)) {
+    if (!paired || !attention_level(cell)) {
       groups.push_back({cell});
       continue;
     }
@@ -292,7 +293,7 @@ RunSummary run_suite(const Suite& suite, Store& store, const RunOptions& options
     ++summary.skipped;
     progress.cell_done(describe_cell(cell) + " (stored)", true, 0.0);
   }
-  for (const auto& group : groups_to_run(cells, done)) {
+  for (const auto& group : groups_to_run(cells, done, suite.paired)) {
     if (stop_signal()) break;
     if (!run_and_store_group(group, suite, store, options, summary, progress)) break;
   }

@@ -176,7 +176,7 @@ Suite parse_suite(const Json& doc, const std::string& source) {
   if (!doc.is_object()) c.fail("$", "expected a JSON object");
   static const std::set<std::string> known = {"name",   "description", "engines",     "tasks",  "context_lengths",
                                               "depths", "seeds",       "repetitions", "warmup", "thresholds",
-                                              "limits", "baseline"};
+                                              "limits", "baseline",    "paired"};
   for (const auto& [key, value] : doc.items()) {
     if (!known.contains(key))
       c.fail("$." + key, fmt::format("unknown field (expected one of {})", fmt::join(known, ", ")));
@@ -188,6 +188,10 @@ Suite parse_suite(const Json& doc, const std::string& source) {
   if (doc.contains("description")) suite.description = c.string(doc.at("description"), "$.description");
   suite.engines = parse_components(c, doc, "engines", true);
   suite.baseline = parse_baseline(c, doc, suite.engines);
+  if (doc.contains("paired")) {
+    if (!doc.at("paired").is_boolean()) c.fail("$.paired", "expected true or false, got " + doc.at("paired").dump());
+    suite.paired = doc.at("paired").get<bool>();
+  }
   suite.tasks = parse_components(c, doc, "tasks", false);
   for (std::size_t i = 0;
        const double length : parse_grid(c, c.required(doc, "context_lengths", "$"), "$.context_lengths")) {

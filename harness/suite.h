@@ -56,6 +56,10 @@ struct Suite {
   // The engine label speedups are measured against ("baseline"; by default the engine labelled "dense", else the
   // first dense engine; "" for none).
   std::string baseline;
+  // "paired": attention-level cells that differ only by engine run together, repetitions taking turns, and store
+  // speedups against the baseline. Off by default: taking turns changes each engine's own times (the engines
+  // evict each other's caches), so runs compared by gate must be timed alike.
+  bool paired = false;
   Thresholds thresholds;
   Limits limits;
 

@@ -53,7 +53,7 @@ Json two_engine_suite() {
   return Json::parse(R"({"name": "paired", "engines": [{"name": "dense", "label": "twice",
       "params": {"extra_passes": 1}}, {"name": "dense"}],
     "tasks": [{"name": "attention_needle", "params": {"heads_q": 2, "heads_kv": 1, "head_dim": 16}}],
-    "context_lengths": [256, 512], "seeds": [0, 1], "repetitions": 5})");
+    "context_lengths": [256, 512], "seeds": [0, 1], "repetitions": 5, "paired": true})");
 }
 
 }  // namespace
