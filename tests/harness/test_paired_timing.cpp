@@ -145,6 +145,27 @@ TEST_CASE("a suite's engines on one cell run paired: every cell is stored whole,
   }
 }
 
+TEST_CASE("without \"paired\", a suite's engines run one after the other and store no speedup", "[paired]") {
+  testing::TempDir dir;
+  Store store(dir.file("u.db"));
+  Json doc = two_engine_suite();
+  doc.erase("paired");
+  const Suite suite = parse_suite(doc, "unpaired.json");
+  CHECK_FALSE(suite.paired);
+  std::FILE* sink = std::fopen("/dev/null", "w");
+  const auto summary = run_suite(suite, store, {.log = sink, .isolate = false});
+  std::fclose(sink);
+  const auto cells = store.cells(summary.run_id);
+  REQUIRE(cells.size() == 8);
+  for (const auto& cell : cells) {
+    INFO(cell.engine << " T=" << cell.context_length << " seed=" << cell.seed);
+    CHECK(std::none_of(cell.measurements.begin(), cell.measurements.end(),
+                       [](const Measurement& m) { return m.metric.rfind("speedup", 0) == 0; }));
+  }
+  doc["paired"] = "yes";
+  CHECK_THROWS_WITH(parse_suite(doc, "p.json"), Catch::Contains("p.json: $.paired: expected true or false"));
+}
+
 TEST_CASE("a suite's baseline names one of its engines", "[paired][suite]") {
   Json doc = two_engine_suite();
   doc["baseline"] = "twice";
