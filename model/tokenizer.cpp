@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "model/unicode.h"
 
@@ -181,8 +182,13 @@ BpeTokenizer BpeTokenizer::from_file(const std::string& path, const std::string&
   // Vocabulary and added tokens.
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail(path, "model.vocab", "an object token -> id");
   int max_id = -1;
+  std::unordered_map<int, std::string> token_of;  // two tokens on one id could not both be decoded
   for (const auto& [token, id] : model["vocab"].items()) {
     if (!valid_id(id)) fail(path, "model.vocab." + token, fmt::format("an id in [0, {}]", kMaxTokenId));
+    if (const auto [other, added] = token_of.emplace(id.get<int>(), token); !added) {
+      fail(path, "model.vocab." + token,
+           fmt::format("an id of its own (id {} is also \"{}\")", id.get<int>(), other->second));
+    }
     tok.vocab_[token] = id.get<int>();
     max_id = std::max(max_id, id.get<int>());
   }

@@ -236,6 +236,15 @@ TEST_CASE("BPE: a small GPT-2-style file: rank order, bytes, round trips", "[tok
   CHECK_THROWS_WITH(tok.decode({5000}), Contains("5000"));
 }
 
+TEST_CASE("BPE: a vocabulary that gives two tokens one id is refused, naming both", "[tokenizer]") {
+  testing::TempDir dir;
+  TokenizerFile file;  // found by the fuzzer: "he" on the id of byte 0xFF decoded "hello" as "\xffllo"
+  file.merge("h", "e");
+  file.vocab["he"] = 255;
+  CHECK_THROWS_WITH(BpeTokenizer::from_file(file.write(dir.file("tokenizer.json")), "t"),
+                    Contains("model.vocab.") && Contains(": an id of its own (id 255 is also \""));
+}
+
 TEST_CASE("BPE: the first rank wins over a later, longer merge", "[tokenizer]") {
   testing::TempDir dir;
   TokenizerFile bc_first;
