@@ -31,8 +31,7 @@ void check_text_cells(const std::vector<Cell>& cells) {
                                             cell.context_length, cell.depth, cell.seed);
     if (!checked.insert(prompts).second) continue;
     try {
-      const Json model_params = {{"model", cell.task.params.at("model")},
-                                 {"rope_scaling", cell.task.params.at("rope_scaling")}};
+      const Json model_params = model::model_params_of(cell.task.params);  // as the runner opens the model
       auto tokenizer = tokenizers.find(model_params.dump());
       if (tokenizer == tokenizers.end())
         tokenizer = tokenizers.emplace(model_params.dump(), model::open_tokenizer(model_params)).first;
