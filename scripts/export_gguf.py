@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from make_checkpoint import byte_symbols  # the sibling script: GPT-2's byte alphabet
+
 ALIGNMENT = 32
 # GGUF metadata value types and GGML tensor types (gguf.md of the GGML project).
 UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
@@ -179,19 +181,6 @@ def gguf_tensors(config, weights, target):
 # ---- the tokenizer ---------------------------------------------------------------------------------
 
 
-def byte_alphabet():
-    """GPT-2's printable stand-in for each byte (the byte-level BPE alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    mapping, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            mapping[b] = chr(b)
-        else:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return mapping
-
-
 def vocabulary(directory, config):
     """(tokens, token types, merges) over vocab_size ids."""
     size = config["vocab_size"]
@@ -209,7 +198,7 @@ def vocabulary(directory, config):
             tokens[added["id"]] = added["content"]
             types[added["id"]] = TOKEN_CONTROL if added.get("special") else TOKEN_NORMAL
     else:  # the bundled model: ids 0-255 are the bytes
-        for b, symbol in byte_alphabet().items():
+        for b, symbol in byte_symbols().items():
             tokens[b], types[b] = symbol, TOKEN_NORMAL
         for name, key in (("<s>", "bos_token_id"), ("</s>", "eos_token_id")):
             if config.get(key) is not None:
