@@ -13,7 +13,7 @@ namespace ctxbench::remote {
 namespace {
 
 const char* kUsage =
-    "ctxbench serve --engine NAME [--engine-params JSON] [--model DIR] [--rope-scaling JSON] [--port P]\n"
+    "ctxbench serve [--engine dense] [--engine-params JSON] [--model DIR] [--rope-scaling JSON] [--port P]\n"
     "               [--host 127.0.0.1] [--served-model-name NAME] [--max-connections N] [--max-request-mb M]\n"
     "               [--idle-timeout S]";
 
@@ -80,7 +80,8 @@ const RegisterCommand registration{{
     .options =
         {{.name = "--engine",
           .type = ParamType::string,
-          .help = "a registered engine (`ctxbench list engines`); required"},
+          .default_value = "dense",
+          .help = "a registered engine (`ctxbench list engines`)"},
          {.name = "--engine-params", .type = ParamType::string, .help = "its parameters (checked like a suite's)"},
          {.name = "--model",
           .type = ParamType::string,

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/params.h"
 #include "tasks/scoring/python_number.h"
 #include "tasks/scoring/python_text.h"
 #include "tasks/scoring/sequence_matcher.h"
@@ -238,19 +239,19 @@ std::string first_line(std::string_view prediction) {
 
 DatasetMetrics DatasetMetrics::load(const std::filesystem::path& json_file) {
   std::ifstream in(json_file);
-  if (!in) throw std::runtime_error(json_file.string() + ": cannot open the LongBench dataset->metric table");
+  if (!in) throw InputError(json_file.string() + ": cannot open the LongBench dataset->metric table");
   nlohmann::json table;
   try {
     table = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& error) {
-    throw std::runtime_error(json_file.string() + ": not valid JSON: " + error.what());
+    throw InputError(json_file.string() + ": not valid JSON: " + error.what());
   }
-  if (!table.is_object()) throw std::runtime_error(json_file.string() + ": expected an object dataset -> metric");
+  if (!table.is_object()) throw InputError(json_file.string() + ": expected an object dataset -> metric");
   DatasetMetrics metrics;
   for (const auto& [dataset, metric] : table.items()) {
     if (!metric.is_string() || !is_known_metric(metric.get<std::string>()))
-      throw std::runtime_error(json_file.string() + ": dataset \"" + dataset +
-                               "\" must map to a metrics.py function name, got " + metric.dump());
+      throw InputError(json_file.string() + ": dataset \"" + dataset +
+                       "\" must map to a metrics.py function name, got " + metric.dump());
     metrics.metric_by_dataset_.emplace(dataset, metric.get<std::string>());
   }
   return metrics;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/params.h"
 #include "tasks/scoring/python_number.h"
 #include "tasks/scoring/python_text.h"
 #include "tasks/scoring/ruler.h"
@@ -17,14 +18,14 @@ namespace {
 
 using nlohmann::json;
 
-std::runtime_error line_error(const std::filesystem::path& file, size_t line, const std::string& what) {
-  return std::runtime_error(file.string() + ":" + std::to_string(line) + ": " + what);
+InputError line_error(const std::filesystem::path& file, size_t line, const std::string& what) {
+  return InputError(file.string() + ":" + std::to_string(line) + ": " + what);
 }
 
 // Calls visit(line_number, text) for each line; "\n", "\r\n" and "\r" end lines (Python's universal newlines).
 void for_each_line(const std::filesystem::path& file, const std::function<void(size_t, const std::string&)>& visit) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error(file.string() + ": cannot open the prediction file");
+  if (!in) throw InputError(file.string() + ": cannot open the prediction file");
   std::stringstream content;
   content << in.rdbuf();
   const std::string text = content.str();
@@ -115,7 +116,7 @@ LongBenchFileScore score_longbench_predictions(const std::filesystem::path& pred
     records.push_back(std::move(parsed));
     line_numbers.push_back(line);
   });
-  if (records.empty()) throw std::runtime_error(predictions.string() + ": no predictions");
+  if (records.empty()) throw InputError(predictions.string() + ": no predictions");
   if (metric == "classification_score" && all_classes_null)
     throw line_error(predictions, line_numbers.back(),
                      "\"all_classes\" is null but " + std::string(dataset) + " uses classification_score");
@@ -169,7 +170,7 @@ RulerFileScore score_ruler_predictions(const std::filesystem::path& predictions,
     result.nulls += prediction.empty() ? 1 : 0;
     scores.push_back(sample_score(prediction, references));
   });
-  if (scores.empty()) throw std::runtime_error(predictions.string() + ": no predictions");
+  if (scores.empty()) throw InputError(predictions.string() + ": no predictions");
   result.samples = scores.size();
   result.score = ruler::task_score(scores);
   return result;

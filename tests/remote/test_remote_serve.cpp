@@ -483,6 +483,26 @@ TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly o
   close(child.out);
 }
 
+TEST_CASE("ctxbench serve with no options serves dense attention on the bundled model", "[remote][serve][cli]") {
+  const Child child = spawn({testing::ctxbench_binary(), "serve", "--port", "0"});
+  std::string out = read_until(child, "\n", 10);
+  const auto at = out.find("http://127.0.0.1:");
+  INFO(out);
+  if (at == std::string::npos) wait_exit(child, 0);
+  REQUIRE(at != std::string::npos);
+  const int port = std::stoi(out.substr(at + 17));
+  CHECK(json_body(testing::raw_exchange(port, "GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", 5))
+            .at("data")
+            .at(0)
+            .at("id") == "dense");
+  const auto reply = testing::raw_exchange(
+      port, testing::post("/v1/completions", R"({"prompt": "The pass key is 31415.", "max_tokens": 2})"), 10);
+  CHECK(testing::status_of(reply) == 200);
+  kill(child.pid, SIGTERM);
+  CHECK(wait_exit(child, 5) == 0);
+  close(child.out);
+}
+
 TEST_CASE("ctxbench serve: bad input exits 2 with a message", "[remote][serve][cli]") {
   std::string out;
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{\"model\": 1}'",
@@ -490,8 +510,8 @@ TEST_CASE("ctxbench serve: bad input exits 2 with a message", "[remote][serve][c
   CHECK_THAT(out, Catch::Contains("--engine-params.base_url: required"));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine nosuch", &out) == 2);
   CHECK_THAT(out, Catch::Contains("unknown name \"nosuch\""));
-  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve", &out) == 2);
-  CHECK_THAT(out, Catch::Contains("--engine is required"));
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --model /no/such/model", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("/no/such/model/config.json: cannot be read"));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{'", &out) == 2);
   CHECK_THAT(out, Catch::Contains("--engine-params: not valid JSON"));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{\"base_url\": "

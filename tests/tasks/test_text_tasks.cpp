@@ -389,8 +389,12 @@ TEST_CASE("ctxbench score prints the official scripts' results and names bad inp
         "{\n    \"hotpotqa\": {\n        \"0-4k\": 100.0,\n        \"4-8k\": 100.0,\n        \"8k+\": 0.0\n    }\n}\n");
   CHECK(testing::run_shell(binary + " score ruler " + root + "/tests/fixtures/ruler/niah_single_1.jsonl", &out) != 0);
   CHECK(out.find("--task is required") != std::string::npos);
+  // Bad input exits 2, as the README promises, naming the file (and the line).
   CHECK(testing::run_shell(
-            binary + " score longbench --dataset trec " + root + "/tests/fixtures/longbench/bad_json.jsonl", &out) !=
-        0);
-  CHECK(out.find("bad_json.jsonl:") != std::string::npos);
+            binary + " score longbench --dataset trec " + root + "/tests/fixtures/longbench/bad_json.jsonl", &out) ==
+        2);
+  CHECK(out.find("bad_json.jsonl:2: not a JSON line") != std::string::npos);
+  CHECK(testing::run_shell(binary + " score ruler --task niah_single_1 " + root + "/no/such/predictions.jsonl", &out) ==
+        2);
+  CHECK(out.find("predictions.jsonl: cannot open the prediction file") != std::string::npos);
 }
