@@ -29,7 +29,51 @@ int optional_int(const nlohmann::json& params, const char* key, int fallback, in
   return it->get<int>();
 }
 
+// Length of the trailing bytes of `text` that start a UTF-8 character the next token may complete.
+std::size_t incomplete_utf8_tail(const std::string& text) {
+  const std::size_t n = text.size();
+  for (std::size_t back = 1; back <= std::min<std::size_t>(3, n); ++back) {
+    const auto byte = static_cast<unsigned char>(text[n - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: look further back for its lead
+    const std::size_t length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1;
+    return length > back ? back : 0;
+  }
+  return 0;
+}
+
+// Length of the longest end of `text` that is a proper beginning of a stop string: held back, since the next
+// tokens may complete the stop string, which is cut from the answer.
+std::size_t stop_string_tail(const std::string& text, const std::vector<std::string>& stop) {
+  std::size_t tail = 0;
+  for (const std::string& s : stop) {
+    for (std::size_t k = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); k > tail; --k) {
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        tail = k;
+        break;
+      }
+    }
+  }
+  return tail;
+}
+
+constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // what a decoder shows for a cut character
+
 }  // namespace
+
+void TextStream::update(const std::string& text, const std::vector<std::string>& stop, bool final) {
+  if (text.compare(0, sent_.size(), sent_) != 0) return;  // a decoder that rewrote what was sent: never seen
+  std::size_t stable = text.size();
+  if (!final) {
+    stable -= std::max(incomplete_utf8_tail(text), stop_string_tail(text, stop));
+    while (stable >= sent_.size() + kReplacementCharacter.size() &&
+           text.compare(stable - kReplacementCharacter.size(), kReplacementCharacter.size(), kReplacementCharacter) ==
+               0)
+      stable -= kReplacementCharacter.size();
+  }
+  if (stable <= sent_.size()) return;
+  on_text_(std::string_view(text).substr(sent_.size(), stable - sent_.size()));
+  sent_.assign(text, 0, stable);
+}
 
 ModelParams ModelParams::parse(const nlohmann::json& params) {
   if (!params.is_object()) throw InputError("model params: expected an object, got " + params.dump());
@@ -94,8 +138,14 @@ Generation LlamaGenerator::generate(const TextSample& sample) {
   return generate_ids(frame_.ids(*tokenizer_, sample.prompt), sample.max_new_tokens, sample.stop);
 }
 
+Generation LlamaGenerator::generate_stream(const TextSample& sample,
+                                           const std::function<void(std::string_view)>& on_text) {
+  TextStream stream(on_text);
+  return generate_ids(frame_.ids(*tokenizer_, sample.prompt), sample.max_new_tokens, sample.stop, &stream);
+}
+
 Generation LlamaGenerator::generate_ids(const std::vector<int>& prompt, int max_new_tokens,
-                                        const std::vector<std::string>& stop) {
+                                        const std::vector<std::string>& stop, TextStream* stream) {
   const Stopwatch total;
   const LlamaConfig& c = model_->config();
   if (prompt.empty()) throw std::invalid_argument("cannot generate from an empty prompt without a BOS token");
@@ -131,7 +181,9 @@ Generation LlamaGenerator::generate_ids(const std::vector<int>& prompt, int max_
       g.text.resize(cut);
       break;
     }
+    if (stream) stream->update(g.text, stop, false);
   }
+  if (stream) stream->update(g.text, stop, true);
   g.decode_seconds = last_tokens_.size() > 1 ? decode_watch.seconds() : 0.0;
   g.generated_tokens = static_cast<int>(last_tokens_.size());
   g.attention_seconds = seq.attention_seconds;

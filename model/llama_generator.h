@@ -3,8 +3,10 @@
 // attention engines.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/text.h"
@@ -33,6 +35,20 @@ struct ModelParams {
   static ModelParams parse(const nlohmann::json& params);
 };
 
+// Hands a growing answer to a streaming caller piece by piece, keeping back what the next tokens may still
+// change: an incomplete UTF-8 character (or the replacement character a decoder shows for it) and an end that
+// may begin a stop string. The pieces concatenate to the final text.
+class TextStream {
+ public:
+  explicit TextStream(const std::function<void(std::string_view)>& on_text) : on_text_(on_text) {}
+  // `text` is the whole answer so far; `final` sends all of it that was not sent.
+  void update(const std::string& text, const std::vector<std::string>& stop, bool final);
+
+ private:
+  const std::function<void(std::string_view)>& on_text_;
+  std::string sent_;
+};
+
 class LlamaGenerator final : public Generator {
  public:
   LlamaGenerator(std::shared_ptr<const LlamaModel> model, std::shared_ptr<const engines::Engine> engine,
@@ -44,9 +60,11 @@ class LlamaGenerator final : public Generator {
   // EOS id, at max_new_tokens, or when the text contains a stop string (the text is cut before it).
   // Frequencies of RoPE are chosen for prompt + max_new_tokens positions.
   Generation generate(const TextSample& sample) override;
+  // The same, streaming the answer token by token as it is decoded (what `serve` sends as SSE events).
+  Generation generate_stream(const TextSample& sample, const std::function<void(std::string_view)>& on_text) override;
   // The same from prompt ids as given (no BOS or template added): what the llama.cpp peer is compared on.
-  Generation generate_ids(const std::vector<int>& prompt, int max_new_tokens,
-                          const std::vector<std::string>& stop = {});
+  Generation generate_ids(const std::vector<int>& prompt, int max_new_tokens, const std::vector<std::string>& stop = {},
+                          TextStream* stream = nullptr);
   // Scores the tokens as given (no BOS added): entry i is log p(tokens[i] | tokens[0..i)), entry 0 is 0.
   std::vector<double> token_logprobs(const std::vector<int>& tokens) override;
   // Keys attended per query row and resident KV bytes, summed over the layers of every sequence so far; the

@@ -326,6 +326,51 @@ TEST_CASE("generator: greedy tokens are the reference's argmax, stop strings, EO
   }
 }
 
+TEST_CASE("generator: generate_stream hands the answer over as it is decoded, never a stop string", "[model]") {
+  TempDir dir;
+  write_tiny_model(dir.file(""), TinySpec{.eos = nullptr}, 41);
+  model::LlamaGenerator gen(std::make_shared<const LlamaModel>(dir.file("")), dense_engine());
+  const std::string prompt = "The key is 42.";
+  const auto whole = gen.generate(sample(prompt, 12));
+  std::vector<std::string> pieces;
+  const auto collect = [&](std::string_view piece) { pieces.emplace_back(piece); };
+
+  const auto streamed = gen.generate_stream(sample(prompt, 12), collect);
+  CHECK(streamed.text == whole.text);
+  std::string joined;
+  for (const auto& piece : pieces) joined += piece;
+  CHECK(joined == whole.text);
+  CHECK(pieces.size() >= 6);  // 12 byte tokens: one piece each, but for bytes of a character not yet complete
+
+  SECTION("the beginning of a stop string waits, and a completed one is never sent") {
+    REQUIRE(whole.text.size() >= 8);
+    const std::string stop = whole.text.substr(5, 3);
+    pieces.clear();
+    const auto cut = gen.generate_stream(sample(prompt, 12, {stop}), collect);
+    joined.clear();
+    for (const auto& piece : pieces) joined += piece;
+    CHECK(joined == cut.text);
+    CHECK(joined == whole.text.substr(0, whole.text.find(stop)));
+  }
+}
+
+TEST_CASE("text stream: holds back an incomplete UTF-8 character, a replacement character and a stop prefix",
+          "[model]") {
+  std::vector<std::string> pieces;
+  const std::function<void(std::string_view)> collect = [&](std::string_view piece) { pieces.emplace_back(piece); };
+  model::TextStream stream(collect);
+  const std::vector<std::string> stop = {"STOP"};
+  stream.update("ab", stop, false);
+  stream.update("ab\xE2\x82", stop, false);  // the first two bytes of the euro sign
+  stream.update("ab\xE2\x82\xAC", stop, false);
+  stream.update("ab\xE2\x82\xAC x\xEF\xBF\xBD", stop, false);  // a decoder's replacement for a cut character
+  stream.update("ab\xE2\x82\xAC xy ST", stop, false);
+  stream.update("ab\xE2\x82\xAC xy STA", stop, false);
+  stream.update("ab\xE2\x82\xAC xy STA", stop, true);
+  const std::vector<std::string> expected = {"ab", "\xE2\x82\xAC", " x", "y ", "STA"};
+  CHECK(pieces == expected);
+}
+
 TEST_CASE("generator: token_logprobs are the reference's log-softmax, first entry 0", "[model]") {
   TempDir dir;
   const TinySpec spec{.vocab = 270};
