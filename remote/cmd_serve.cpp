@@ -13,7 +13,8 @@ namespace ctxbench::remote {
 namespace {
 
 const char* kUsage =
-    "ctxbench serve [--engine dense] [--engine-params JSON] [--model DIR] [--rope-scaling JSON] [--port P]\n"
+    "ctxbench serve [--engine dense] [--engine-params JSON] [--model DIR] [--rope-scaling JSON]\n"
+    "               [--prompt-template TEXT] [--port P]\n"
     "               [--host 127.0.0.1] [--served-model-name NAME] [--max-connections N] [--max-request-mb M]\n"
     "               [--idle-timeout S]";
 
@@ -34,12 +35,16 @@ std::string model_option(const Args& args) { return args.given("--model") ? args
 std::unique_ptr<Generator> make_served_generator(const Args& args, const engines::EngineInfo& engine,
                                                  const Json& params) {
   if (engine.make_generator) {
-    if (!model_option(args).empty())
-      throw InputError(fmt::format("--model: engine {} answers text itself and takes no model", engine.name));
+    for (const char* option : {"--model", "--prompt-template"}) {
+      if (args.given(option) && !args.text(option).empty())
+        throw InputError(fmt::format("{}: engine {} answers text itself: it takes no model or prompt template", option,
+                                     engine.name));
+    }
     return engine.make_generator(params);
   }
-  const Json model_params = {{"model", model_option(args).empty() ? model::kBundledModel : model_option(args)},
-                             {"rope_scaling", parse_json_option(args, "--rope-scaling", Json::object())}};
+  Json model_params = {{"model", model_option(args).empty() ? model::kBundledModel : model_option(args)},
+                       {"rope_scaling", parse_json_option(args, "--rope-scaling", Json::object())}};
+  if (args.given("--prompt-template")) model_params["prompt_template"] = args.text("--prompt-template");
   return model::open_generator(model_params, std::shared_ptr<const engines::Engine>(engine.make(params)));
 }
 
@@ -73,7 +78,8 @@ const RegisterCommand registration{{
         "Serves a model over the OpenAI-compatible API: POST /v1/completions and /v1/chat/completions (streaming\n"
         "with \"stream\": true), GET /v1/models and /health. Attention engines run inside the model runtime on\n"
         "--model; text engines (e.g. remote) answer by themselves. Decoding is greedy; requests asking for echo,\n"
-        "logprobs or n > 1 get 400. Chat messages are joined by newlines (no chat template). One request is\n"
+        "logprobs or n > 1 get 400. Chat messages are joined by newlines; --prompt-template, when given, wraps\n"
+        "every prompt (completions and chat alike) as a text task's prompt_template does. One request is\n"
         "generated at a time.\n"
         "SIGINT/SIGTERM: stop accepting, finish replies in progress (up to 30 s), exit 0. A second signal exits\n"
         "at once.",
@@ -87,6 +93,9 @@ const RegisterCommand registration{{
           .type = ParamType::string,
           .help = "HF-style model directory, by default the bundled model"},
          {.name = "--rope-scaling", .type = ParamType::string, .help = "JSON that overrides the config's rope_scaling"},
+         {.name = "--prompt-template",
+          .type = ParamType::string,
+          .help = "text with one {prompt} around every request's prompt (README: Instruct models)"},
          {.name = "--port",
           .type = ParamType::number,
           .default_value = 8000,

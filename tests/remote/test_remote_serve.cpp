@@ -512,6 +512,13 @@ TEST_CASE("ctxbench serve: bad input exits 2 with a message", "[remote][serve][c
   CHECK_THAT(out, Catch::Contains("unknown name \"nosuch\""));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --model /no/such/model", &out) == 2);
   CHECK_THAT(out, Catch::Contains("/no/such/model/config.json: cannot be read"));
+  CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --prompt-template 'Q: A:'", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("prompt_template") && Catch::Contains("{prompt}"));
+  CHECK(testing::run_shell(testing::ctxbench_binary() +
+                               " serve --engine remote --engine-params '{\"base_url\": \"http://127.0.0.1:9\", "
+                               "\"model\": \"m\"}' --prompt-template '{prompt}'",
+                           &out) == 2);
+  CHECK_THAT(out, Catch::Contains("--prompt-template: engine remote answers text itself"));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{'", &out) == 2);
   CHECK_THAT(out, Catch::Contains("--engine-params: not valid JSON"));
   CHECK(testing::run_shell(testing::ctxbench_binary() + " serve --engine remote --engine-params '{\"base_url\": "
