@@ -99,14 +99,15 @@ TEST_CASE("paired_speedup refuses unpaired or non-positive times", "[paired]") {
   CHECK_THROWS_AS(paired_speedup({1, 1}, {1, 1}, 0), std::invalid_argument);
 }
 
-TEST_CASE("engines on the same problem take turns, warm-up included", "[paired]") {
+TEST_CASE("engines on the same problem take turns, each timed run after an untimed one of its own", "[paired]") {
   const auto& task = tasks::TaskRegistry::instance().get("attention_needle", "test");
   const Json params = resolve_params(task.params, Json::object(), "test");
   const auto problem = task.make_attention_problem(tasks::CellContext{params, 64, 50, 0});
   std::vector<std::string> log;
   const RecordingEngine a("A", log), b("B", log);
   const auto out = run_attention_problem_paired({&a, &b}, problem, 3, 1);
-  CHECK(log == std::vector<std::string>{"A", "B", "A", "B", "A", "B", "A", "B"});
+  // One warm-up round, then per repetition each engine twice in a row: a warm run, then the timed one.
+  CHECK(log == std::vector<std::string>{"A", "B", "A", "A", "B", "B", "A", "A", "B", "B", "A", "A", "B", "B"});
   REQUIRE(out.size() == 2);
   for (const auto& measurements : out) CHECK(measurements.at(0).repetitions.size() == 3);
 }
