@@ -81,6 +81,27 @@ void check_engine_params(const Checker& c, const engines::EngineInfo& info, cons
   }
 }
 
+std::vector<int> parse_lengths(const Checker& c, const Json& value, const std::string& path) {
+  std::vector<int> lengths;
+  for (std::size_t i = 0; const double length : parse_grid(c, value, path)) {
+    if (length != std::floor(length) || length < 1 || length > kMaxContextLength) {
+      c.fail(fmt::format("{}[{}]", path, i),
+             fmt::format("expected an integer in [1, {}], got {}", kMaxContextLength, length));
+    }
+    lengths.push_back(static_cast<int>(length));
+    ++i;
+  }
+  return lengths;
+}
+
+std::vector<double> parse_depths(const Checker& c, const Json& value, const std::string& path) {
+  const std::vector<double> depths = parse_grid(c, value, path);
+  for (std::size_t i = 0; i < depths.size(); ++i) {
+    if (depths[i] < 0 || depths[i] > 100) c.fail(fmt::format("{}[{}]", path, i), "expected a percentage in [0, 100]");
+  }
+  return depths;
+}
+
 std::vector<ComponentSpec> parse_components(const Checker& c, const Json& doc, const std::string& field, bool engines) {
   const std::string path = "$." + field;
   const Json& list = c.required(doc, field, "$");
@@ -90,10 +111,14 @@ std::vector<ComponentSpec> parse_components(const Checker& c, const Json& doc, c
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string item = fmt::format("{}[{}]", path, i);
     const Json& entry = list[i];
-    if (!entry.is_object()) c.fail(item, "expected an object with \"name\" and optional \"params\", \"label\"");
+    const std::set<std::string> fields =
+        engines ? std::set<std::string>{"name", "label", "params"}
+                : std::set<std::string>{"name", "label", "params", "context_lengths", "depths"};
+    if (!entry.is_object())
+      c.fail(item, fmt::format("expected an object with \"name\" (fields: {})", fmt::join(fields, ", ")));
     for (const auto& [key, value] : entry.items()) {
-      if (key != "name" && key != "params" && key != "label")
-        c.fail(item + "." + key, "unknown field (expected name, label, params)");
+      if (!fields.contains(key))
+        c.fail(item + "." + key, fmt::format("unknown field (expected one of {})", fmt::join(fields, ", ")));
     }
     ComponentSpec spec;
     spec.method = c.string(c.required(entry, "name", item), item + ".name");
@@ -106,6 +131,9 @@ std::vector<ComponentSpec> parse_components(const Checker& c, const Json& doc, c
     } else {
       const auto& info = tasks::TaskRegistry::instance().get(spec.method, c.where(item + ".name"));
       spec.params = resolve_params(info.params, given, c.where(item + ".params"));
+      if (entry.contains("context_lengths"))
+        spec.context_lengths = parse_lengths(c, entry.at("context_lengths"), item + ".context_lengths");
+      if (entry.contains("depths")) spec.depths = parse_depths(c, entry.at("depths"), item + ".depths");
     }
     if (!labels.insert(spec.label).second) {
       c.fail(item + ".label",
@@ -193,20 +221,8 @@ Suite parse_suite(const Json& doc, const std::string& source) {
     suite.paired = doc.at("paired").get<bool>();
   }
   suite.tasks = parse_components(c, doc, "tasks", false);
-  for (std::size_t i = 0;
-       const double length : parse_grid(c, c.required(doc, "context_lengths", "$"), "$.context_lengths")) {
-    if (length != std::floor(length) || length < 1 || length > kMaxContextLength) {
-      c.fail(fmt::format("$.context_lengths[{}]", i),
-             fmt::format("expected an integer in [1, {}], got {}", kMaxContextLength, length));
-    }
-    suite.context_lengths.push_back(static_cast<int>(length));
-    ++i;
-  }
-  suite.depths = doc.contains("depths") ? parse_grid(c, doc.at("depths"), "$.depths") : std::vector<double>{50.0};
-  for (std::size_t i = 0; i < suite.depths.size(); ++i) {
-    if (suite.depths[i] < 0 || suite.depths[i] > 100)
-      c.fail(fmt::format("$.depths[{}]", i), "expected a percentage in [0, 100]");
-  }
+  suite.context_lengths = parse_lengths(c, c.required(doc, "context_lengths", "$"), "$.context_lengths");
+  suite.depths = doc.contains("depths") ? parse_depths(c, doc.at("depths"), "$.depths") : std::vector<double>{50.0};
   const Json seeds = doc.value("seeds", Json::array({0}));
   if (!seeds.is_array() || seeds.empty()) c.fail("$.seeds", "expected a non-empty list of non-negative integers");
   for (std::size_t i = 0; i < seeds.size(); ++i) {
@@ -264,8 +280,8 @@ Suite load_suite(const std::string& path) {
 std::vector<Cell> Suite::cells() const {
   std::vector<Cell> out;
   for (const auto& task : tasks) {
-    for (const int length : context_lengths) {
-      for (const double depth : depths) {
+    for (const int length : task.context_lengths.empty() ? context_lengths : task.context_lengths) {
+      for (const double depth : task.depths.empty() ? depths : task.depths) {
         for (const auto& engine : engines) {
           for (const auto seed : seeds) {
             Cell cell{"", engine, task, length, depth, seed, repetitions, warmup};

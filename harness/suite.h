@@ -15,6 +15,9 @@ struct ComponentSpec {
   std::string label;   // unique within the suite; defaults to the registered name
   std::string method;  // the registered engine or task name
   Json params;         // resolved: checked, defaults filled in
+  // A task's own grid ("context_lengths", "depths" in its entry); empty: the suite's.
+  std::vector<int> context_lengths;
+  std::vector<double> depths;
 };
 
 struct Thresholds {

@@ -43,6 +43,31 @@ TEST_CASE("a suite expands into the full matrix of cells with distinct keys", "[
   CHECK(cells[0].repetitions == 2);
 }
 
+TEST_CASE("a task's own context_lengths and depths replace the suite's grid for that task only", "[suite]") {
+  Json doc = minimal();
+  doc["tasks"].push_back({{"name", "attention_needle"},
+                          {"label", "long"},
+                          {"context_lengths", {4096}},
+                          {"depths", {50}},
+                          {"params", {{"heads_q", 4}, {"heads_kv", 2}}}});
+  const auto cells = parse_suite(doc, "s.json").cells();
+  REQUIRE(cells.size() == 2 * 2 * 2 + 1 * 1 * 2);
+  std::set<std::pair<int, double>> short_grid, long_grid;
+  for (const auto& c : cells) (c.task.label == "long" ? long_grid : short_grid).insert({c.context_length, c.depth});
+  CHECK(short_grid == std::set<std::pair<int, double>>{{64, 0}, {64, 100}, {128, 0}, {128, 100}});
+  CHECK(long_grid == std::set<std::pair<int, double>>{{4096, 50}});
+
+  doc["tasks"][1]["context_lengths"] = {0};
+  CHECK_THAT(error_of(doc), Catch::Contains("$.tasks[1].context_lengths[0]: expected an integer in [1, "));
+  doc["tasks"][1]["context_lengths"] = {4096};
+  doc["tasks"][1]["depths"] = {120};
+  CHECK_THAT(error_of(doc), Catch::Contains("$.tasks[1].depths[0]: expected a percentage"));
+  doc = minimal();
+  doc["engines"][0]["depths"] = {50};
+  CHECK_THAT(error_of(doc),
+             Catch::Contains("$.engines[0].depths: unknown field (expected one of label, name, params)"));
+}
+
 TEST_CASE("cell keys are stable: independent of field order, sensitive to every parameter", "[suite]") {
   const auto reordered = Json::parse(R"({
     "repetitions": 2, "seeds": [1, 2], "depths": [0, 100], "context_lengths": [64, 128],
