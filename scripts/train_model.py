@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import signal
 import struct
 import subprocess
 import sys
@@ -582,11 +583,14 @@ def train(args):
     store = SampleStore(args.data_cache, TRAIN_SEED_BASE + args.seed, TRAIN_HAYSTACK)
     heldout = SampleStore(args.data_cache, HELDOUT_SEED_BASE, "datasets/haystack")
     print("parameters:", sum(p.numel() for p in model.parameters()), flush=True)
-    t_start = time.time() - state["elapsed"]
-    last_ckpt = time.time()
+    # Training time is the sum of the steps' wall times; a step during which the process was stopped (SIGSTOP,
+    # e.g. to time something else on the machine; SIGCONT tells) counts as long as the step before it.
+    continued = []
+    signal.signal(signal.SIGCONT, lambda *_: continued.append(True))
+    last_ckpt, step_seconds = time.time(), 0.0
     ema = state["acc"]
     while state["step"] < args.steps:
-        step = state["step"]
+        step, step_start = state["step"], time.time()
         length = choose_length(state, data_rng)
         picks = choose_picks(state, store, length, max(1, args.batch_tokens // length), data_rng)
         for g in opt.param_groups:
@@ -599,7 +603,6 @@ def train(args):
             acc = ok[torch.tensor([spec.name == name for spec, _, _ in picks])].float().mean().item()
             ema[name] = 0.9 * ema.get(name, 0.0) + 0.1 * acc  # from 0: one lucky batch does not end a stage
         state["step"] = step + 1
-        state["elapsed"] = time.time() - t_start
         advance(state, args)
         if step % 10 == 0:
             accs = " ".join("%s=%.2f" % (t, ema[t]) for t in state["tasks"] + [DRILL.name] if t in ema)
@@ -611,6 +614,10 @@ def train(args):
         if args.eval_every and (state["step"] % args.eval_every == 0 or done):
             state["heldout"].append({"step": state["step"], "accuracy": heldout_accuracy(model, heldout, state, args)})
             print("held-out at step %d: %s" % (state["step"], json.dumps(state["heldout"][-1]["accuracy"])), flush=True)
+        if not continued:
+            step_seconds = time.time() - step_start
+        continued.clear()
+        state["elapsed"] += step_seconds
         if args.checkpoint and (done or time.time() - last_ckpt > 300):
             save_checkpoint(args.checkpoint, model, opt, data_rng, state)
             last_ckpt = time.time()
