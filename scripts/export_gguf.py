@@ -5,20 +5,23 @@
 
 Reads CHECKPOINT_DIR/config.json, model.safetensors (or its index and shards) and tokenizer.json (without
 one: the bundled model's byte-level vocabulary, ids 0-255 the bytes, then BOS and EOS). Writes GGUF version 3
-with llama-architecture metadata. numpy only.
+with llama.cpp's llama or qwen2 architecture metadata. numpy only.
 
 What llama.cpp needs besides the tensors:
 - q_proj and k_proj rows in llama.cpp's rotary order: Hugging Face rotates the two halves of each head
   (x[i], x[i + d/2]); llama.cpp's llama architecture rotates neighbours (x[2i], x[2i + 1]). Row i of the first
   half of a head moves to row 2i, row i of the second half to row 2i + 1 (biases alike).
+  llama.cpp's qwen2 architecture rotates halves as Hugging Face does: its rows keep their order.
 - Llama 3.1 RoPE scaling as the rope_freqs tensor: per frequency pair, the factor llama.cpp divides the
-  frequency by, from the Hugging Face llama3 equations.
+  frequency by, from the Hugging Face llama3 equations. Linear and YaRN scaling as rope.scaling metadata (YaRN
+  with HF's defaults only: llama.cpp computes the same ramp and attention factor from them).
 - A byte-level BPE vocabulary (tokenizer.ggml.model "gpt2"): tokens in GPT-2's byte alphabet, merges, token
   types, BOS and EOS. Ids past the tokenizer up to vocab_size are padding tokens. The peer is handed token ids,
   so llama.cpp's own text tokenization (its pre-tokenizer) is never used; "default" is written.
 Matrices keep their dtype (--dtype keep) or are converted; 1-D tensors (norms, biases, rope_freqs) are f32, as
-llama.cpp's converter writes them. Model types other than llama (and mistral without an active sliding window),
-RoPE scaling other than none and llama3, and SentencePiece tokenizers are refused by name.
+llama.cpp's converter writes them. Model types other than llama, qwen2 and mistral (those without an active
+sliding window), RoPE scaling other than none, linear, llama3 and yarn, and SentencePiece tokenizers are refused
+by name.
 """
 
 import argparse
@@ -100,19 +103,27 @@ def convert(dtype, array, target):
 
 
 def check_config(config, where):
+    """The llama.cpp architecture and the RoPE scaling kind; refuses what llama.cpp would run differently."""
     model_type = config.get("model_type")
-    if model_type not in ("llama", "mistral"):
-        fail(f"{where}: model_type: {model_type!r} is not exported (llama and mistral are)")
+    if model_type not in ("llama", "mistral", "qwen2"):
+        fail(f"{where}: model_type: {model_type!r} is not exported (llama, mistral and qwen2 are)")
     window = config.get("sliding_window")
     if model_type == "mistral" and window and window < config.get("max_position_embeddings", 0):
         fail(f"{where}: sliding_window: {window} is active, and llama.cpp's llama architecture has no window")
+    if model_type == "qwen2" and config.get("use_sliding_window"):
+        fail(f"{where}: use_sliding_window: true, and llama.cpp's qwen2 architecture has no window")
     scaling = config.get("rope_scaling") or {}
     kind = scaling.get("rope_type", scaling.get("type", "default"))
-    if kind not in ("default", "llama3"):
-        fail(f"{where}: rope_scaling: type {kind!r} is not exported (none and llama3 are)")
+    if kind not in ("default", "linear", "llama3", "yarn"):
+        fail(f"{where}: rope_scaling: type {kind!r} is not exported (none, linear, llama3 and yarn are)")
+    # llama.cpp's YaRN takes HF's defaults (beta_fast 32, beta_slow 1, attention factor 0.1 ln(factor) + 1).
+    changed = [k for k in ("attention_factor", "mscale", "mscale_all_dim", "beta_fast", "beta_slow", "truncate")
+               if kind == "yarn" and k in scaling]
+    if changed:
+        fail(f"{where}: rope_scaling: yarn with {', '.join(changed)} is not exported (only HF's defaults are)")
     if config.get("mlp_bias"):
         fail(f"{where}: mlp_bias: true is not exported")
-    return kind
+    return ("qwen2" if model_type == "qwen2" else "llama"), kind
 
 
 def rotary_order(rows, heads):
@@ -141,10 +152,12 @@ def llama3_factors(config, head_dim):
     return np.array(out, dtype=np.float32)
 
 
-def gguf_tensors(config, weights, target):
-    """(gguf name, dtype, array) in llama.cpp's names and order."""
+def gguf_tensors(config, weights, target, arch):
+    """(gguf name, dtype, array) in llama.cpp's names and order. llama.cpp's qwen2 rotates halves as Hugging Face
+    does, so its q/k rows keep their order."""
     layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
+    reorder = arch == "llama"
 
     def get(name):
         if name not in weights:
@@ -161,6 +174,7 @@ def gguf_tensors(config, weights, target):
         for hf, gg, rotary_heads in (("self_attn.q_proj", "attn_q", heads), ("self_attn.k_proj", "attn_k", kv_heads),
                                      ("self_attn.v_proj", "attn_v", None), ("self_attn.o_proj", "attn_output", None)):
             dtype, _, array = get(p + hf + ".weight")
+            rotary_heads = rotary_heads if reorder else None
             if rotary_heads:
                 array = rotary_order(array, rotary_heads)
             out.append((f"blk.{i}.{gg}.weight", *convert(dtype, array, target)))
@@ -232,26 +246,26 @@ def metadata_entry(key, kind, value, element=None):
     return out
 
 
-def metadata(config, directory):
+def metadata(config, directory, arch, rope_kind):
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     tokens, types, merges = vocabulary(directory, config)
     entries = [
-        ("general.architecture", STRING, "llama"),
+        ("general.architecture", STRING, arch),
         ("general.name", STRING, directory.resolve().name),
         ("general.alignment", UINT32, ALIGNMENT),
-        ("llama.context_length", UINT32, config.get("max_position_embeddings", 2048)),
-        ("llama.embedding_length", UINT32, config["hidden_size"]),
-        ("llama.block_count", UINT32, config["num_hidden_layers"]),
-        ("llama.feed_forward_length", UINT32, config["intermediate_size"]),
-        ("llama.attention.head_count", UINT32, heads),
-        ("llama.attention.head_count_kv", UINT32, config.get("num_key_value_heads", heads)),
-        ("llama.attention.key_length", UINT32, head_dim),
-        ("llama.attention.value_length", UINT32, head_dim),
-        ("llama.attention.layer_norm_rms_epsilon", FLOAT32, config.get("rms_norm_eps", 1e-6)),
-        ("llama.rope.freq_base", FLOAT32, config.get("rope_theta", 10000.0)),
-        ("llama.rope.dimension_count", UINT32, head_dim),
-        ("llama.vocab_size", UINT32, config["vocab_size"]),
+        (f"{arch}.context_length", UINT32, config.get("max_position_embeddings", 2048)),
+        (f"{arch}.embedding_length", UINT32, config["hidden_size"]),
+        (f"{arch}.block_count", UINT32, config["num_hidden_layers"]),
+        (f"{arch}.feed_forward_length", UINT32, config["intermediate_size"]),
+        (f"{arch}.attention.head_count", UINT32, heads),
+        (f"{arch}.attention.head_count_kv", UINT32, config.get("num_key_value_heads", heads)),
+        (f"{arch}.attention.key_length", UINT32, head_dim),
+        (f"{arch}.attention.value_length", UINT32, head_dim),
+        (f"{arch}.attention.layer_norm_rms_epsilon", FLOAT32, config.get("rms_norm_eps", 1e-6)),
+        (f"{arch}.rope.freq_base", FLOAT32, config.get("rope_theta", 10000.0)),
+        (f"{arch}.rope.dimension_count", UINT32, head_dim),
+        (f"{arch}.vocab_size", UINT32, config["vocab_size"]),
         ("tokenizer.ggml.model", STRING, "gpt2"),
         ("tokenizer.ggml.pre", STRING, "default"),
         ("tokenizer.ggml.tokens", ARRAY, tokens, STRING),
@@ -265,6 +279,13 @@ def metadata(config, directory):
         if value is not None:
             entries.append((f"tokenizer.ggml.{key}_token_id", UINT32, value))
     entries.append(("tokenizer.ggml.add_bos_token", BOOL, False))  # the ids handed over carry it already
+    if rope_kind in ("linear", "yarn"):
+        scaling = config["rope_scaling"]
+        entries += [(f"{arch}.rope.scaling.type", STRING, rope_kind),
+                    (f"{arch}.rope.scaling.factor", FLOAT32, scaling["factor"])]
+        if rope_kind == "yarn":
+            original = scaling.get("original_max_position_embeddings", config.get("max_position_embeddings"))
+            entries.append((f"{arch}.rope.scaling.original_context_length", UINT32, original))
     return entries, head_dim
 
 
@@ -299,9 +320,9 @@ def main():
     if not config_path.exists():
         fail(f"{config_path}: not found")
     config = json.loads(config_path.read_text())
-    rope_kind = check_config(config, config_path)
-    entries, head_dim = metadata(config, args.checkpoint)
-    tensors = gguf_tensors(config, read_weights(args.checkpoint), args.dtype)
+    arch, rope_kind = check_config(config, config_path)
+    entries, head_dim = metadata(config, args.checkpoint, arch, rope_kind)
+    tensors = gguf_tensors(config, read_weights(args.checkpoint), args.dtype, arch)
     if rope_kind == "llama3":
         tensors.insert(1, ("rope_freqs.weight", "f32", llama3_factors(config, head_dim)))
     write_gguf(args.out, entries, tensors)

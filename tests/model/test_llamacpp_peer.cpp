@@ -1,11 +1,11 @@
 // llama.cpp, which no one here wrote, against the runtime on the same weights and the same token ids: the
-// bundled model and a tiny Llama 3 checkpoint (GQA 4:1, tied embeddings, Llama 3.1 RoPE scaling as rope_freqs)
-// are exported by scripts/export_gguf.py and run by node-llama-cpp's prebuilt CPU build
-// (tests/peers-llamacpp, installed by scripts/setup.sh); the greedy tokens of both must be identical, and so
-// must the log-probabilities after each prompt (within 1e-3): a random tiny model with tied embeddings mostly
-// repeats its last token, so there the distribution is what tells. Both keep K/V in f32 and the weights are
-// exported as f32 (the checkpoint's bf16 values exactly), so the only differences left are the order of float
-// sums. Skips where the npm peer is not installed, fails in CI.
+// bundled model and tiny checkpoints (Llama 3: GQA 4:1, tied embeddings, Llama 3.1 RoPE scaling as rope_freqs;
+// Qwen2: q/k/v biases, tied; Llama with YaRN x4) are exported by scripts/export_gguf.py and run by node-llama-cpp's
+// prebuilt CPU build (tests/peers-llamacpp, installed by scripts/setup.sh); the greedy tokens of both must be
+// identical, and so must the log-probabilities after each prompt (within 1e-3): a random tiny model with tied
+// embeddings mostly repeats its last token, so there the distribution is what tells. Both keep K/V in f32 and the
+// weights are exported as f32 (the checkpoint's bf16 values exactly), so the only differences left are the order of
+// float sums. Skips where the npm peer is not installed, fails in CI.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -152,4 +152,6 @@ TEST_CASE("llama.cpp peer: identical greedy tokens on the GGUF export of the sam
     for (int i = 1; i < length; ++i) ids.push_back(static_cast<int>(rng.integer(0, 297)));
   }
   compare("tests/fixtures/checkpoints/llama3-tied-gqa4", prompts, "f32");
+  compare("tests/fixtures/checkpoints/qwen2-biases-tied", prompts, "f32");  // llama.cpp's qwen2: q/k/v biases
+  compare("tests/fixtures/checkpoints/llama-yarn", prompts, "f32");         // YaRN x4 from 32 positions: all past them
 }
