@@ -453,6 +453,24 @@ int wait_exit(const Child& child, double seconds) {
   return -1;
 }
 
+// The port a spawned `ctxbench serve --port 0` printed, its output so far in `out`; fails the test (after killing
+// the child) when it printed none.
+int served_port(const Child& child, std::string& out) {
+  out = read_until(child, "\n", 10);
+  const auto at = out.find("http://127.0.0.1:");
+  INFO(out);
+  if (at == std::string::npos) wait_exit(child, 0);
+  REQUIRE(at != std::string::npos);
+  return std::stoi(out.substr(at + 17));
+}
+
+std::string served_model_id(int port) {
+  return json_body(testing::raw_exchange(port, "GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", 5))
+      .at("data")
+      .at(0)
+      .at("id");
+}
+
 }  // namespace
 
 TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly on SIGTERM", "[remote][serve][cli]") {
@@ -460,21 +478,14 @@ TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly o
   const Json params = {{"base_url", upstream.url()}, {"model", "m"}, {"retries", 0}};
   const Child child = spawn({testing::ctxbench_binary(), "serve", "--engine", "remote", "--engine-params",
                              params.dump(), "--port", "0", "--host", "127.0.0.1"});
-  std::string out = read_until(child, "\n", 10);
-  const auto at = out.find("http://127.0.0.1:");
-  INFO(out);
-  if (at == std::string::npos) wait_exit(child, 0);
-  REQUIRE(at != std::string::npos);
-  const int port = std::stoi(out.substr(at + 17));
+  std::string out;
+  const int port = served_port(child, out);
 
   const auto reply =
       testing::raw_exchange(port, testing::post("/v1/completions", R"({"prompt": "The key is 640."})"), 5);
   CHECK(testing::status_of(reply) == 200);
   if (testing::status_of(reply) == 200) CHECK(json_body(reply).at("choices").at(0).at("text") == "640");
-  CHECK(json_body(testing::raw_exchange(port, "GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", 5))
-            .at("data")
-            .at(0)
-            .at("id") == "remote");
+  CHECK(served_model_id(port) == "remote");
 
   kill(child.pid, SIGTERM);
   out += read_until(child, "stopped", 5);
@@ -485,16 +496,9 @@ TEST_CASE("ctxbench serve as a process: proxies a remote engine, exits cleanly o
 
 TEST_CASE("ctxbench serve with no options serves dense attention on the bundled model", "[remote][serve][cli]") {
   const Child child = spawn({testing::ctxbench_binary(), "serve", "--port", "0"});
-  std::string out = read_until(child, "\n", 10);
-  const auto at = out.find("http://127.0.0.1:");
-  INFO(out);
-  if (at == std::string::npos) wait_exit(child, 0);
-  REQUIRE(at != std::string::npos);
-  const int port = std::stoi(out.substr(at + 17));
-  CHECK(json_body(testing::raw_exchange(port, "GET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", 5))
-            .at("data")
-            .at(0)
-            .at("id") == "dense");
+  std::string out;
+  const int port = served_port(child, out);
+  CHECK(served_model_id(port) == "dense");
   const auto reply = testing::raw_exchange(
       port, testing::post("/v1/completions", R"({"prompt": "The pass key is 31415.", "max_tokens": 2})"), 10);
   CHECK(testing::status_of(reply) == 200);
