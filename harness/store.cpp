@@ -294,6 +294,17 @@ Json Store::suite_document(std::int64_t run_id) {
   return s.step() ? parse_or_null(s.text(0)) : Json();
 }
 
+std::vector<SampleRecord> Store::samples(std::int64_t cell_id) {
+  auto s = db_.prepare(
+      "SELECT idx, IFNULL(input, ''), IFNULL(prediction, ''), IFNULL(reference, ''), IFNULL(score, 0) FROM samples "
+      "WHERE cell_id = ? ORDER BY idx");
+  s.bind(1, cell_id);
+  std::vector<SampleRecord> out;
+  while (s.step())
+    out.push_back({static_cast<int>(s.integer(0)), s.text(1), s.text(2), parse_or_null(s.text(3)), s.real(4)});
+  return out;
+}
+
 std::vector<CellRecord> Store::cells(std::int64_t run_id) {
   auto s = db_.prepare(
       "SELECT id, run_id, key, engine, engine_method, engine_params, task, task_method, task_params, context_length, "

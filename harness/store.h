@@ -103,6 +103,8 @@ class Store {
   // The suite file as it was run (null for an unknown run).
   Json suite_document(std::int64_t run_id);
   std::vector<CellRecord> cells(std::int64_t run_id);
+  // The predictions a text cell kept (CellRecord::id), in sample order; none for attention-level cells.
+  std::vector<SampleRecord> samples(std::int64_t cell_id);
 
   // Adds the cells of every run in `input` (a database of the same schema and suite) to this database's run of
   // that suite, creating it if needed. Cells already stored ok are kept; a failed one is replaced by an ok one.

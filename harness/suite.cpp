@@ -306,6 +306,11 @@ Json canonical_cell(const Cell& cell) {
       {"repetitions", cell.repetitions}};
 }
 
+const ParamSchema* engine_schema(const std::string& method) {
+  const auto* info = engines::EngineRegistry::instance().find(method);
+  return info ? &info->params : nullptr;
+}
+
 std::string describe_cell(const Cell& cell) {
   return fmt::format("{} / {} T={} depth={} seed={}", cell.engine.label, cell.task.label, cell.context_length,
                      cell.depth, cell.seed);

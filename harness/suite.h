@@ -83,6 +83,10 @@ std::string cell_key(const Cell& cell);
 // "dense / niah T=4096 depth=50 seed=0": how progress lines and errors name a cell.
 std::string describe_cell(const Cell& cell);
 
+// The declared parameters of a registered engine method, defaults included; nullptr for a method this build does
+// not register (a database written by another build). Reports read the defaults through it.
+const ParamSchema* engine_schema(const std::string& method);
+
 // gkamradt's NIAH sigmoid depth spacing of a linear grid.
 std::vector<double> sigmoid_depths(double from, double to, int count);
 

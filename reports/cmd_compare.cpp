@@ -10,40 +10,6 @@
 namespace ctxbench::reports {
 namespace {
 
-// What `compare` prints per cell by default: judged timings, memory held and accuracy.
-bool headline(const MetricDelta& d, const CellRecord& cell) {
-  if (d.metric == "speedup") return true;  // paired, over the suite's baseline engine
-  // Timings of every repetition, judged or not (1-repetition runs are shown, marked "not judged"); the engine's
-  // own single-valued split of a repeated cell is not.
-  if (d.info.kind == MetricKind::time)
-    return d.before->repetitions.size() >= 2 || d.after->repetitions.size() >= 2 || cell.repetitions == 1;
-  if (d.info.kind == MetricKind::memory) return d.info.resident_memory;
-  return d.info.kind == MetricKind::accuracy && accuracy_measurement(cell) == d.after;
-}
-
-// A paired speedup is shown with its interval.
-std::string shown(const MetricDelta& d, const CellRecord& cell, const Measurement& m) {
-  if (d.metric == "speedup") return paired_speedup_text(cell);
-  return d.info.kind == MetricKind::accuracy ? fmt::format("{:.2f}%", accuracy_points(m))
-                                             : format_value(m.value(), d.unit);
-}
-
-std::string change(const MetricDelta& d) {
-  if (d.info.kind == MetricKind::accuracy) {
-    const double points = accuracy_points(*d.after) - accuracy_points(*d.before);
-    return points == 0 ? "=" : fmt::format("{:+.2f} pt", points);
-  }
-  if (d.after->value() == d.before->value()) return "=";
-  const double r = d.ratio();
-  return std::isnan(r) ? "-" : fmt::format("{:+.1f}%", 100 * (r - 1));
-}
-
-std::string judgement(const MetricDelta& d) {
-  if (d.info.kind != MetricKind::time) return "";
-  if (d.verdict == Verdict::not_judged) return "not judged: " + d.why_not_judged;
-  return fmt::format("p={:.2g} {}", d.test->p_two_sided, verdict_name(d.verdict));
-}
-
 struct EngineSummary {
   int cells = 0;
   double log_ratio_sum = 0;  // time and memory: geometric mean of after/before
@@ -72,7 +38,7 @@ void print_engine_summary(const Comparison& c, bool all_metrics) {
   std::map<SummaryKey, std::pair<MetricInfo, std::string>> infos;  // and the unit
   for (const auto& pair : c.pairs) {
     for (const auto& d : pair.deltas) {
-      if (!all_metrics && !headline(d, *pair.after)) continue;
+      if (!all_metrics && !is_headline(d, *pair.after)) continue;
       const SummaryKey key{pair.after->engine, pair.after->task, d.metric};
       add_to_summary(summaries[key], d);
       infos[key] = {d.info, d.unit};
@@ -152,10 +118,10 @@ void print_cells(const Comparison& c, bool all_metrics) {
   for (const auto& pair : c.pairs) {
     const auto& cell = *pair.after;
     for (const auto& d : pair.deltas) {
-      if (!all_metrics && !headline(d, cell)) continue;
+      if (!all_metrics && !is_headline(d, cell)) continue;
       fmt::print("{:<16} {:<18} {:>8} {:>6} {:>4}  {:<26} {:>12} {:>12} {:>9}  {}\n", cell.engine, cell.task,
-                 cell.context_length, cell.depth, cell.seed, d.metric, shown(d, *pair.before, *d.before),
-                 shown(d, *pair.after, *d.after), change(d), judgement(d));
+                 cell.context_length, cell.depth, cell.seed, d.metric, shown_value(d, *pair.before, *d.before),
+                 shown_value(d, *pair.after, *d.after), change_text(d), judgement_text(d));
     }
   }
   std::map<std::string, std::string> differing;

@@ -10,6 +10,8 @@
 #include "reports/html_report.h"
 #include "reports/metrics.h"
 #include "reports/results.h"
+#include "reports/run_to_run.h"
+#include "reports/settings.h"
 
 namespace ctxbench::reports {
 namespace {
@@ -65,6 +67,18 @@ std::string cell_text(double value, const char* spec) {
   return std::isnan(value) ? "-" : fmt::format(fmt::runtime(spec), value);
 }
 
+// One line per engine label: its parameters, "*" after those that differ from the method's declared default.
+void print_settings(const std::vector<CellRecord>& cells) {
+  fmt::print("  engine settings (* differs from the method's default):\n");
+  for (const auto& e : engine_settings(cells)) {
+    std::vector<std::string> items;
+    for (const auto& s : e.settings) items.push_back(s.name + "=" + s.value + (s.changed ? "*" : ""));
+    fmt::print("    {:<16} {:<14} {}{}\n", e.engine, e.method, fmt::join(items, " "),
+               e.method_known ? "" : "  (method not registered in this build)");
+  }
+  fmt::print("\n");
+}
+
 void print_run(Store& store, std::int64_t id) {
   const auto run = *store.run(id);
   fmt::print("run {}  suite {}  {}  {}\n  commit {}  {} build, {}\n  {} ({} cores, {:.1f} GiB)\n\n", run.id, run.suite,
@@ -75,6 +89,7 @@ void print_run(Store& store, std::int64_t id) {
     fmt::print("  run {} stored no cells (status: {}): nothing to report yet\n\n", id, run.status);
     return;
   }
+  print_settings(cells);
   const auto loaded = std::count_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
   if (loaded) {
     const auto first = std::find_if(cells.begin(), cells.end(), [](const CellRecord& c) { return c.under_load; });
@@ -112,6 +127,28 @@ void print_run(Store& store, std::int64_t id) {
   fmt::print("\n");
 }
 
+// Two runs side by side: each matched cell's headline metrics in both, the change, and compare's judgement.
+void print_run_to_run(Store& store, std::int64_t a, std::int64_t b) {
+  fmt::print(
+      "run {} -> run {} (cells matched by label, context length, depth and seed; timings judged as compare "
+      "does)\n",
+      a, b);
+  try {
+    const auto view = run_to_run(store, a, b, 0.05);
+    const char* row = "  {:<18} {:<16} {:>8} {:>5} {:>4}  {:<24} {:>36} {:>36} {:>9}  {}\n";
+    fmt::print(fmt::runtime(row), "engine", "task", "context", "depth", "seed", "metric", "run A", "run B", "change",
+               "judgement");
+    for (const auto& r : view.rows) {
+      fmt::print(fmt::runtime(row), r.cell->engine, r.cell->task, r.cell->context_length, r.cell->depth, r.cell->seed,
+                 r.metric, r.before, r.after, r.change, r.judgement);
+    }
+    for (const auto& note : view.notes) fmt::print("  note: {}\n", note);
+  } catch (const InputError& e) {
+    fmt::print("  cannot be compared cell by cell: {}\n", e.what());
+  }
+  fmt::print("\n");
+}
+
 void write_html(Store& store, const std::vector<std::int64_t>& runs, const std::string& path) {
   const std::string html = render_html_report(store, runs);
   std::ofstream out(path, std::ios::binary);
@@ -130,6 +167,7 @@ int report_command(const Args& args) {
     return 0;
   }
   for (const auto id : runs) print_run(store, id);
+  if (runs.size() == 2) print_run_to_run(store, runs[0], runs[1]);
   return 0;
 }
 
@@ -139,15 +177,20 @@ const RegisterCommand registration{{
     .usage = "ctxbench report [--db FILE] [--run ID ...] [--html OUT.html]",
     .description =
         "Means over depths and seeds of each (task, engine, context length) group. Without --run, the newest run.\n"
+        "First each engine label's parameters, \"*\" after those that differ from the method's declared default.\n"
         "Columns: accuracy in points (the task's metric; needle recall x 100 at attention level), the share of\n"
         "dense attention's mass on the keys attended (attention level), output error against float64 dense,\n"
         "decode time per step or token, prefill time, keys attended per query,\n"
         "attention's share of generation time (model level), and the paired speedup over the suite's baseline\n"
         "engine with its 95% interval (geometric mean of the cells' speedups; the lowest and highest bound).\n"
+        "With two --run, the runs side by side: each matched cell's headline metrics in both, the change and\n"
+        "compare's judgement of timings (the interquartile range of their repetitions shown).\n"
         "--html writes one self-contained page instead (inline SVG, no script, nothing fetched): run metadata,\n"
-        "accuracy per task and engine, a depth x length heatmap per engine for tasks with several depths,\n"
-        "time and speedup-over-dense curves for prefill and decode, memory held against context length,\n"
-        "failed cells with their errors; every point and cell has a tooltip and a table of numbers.",
+        "engine settings, accuracy per task and engine, trade-off charts (accuracy and dense mass kept against\n"
+        "keys attended, KV bytes resident and speedup, with the Pareto front), a depth x length heatmap per engine\n"
+        "for tasks with several depths, time and speedup-over-dense curves for prefill and decode, memory held\n"
+        "against context length, failed cells with their errors; every point and cell has a tooltip and a table\n"
+        "of numbers.",
     .options = {database_option(),
                 run_option(),
                 {.name = "--html", .type = ParamType::string, .help = "writes the report to this HTML file"}},

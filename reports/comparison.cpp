@@ -167,4 +167,36 @@ std::string verdict_name(Verdict verdict) {
   return "";
 }
 
+bool is_headline(const MetricDelta& d, const CellRecord& cell) {
+  if (d.metric == "speedup") return true;  // paired, over the suite's baseline engine
+  // Timings of every repetition, judged or not (1-repetition runs are shown, marked "not judged"); the engine's
+  // own single-valued split of a repeated cell is not.
+  if (d.info.kind == MetricKind::time)
+    return d.before->repetitions.size() >= 2 || d.after->repetitions.size() >= 2 || cell.repetitions == 1;
+  if (d.info.kind == MetricKind::memory) return d.info.resident_memory;
+  return d.info.kind == MetricKind::accuracy && accuracy_measurement(cell) == d.after;
+}
+
+std::string shown_value(const MetricDelta& d, const CellRecord& cell, const Measurement& m) {
+  if (d.metric == "speedup") return paired_speedup_text(cell);
+  return d.info.kind == MetricKind::accuracy ? fmt::format("{:.2f}%", accuracy_points(m))
+                                             : format_value(m.value(), d.unit);
+}
+
+std::string change_text(const MetricDelta& d) {
+  if (d.info.kind == MetricKind::accuracy) {
+    const double points = accuracy_points(*d.after) - accuracy_points(*d.before);
+    return points == 0 ? "=" : fmt::format("{:+.2f} pt", points);
+  }
+  if (d.after->value() == d.before->value()) return "=";
+  const double r = d.ratio();
+  return std::isnan(r) ? "-" : fmt::format("{:+.1f}%", 100 * (r - 1));
+}
+
+std::string judgement_text(const MetricDelta& d) {
+  if (d.info.kind != MetricKind::time) return "";
+  if (d.verdict == Verdict::not_judged) return "not judged: " + d.why_not_judged;
+  return fmt::format("p={:.2g} {}", d.test->p_two_sided, verdict_name(d.verdict));
+}
+
 }  // namespace ctxbench::reports

@@ -77,4 +77,14 @@ SlowdownTest significantly_slower(const Measurement& before, const Measurement& 
 
 std::string verdict_name(Verdict verdict);
 
+// What `compare` and the report's run-to-run view show per cell by default: timings (judged or not), memory held,
+// the task's accuracy and the paired speedup.
+bool is_headline(const MetricDelta& delta, const CellRecord& cell);
+// One side's value as shown: accuracy in points, a paired speedup with its interval, else the value with its unit.
+std::string shown_value(const MetricDelta& delta, const CellRecord& cell, const Measurement& m);
+// "+1.50 pt" for accuracy, "+12.3%" for other metrics, "=" when equal.
+std::string change_text(const MetricDelta& delta);
+// For timings: "p=0.0022 slower" or "not judged: <why>"; "" for other metrics.
+std::string judgement_text(const MetricDelta& delta);
+
 }  // namespace ctxbench::reports

@@ -4,10 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "core/metrics.h"
 #include "reports/metrics.h"
+#include "reports/results.h"
+#include "reports/run_to_run.h"
+#include "reports/settings.h"
+#include "reports/stats.h"
 #include "reports/svg.h"
 
 namespace ctxbench::reports {
@@ -49,8 +56,15 @@ svg .tick { fill: #52606d; }
 svg .axis-label { fill: #3e4c59; font-size: 12px; }
 svg .series path { fill: none; stroke-width: 2.2; stroke-linejoin: round; }
 svg .series circle { stroke: #fff; stroke-width: 1.5; }
+svg .series path.error-bar { fill: none; stroke-width: 1.3; }
+svg .series.bars rect { stroke: none; }
 svg .reference { stroke: #7b8794; stroke-width: 1.4; stroke-dasharray: 5 4; }
 svg .empty { fill: var(--muted); }
+svg .front-line { fill: none; stroke: #3e4c59; stroke-width: 1.6; stroke-dasharray: 6 3; }
+svg .point circle, svg .point path { stroke-width: 2; }
+svg .point circle { stroke: #fff; }
+svg .point.front circle { stroke: #1f2933; }
+svg .point-label { fill: #3e4c59; font-size: 11px; }
 svg.heatmap .cell rect { stroke: #fff; stroke-width: 1; }
 svg.heatmap .cell text { fill: #1f2933; font-size: 10.5px; }
 svg.heatmap .scale { stroke: #d5dae0; }
@@ -59,8 +73,16 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { background: #f7f8fa; font-weight: 600; color: #3e4c59; }
 td.num, th.num { text-align: right; }
 td.score { text-align: right; font-weight: 600; }
+tr.worse td.change { background: #fdecec; color: #9b1c1c; font-weight: 600; }
+tr.better td.change { background: #e3f4e8; color: #1e6b3a; font-weight: 600; }
+td.change { text-align: right; }
+ul.notes { margin: 8px 0; padding-left: 20px; color: #7c5e10; }
 td.error { white-space: pre-wrap; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; color: #9b1c1c; }
 .scroll { overflow-x: auto; }
+td.settings { line-height: 1.9; }
+.setting { display: inline-block; margin: 0 6px 0 0; padding: 0 6px; border-radius: 4px; background: #f3f4f6;
+           color: var(--muted); font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+.setting.changed { background: #fff1c2; border: 1px solid #e9c46a; color: var(--ink); font-weight: 600; }
 details { margin-top: 8px; }
 details > summary { cursor: pointer; color: var(--accent); font-size: 13px; }
 )css";
@@ -186,6 +208,32 @@ std::string metadata(const RunView& v) {
   return card("Run", about, out + "</dl>");
 }
 
+std::string setting_chip(const Setting& s) {
+  const std::string text = html_escape(s.name + " = " + s.value);
+  if (!s.changed) return fmt::format(R"(<span class="setting">{}</span>)", text);
+  return fmt::format(R"(<span class="setting changed" title="default: {}">{}</span>)", html_escape(s.default_value),
+                     text);
+}
+
+// Each engine label's resolved parameters, those that differ from the method's declared defaults highlighted.
+std::string settings_card(const RunView& v) {
+  std::string rows;
+  for (const auto& e : engine_settings(v.cells)) {
+    std::string chips;
+    for (const auto& s : e.settings) chips += setting_chip(s);
+    if (!e.method_known) chips += R"( <em>(method not registered in this build: no defaults to compare)</em>)";
+    rows += fmt::format(R"(<tr data-engine="{0}"><td>{0}</td><td>{1}</td><td class="settings">{2}</td></tr>)",
+                        html_escape(e.engine), html_escape(e.method), chips);
+  }
+  if (rows.empty()) return "";
+  return card("Engine settings",
+              "Each engine label's parameters as the run resolved them; highlighted: a value that differs from the "
+              "method's declared default (hover it for the default).",
+              R"(<div class="scroll"><table class="settings"><thead><tr><th>engine</th><th>method</th>)"
+              R"(<th>parameters</th></tr></thead><tbody>)" +
+                  rows + "</tbody></table></div>");
+}
+
 std::string accuracy_table(const RunView& v) {
   std::vector<std::vector<std::string>> rows;
   std::vector<double> means;
@@ -296,9 +344,9 @@ std::string heatmaps(const RunView& v) {
       tables += table_html(header, rows, 2);
     }
     out += card("Needle heatmap: " + task,
-                html_escape(metric + " by needle depth (rows) and context length (columns), mean over seeds; "
-                                     "hover a cell for its numbers."),
-                R"(<div class="figures">)" + figures + "</div>" + numbers(metric + " by depth and length", tables));
+                html_escape(label + " by needle depth (rows) and context length (columns), mean over seeds; "
+                                    "hover a cell for its numbers."),
+                R"(<div class="figures">)" + figures + "</div>" + numbers(label + " by depth and length", tables));
   }
   return out;
 }
@@ -315,11 +363,195 @@ std::string reference_engine(const RunView& v) {
 
 using CellPlace = std::tuple<std::string, int, double, std::int64_t>;  // task, length, depth, seed
 
+// One engine configuration on one task: means over the task's cells, for the trade-off charts.
+struct Configuration {
+  std::string engine, method;
+  double accuracy = std::nan(""), mass_kept = std::nan(""), keys = std::nan(""), kv_bytes = std::nan("");
+  double speedup = std::nan("");  // over the reference engine: geometric mean over the cells
+  std::string accuracy_label;
+  bool reference() const { return method == "dense" || method == "oracle_topk"; }
+};
+
+double mean_or_nan(const std::vector<double>& values) {
+  double sum = 0;
+  for (const double v : values) sum += v;
+  return values.empty() ? std::nan("") : sum / values.size();
+}
+
+// The timing a speedup is read from when a cell stored none paired: decode, else prefill.
+const Measurement* speed_timing(const CellRecord& cell) {
+  for (const char* name : {"decode_seconds_per_step", "decode_seconds_per_token", "prefill_seconds"}) {
+    if (const auto* m = find_metric(cell, name); m && m->value() > 0) return m;
+  }
+  return nullptr;
+}
+
+// A cell's speedup over the reference engine: its paired speedup, else the reference cell's time over its own.
+std::optional<double> cell_speedup(const CellRecord& cell, const CellRecord* reference_cell) {
+  if (const auto* paired = find_metric(cell, "speedup")) return paired->value();
+  const auto* own = speed_timing(cell);
+  if (!own || !reference_cell) return std::nullopt;
+  const auto* base = find_metric(*reference_cell, own->metric);
+  if (!base || !(base->value() > 0)) return std::nullopt;
+  return base->value() / own->value();
+}
+
+Configuration configuration(const RunView& v, const std::string& engine, const std::string& task,
+                            const std::map<CellPlace, const CellRecord*>& reference_cells) {
+  Configuration out{engine, "", std::nan(""), std::nan(""), std::nan(""), std::nan(""), std::nan(""), ""};
+  std::vector<double> accuracy, mass, keys, bytes, speedups;
+  for (const auto* c : v.ok_cells(engine, task)) {
+    out.method = c->engine_method;
+    if (const auto* m = accuracy_measurement(*c)) {
+      accuracy.push_back(accuracy_points(*m));
+      out.accuracy_label = metric_info(m->metric, m->unit).label;
+    }
+    if (const auto* m = find_metric(*c, "attention_recall")) mass.push_back(100 * m->value());
+    for (const char* name : {"keys_attended_mean", "keys_per_query"}) {
+      if (const auto* m = find_metric(*c, name)) {
+        keys.push_back(m->value());
+        break;
+      }
+    }
+    if (const auto* m = find_metric(*c, "kv_bytes_resident")) bytes.push_back(m->value());
+    const auto it = reference_cells.find({c->task, c->context_length, c->depth, c->seed});
+    const auto speedup = cell_speedup(*c, it == reference_cells.end() ? nullptr : it->second);
+    if (speedup && *speedup > 0) speedups.push_back(*speedup);
+  }
+  out.accuracy = mean_or_nan(accuracy);
+  out.mass_kept = mean_or_nan(mass);
+  out.keys = mean_or_nan(keys);
+  out.kv_bytes = mean_or_nan(bytes);
+  out.speedup = speedups.empty() ? std::nan("") : geometric_mean(speedups);
+  return out;
+}
+
+struct TradeoffAxis {
+  std::string kind, label;
+  double Configuration::*value;
+  std::function<std::string(double)> format;
+  bool lower_is_better, binary;
+};
+
+// A chart of `y` against `x` over the configurations that have both; "" with fewer than two.
+std::string tradeoff_chart(const std::vector<Configuration>& configurations, const RunView& v, const TradeoffAxis& y,
+                           const TradeoffAxis& x, const std::string& task) {
+  ScatterChart chart{"tradeoff-" + x.kind,
+                     y.label + " vs " + x.label,
+                     x.label,
+                     y.label,
+                     x.format,
+                     percent,
+                     {},
+                     x.lower_is_better,
+                     x.binary};
+  for (const auto& c : configurations) {
+    const double px = c.*x.value, py = c.*y.value;
+    if (!std::isfinite(px) || !std::isfinite(py) || !(px > 0)) continue;
+    const auto index = std::find(v.engines.begin(), v.engines.end(), c.engine) - v.engines.begin();
+    chart.points.push_back(
+        {px, py, c.engine, series_color(index),
+         fmt::format("{} ({}) · {}\n{}: {}\n{}: {}{}", c.engine, c.method, task, y.label, percent(py), x.label,
+                     x.format(px), c.reference() ? "\nreference: not part of the front" : ""),
+         c.reference()});
+  }
+  if (chart.points.size() < 2) return "";
+  return render_scatter_chart(chart);
+}
+
+std::string tradeoff_table(const std::vector<Configuration>& configurations) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : configurations) {
+    rows.push_back({c.engine, c.method, percent(c.accuracy), percent(c.mass_kept),
+                    std::isnan(c.keys) ? "-" : fmt::format("{:.0f}", c.keys), format_value(c.kv_bytes, "B"),
+                    std::isnan(c.speedup) ? "-" : speedup_text(c.speedup)});
+  }
+  return table_html({"engine", "method", "accuracy", "dense mass kept", "keys per query", "KV resident", "speedup"},
+                    rows, 2);
+}
+
+// Per task: accuracy (and, at attention level, the dense attention mass kept) against keys attended per query, KV
+// bytes resident and speedup, a mark per engine configuration and the Pareto front.
+std::string tradeoffs(const RunView& v, const std::string& reference) {
+  std::map<CellPlace, const CellRecord*> reference_cells;
+  for (const auto* c : v.ok) {
+    if (c->engine == reference) reference_cells[{c->task, c->context_length, c->depth, c->seed}] = c;
+  }
+  // Names and directions from the metric catalogue: keys attended (neither way there) count as a cost.
+  const auto label = [](const char* metric, const char* unit) { return metric_info(metric, unit).label; };
+  const auto lower_is_better = [](const char* metric) {
+    const Metric* catalogued = MetricCatalogue::instance().find(metric);
+    return !catalogued || catalogued->better != Better::higher;
+  };
+  const std::vector<TradeoffAxis> costs = {
+      {"keys", label("keys_attended_mean", "keys"), &Configuration::keys,
+       [](double k) { return fmt::format("{:g}", k); }, lower_is_better("keys_attended_mean"), true},
+      {"kv-bytes", label("kv_bytes_resident", "B"), &Configuration::kv_bytes,
+       [](double b) { return format_value(b, "B"); }, lower_is_better("kv_bytes_resident"), true},
+      {"speedup", "speedup over " + reference, &Configuration::speedup, speedup_text, lower_is_better("speedup"),
+       false}};
+  std::string out;
+  for (const auto& task : v.tasks) {
+    std::vector<Configuration> configurations;
+    for (const auto& engine : v.engines) {
+      auto c = configuration(v, engine, task, reference_cells);
+      if (!c.method.empty()) configurations.push_back(std::move(c));
+    }
+    const std::string accuracy_label = configurations.empty() ? "" : configurations.front().accuracy_label;
+    const std::vector<TradeoffAxis> gains = {
+        {"accuracy", accuracy_label.empty() ? "accuracy" : accuracy_label, &Configuration::accuracy, percent, false,
+         false},
+        {"mass", label("attention_recall", "ratio"), &Configuration::mass_kept, percent, false, false}};
+    std::string figures;
+    for (const auto& y : gains) {
+      for (const auto& x : costs) figures += tradeoff_chart(configurations, v, y, x, task);
+    }
+    if (figures.empty()) continue;
+    out += card("Trade-offs: " + task,
+                "One mark per engine configuration: the mean over the task's cells (lengths, depths and seeds); the "
+                "speedup is the geometric mean of each cell's paired speedup, else of the reference engine's time "
+                "over the engine's on the same cell. Hollow diamonds: dense and exact top-k, references left out "
+                "of the front. The step line is the Pareto front: no other configuration is at least as accurate "
+                "and at least as cheap (or fast), and better in one.",
+                R"(<div class="figures">)" + figures + "</div>" +
+                    numbers("trade-offs of " + task, tradeoff_table(configurations)));
+  }
+  return out;
+}
+
 std::string phase_title(const std::string& phase) { return phase == "prefill" ? "Prefill" : "Decode"; }
 
 struct Charts {
   std::string figures, tables;
 };
+
+// A point of a time chart: the mean over the cells, with the interquartile range of their repetitions pooled as its
+// error bar, and the repetition count in its tooltip.
+ChartPoint timing_point(const std::string& series, const std::string& label, int length, double seconds,
+                        std::size_t cells, const std::vector<double>& repetitions) {
+  ChartPoint point{static_cast<double>(length), seconds,
+                   fmt::format("{}\ncontext {} tokens: {} ({}, mean of {} cells)", series, length,
+                               format_value(seconds, "s"), label, cells)};
+  if (repetitions.size() < 2) return point;
+  const auto q = quartiles(repetitions);
+  point.low = q.q1;
+  point.high = q.q3;
+  point.tooltip += fmt::format("\ninterquartile range of the {} repetitions: {}–{}", repetitions.size(),
+                               format_value(q.q1, "s"), format_value(q.q3, "s"));
+  return point;
+}
+
+// "2 repetitions per cell", or "2-5 repetitions per cell" when cells differ.
+std::string repetitions_per_cell(const RunView& v, const std::string& metric) {
+  std::set<std::size_t> counts;
+  for (const auto* c : v.ok) {
+    if (const auto* m = find_metric(*c, metric)) counts.insert(std::max<std::size_t>(1, m->repetitions.size()));
+  }
+  if (counts.empty()) return "";
+  const auto low = *counts.begin(), high = *counts.rbegin();
+  return low == high ? fmt::format("{} repetition{} per cell", low, low == 1 ? "" : "s")
+                     : fmt::format("{}-{} repetitions per cell", low, high);
+}
 
 // Time against context length, and speedup against the reference engine, for one headline timing metric.
 Charts speed_charts(const RunView& v, const std::string& metric, const MetricInfo& info, const std::string& reference) {
@@ -333,7 +565,7 @@ Charts speed_charts(const RunView& v, const std::string& metric, const MetricInf
     if (c->engine == reference) reference_cells[{c->task, c->context_length, c->depth, c->seed}] = c;
   }
   LineChart times{"time",
-                  info.label + " vs context length",
+                  fmt::format("{} vs context length ({})", info.label, repetitions_per_cell(v, metric)),
                   "context length (tokens)",
                   info.label,
                   [](double y) { return format_value(y, "s"); },
@@ -357,11 +589,13 @@ Charts speed_charts(const RunView& v, const std::string& metric, const MetricInf
       const std::string name = series_name(engine, task, several_tasks);
       ChartSeries time{name, series_color(times.series.size()), {}};
       ChartSeries speedup{name, series_color(times.series.size()), {}};
-      std::map<int, std::vector<double>> seconds, ratios, reference_seconds;
+      std::map<int, std::vector<double>> seconds, ratios, reference_seconds, repetitions;
       for (const auto* c : v.ok_cells(engine, task)) {
         const auto* m = find_metric(*c, metric);
         if (!m || !(m->value() > 0)) continue;
         seconds[c->context_length].push_back(m->value());
+        auto& pooled = repetitions[c->context_length];
+        pooled.insert(pooled.end(), m->repetitions.begin(), m->repetitions.end());
         const auto it = reference_cells.find({task, c->context_length, c->depth, c->seed});
         const Measurement* base = it == reference_cells.end() ? nullptr : find_metric(*it->second, metric);
         if (engine != reference && base && base->value() > 0) {
@@ -370,10 +604,8 @@ Charts speed_charts(const RunView& v, const std::string& metric, const MetricInf
         }
       }
       for (const auto& [t, values] : seconds) {
-        const double y = across_cells(metric, values);
-        time.points.push_back({static_cast<double>(t), y,
-                               fmt::format("{}\ncontext {} tokens: {} ({}, mean of {} cells)", name, t,
-                                           format_value(y, "s"), info.label, values.size())});
+        time.points.push_back(
+            timing_point(name, info.label, t, across_cells(metric, values), values.size(), repetitions[t]));
       }
       for (const auto& [t, values] : ratios) {
         const double x = geometric_mean(values);
@@ -418,8 +650,10 @@ std::string speed(const RunView& v) {
     }
   }
   if (names.empty()) return "";
-  std::string note = fmt::format("Timings ({}): mean over depths and seeds of each cell's median over repetitions.",
-                                 fmt::join(names, ", "));
+  std::string note = fmt::format(
+      "Timings ({}): mean over depths and seeds of each cell's median over repetitions; error bars: the "
+      "interquartile range of the repetitions of the point's cells; one context length is drawn as bars.",
+      fmt::join(names, ", "));
   bool any_speedup = false;
   for (const auto* c : v.ok) any_speedup |= !reference.empty() && c->engine != reference;
   if (reference.empty())
@@ -566,6 +800,39 @@ std::string paired_speedups(const RunView& v) {
               table_html({"engine", "task", "context", "depth", "seed", "speedup [95%]"}, rows, 2));
 }
 
+// The references of a sample as text: "a | b" for several accepted answers.
+std::string references_text(const Json& references) {
+  if (!references.is_array()) return setting_text(references);
+  std::vector<std::string> parts;
+  for (const auto& r : references) parts.push_back(setting_text(r));
+  return fmt::format("{}", fmt::join(parts, " | "));
+}
+
+// For each model-level cell, its lowest-scoring samples with what the model said and what was expected: where to
+// start reading when a score is low. Text is escaped (table_html), long text cut to its start and end.
+std::string worst_samples(Store& store, const RunView& v) {
+  constexpr std::size_t kPerCell = 3, kExcerptBytes = 160;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto* c : v.ok) {
+    auto samples = store.samples(c->id);
+    std::stable_sort(samples.begin(), samples.end(), [](const auto& a, const auto& b) { return a.score < b.score; });
+    if (samples.size() > kPerCell) samples.resize(kPerCell);
+    for (const auto& sample : samples) {
+      rows.push_back({c->engine, c->task, excerpt(sample.prediction, kExcerptBytes),
+                      excerpt(references_text(sample.references), kExcerptBytes), std::to_string(c->context_length),
+                      fmt::format("{:g}", c->depth), std::to_string(c->seed), std::to_string(sample.index),
+                      fmt::format("{:.3g}", sample.score)});
+    }
+  }
+  if (rows.empty()) return "";
+  return card("Worst samples",
+              fmt::format("The {} lowest-scoring samples of each model-level cell (score 0 to 1); all of them with "
+                          "their inputs: `ctxbench export --samples`.",
+                          kPerCell),
+              table_html({"engine", "task", "prediction", "reference", "context", "depth", "seed", "sample", "score"},
+                         rows, 4));
+}
+
 // Timings taken while other work competed for the machine are named before any chart shows them.
 std::string load_notice(const RunView& v) {
   std::vector<std::string> loaded;
@@ -582,7 +849,7 @@ std::string load_notice(const RunView& v) {
 
 std::string run_section(Store& store, std::int64_t id) {
   const RunView v(store, id);
-  std::string body = metadata(v);
+  std::string body = metadata(v) + settings_card(v);
   if (v.cells.empty()) {
     body += fmt::format(R"(<p class="notice">Run {} stored no cells (status: {}): there is nothing to report yet.</p>)",
                         id, html_escape(v.run.status));
@@ -591,16 +858,77 @@ std::string run_section(Store& store, std::int64_t id) {
         R"(<p class="notice bad">All {} cells of run {} failed, so there is nothing to chart; their errors are listed below.</p>)",
         v.failed.size(), id);
   }
-  body += load_notice(v) + accuracy_table(v) + heatmaps(v) + speed(v) + paired_speedups(v) + memory(v) + failures(v) +
-          all_metrics(v);
+  body += load_notice(v) + accuracy_table(v) + tradeoffs(v, reference_engine(v)) + heatmaps(v) + speed(v) +
+          paired_speedups(v) + memory(v) + worst_samples(store, v) + failures(v) + all_metrics(v);
   return fmt::format(R"(<section class="run" id="run-{}"><h2>Run {} · {}</h2>{}</section>)", id, id,
                      html_escape(v.run.suite), body);
+}
+
+std::string direction_class(Direction direction) {
+  switch (direction) {
+    case Direction::worse: return R"( class="worse")";
+    case Direction::better: return R"( class="better")";
+    case Direction::neither: return "";
+  }
+  return "";
+}
+
+// The two runs' metadata in two columns.
+std::string run_pair_table(const RunInfo& a, const RunInfo& b) {
+  const auto row = [](const char* what, const std::string& x, const std::string& y) {
+    return std::vector<std::string>{what, x, y};
+  };
+  return table_html(
+      {"", fmt::format("run {} (A)", a.id), fmt::format("run {} (B)", b.id)},
+      {row("suite", a.suite, b.suite), row("started", a.started_at, b.started_at), row("status", a.status, b.status),
+       row("commit", a.git_commit, b.git_commit), row("CPU", a.cpu_model, b.cpu_model), row("host", a.host, b.host)},
+      3);
+}
+
+// Two runs side by side: every matched cell's headline metrics in both, the change, and compare's judgement of
+// timings against the noise of their repetitions.
+std::string run_to_run_section(Store& store, std::int64_t a, std::int64_t b) {
+  std::string body;
+  try {
+    const auto view = run_to_run(store, a, b, 0.05);
+    std::string rows;
+    for (const auto& r : view.rows) {
+      const auto& c = *r.cell;
+      rows += fmt::format(
+          R"(<tr{}><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{:g}</td><td class="num">{}</td>)"
+          R"(<td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="change">{}</td><td>{}</td></tr>)",
+          direction_class(r.direction), html_escape(c.engine), html_escape(c.task), c.context_length, c.depth, c.seed,
+          html_escape(r.metric), html_escape(r.before), html_escape(r.after), html_escape(r.change),
+          html_escape(r.judgement));
+    }
+    std::string notes;
+    for (const auto& note : view.notes) notes += "<li>" + html_escape(note) + "</li>";
+    body = run_pair_table(view.comparison.before_run, view.comparison.after_run) +
+           (notes.empty() ? "" : "<ul class=\"notes\">" + notes + "</ul>") +
+           R"(<div class="scroll"><table class="run-to-run"><thead><tr><th>engine</th><th>task</th>)"
+           R"(<th class="num">context</th><th class="num">depth</th><th class="num">seed</th><th>metric</th>)"
+           R"(<th class="num">run A</th><th class="num">run B</th><th class="num">change</th><th>judgement</th>)"
+           "</tr></thead><tbody>" +
+           rows + "</tbody></table></div>";
+  } catch (const InputError& e) {
+    body = fmt::format(R"(<p class="notice">Runs {} and {} cannot be compared cell by cell: {}</p>)", a, b,
+                       html_escape(e.what()));
+  }
+  return fmt::format(R"(<section class="run-to-run" id="run-{}-to-{}"><h2>Run {} → run {}</h2>{}</section>)", a, b, a,
+                     b,
+                     card("Run to run",
+                          "Cells matched by engine and task label, context length, depth and seed. Timings: the "
+                          "median with the interquartile range of the repetitions, judged by a two-sided Mann-Whitney "
+                          "test at alpha 0.05 (as `ctxbench compare`); red: slower or less accurate, green: faster or "
+                          "more accurate.",
+                          body));
 }
 
 }  // namespace
 
 std::string render_html_report(Store& store, const std::vector<std::int64_t>& runs) {
   std::string sections;
+  if (runs.size() == 2) sections += run_to_run_section(store, runs[0], runs[1]);
   for (const auto id : runs) sections += run_section(store, id);
   std::vector<std::string> ids;
   for (const auto id : runs) ids.push_back(std::to_string(id));

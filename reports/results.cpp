@@ -96,6 +96,40 @@ std::vector<std::vector<Json>> export_rows(Store& store, std::int64_t run_id) {
   return rows;
 }
 
+const std::vector<std::string>& sample_columns() {
+  static const std::vector<std::string> columns = {"run_id",         "cell_key",   "engine",    "task",
+                                                   "context_length", "depth",      "seed",      "sample",
+                                                   "input_excerpt",  "prediction", "reference", "score"};
+  return columns;
+}
+
+namespace {
+
+bool continuation_byte(char ch) { return (static_cast<unsigned char>(ch) & 0xC0) == 0x80; }
+
+}  // namespace
+
+std::string excerpt(const std::string& text, std::size_t keep) {
+  if (text.size() <= 2 * keep + 5) return text;
+  std::size_t head = keep, tail = text.size() - keep;
+  while (head > 0 && continuation_byte(text[head])) --head;
+  while (tail < text.size() && continuation_byte(text[tail])) ++tail;
+  return text.substr(0, head) + " … " + text.substr(tail);
+}
+
+std::vector<std::vector<Json>> sample_rows(Store& store, std::int64_t run_id) {
+  constexpr std::size_t kExcerptBytes = 160;
+  std::vector<std::vector<Json>> rows;
+  for (const auto& c : store.cells(run_id)) {
+    for (const auto& sample : store.samples(c.id)) {
+      rows.push_back({run_id, c.key, c.engine, c.task, c.context_length, c.depth, c.seed, sample.index,
+                      excerpt(sample.input, kExcerptBytes), sample.prediction, sample.references,
+                      number_or_null(sample.score)});
+    }
+  }
+  return rows;
+}
+
 ParamSpec alpha_option() {
   return {.name = "--alpha",
           .type = ParamType::number,

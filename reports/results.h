@@ -26,6 +26,15 @@ const std::vector<std::string>& export_columns();
 // measured), parameters are objects, repetition values an array. A failed cell gives one row with a null metric
 // and its error.
 std::vector<std::vector<Json>> export_rows(Store& store, std::int64_t run_id);
+// Stable column names of `ctxbench export --samples` (documented in README.md).
+const std::vector<std::string>& sample_columns();
+// One row per prediction a text cell kept, in the order of sample_columns(): the cell, the sample's index, an
+// excerpt of its input, the prediction, the references (an array) and the score. Attention-level cells keep none.
+std::vector<std::vector<Json>> sample_rows(Store& store, std::int64_t run_id);
+// A long text as its first and last `keep` bytes with " … " between, cut at UTF-8 character boundaries; a text of
+// at most 2 * keep + 5 bytes whole.
+std::string excerpt(const std::string& text, std::size_t keep);
+
 // A value of such a row as a CSV field: numbers as numbers, null empty, objects and arrays as JSON text.
 std::string csv_field(const Json& value);
 

@@ -88,4 +88,16 @@ std::vector<double> scaled(std::vector<double> values, double factor) {
   return values;
 }
 
+Quartiles quartiles(std::vector<double> values) {
+  if (values.empty()) return {std::nan(""), std::nan(""), std::nan("")};
+  std::sort(values.begin(), values.end());
+  const auto at = [&](double fraction) {
+    const double position = fraction * static_cast<double>(values.size() - 1);
+    const auto below = static_cast<std::size_t>(std::floor(position));
+    const std::size_t above = std::min(below + 1, values.size() - 1);
+    return values[below] + (position - below) * (values[above] - values[below]);
+  };
+  return {at(0.25), at(0.5), at(0.75)};
+}
+
 }  // namespace ctxbench::reports

@@ -24,6 +24,13 @@ inline constexpr int kExactLimit = 30;
 // below it no difference can be called significant, however large.
 double smallest_two_sided_p(int n1, int n2);
 
+// The first quartile, the median and the third quartile, interpolated linearly between order statistics (R's
+// type 7, numpy's default); NaN for no values.
+struct Quartiles {
+  double q1 = 0, median = 0, q3 = 0;
+};
+Quartiles quartiles(std::vector<double> values);
+
 std::vector<double> scaled(std::vector<double> values, double factor);
 
 }  // namespace ctxbench::reports

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <set>
 
+#include "reports/pareto.h"
+
 namespace ctxbench::reports {
 namespace {
 
@@ -71,7 +73,9 @@ Axis y_axis(const LineChart& chart) {
   std::vector<double> ys;
   for (const auto& s : chart.series) {
     for (const auto& p : s.points) {
-      if (std::isfinite(p.y) && (!chart.log_y || p.y > 0)) ys.push_back(p.y);
+      for (const double v : {p.y, p.low, p.high}) {
+        if (std::isfinite(v) && (!chart.log_y || v > 0)) ys.push_back(v);
+      }
     }
   }
   if (chart.reference_y) ys.push_back(*chart.reference_y);
@@ -100,22 +104,24 @@ std::string axis_number(double v) {
   return fmt::format("{:g}", v);
 }
 
-std::string gridlines_and_y_labels(const LineChart& chart, const Axis& y) {
+std::string gridlines_and_y_labels(const std::function<std::string(double)>& format_y, const std::string& y_label,
+                                   const Axis& y) {
   std::string out;
   for (const double v : ticks(y)) {
     const double py = y(v);
     out +=
         fmt::format(R"(<line class="grid" x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}"/>)", kLeft, py, kWidth - kRight, py);
     out += fmt::format(R"(<text class="tick" x="{}" y="{:.1f}" text-anchor="end" dy="0.32em">{}</text>)", kLeft - 6, py,
-                       html_escape(chart.format_y ? chart.format_y(v) : axis_number(v)));
+                       html_escape(format_y ? format_y(v) : axis_number(v)));
   }
   out += fmt::format(
       R"~(<text class="axis-label" transform="translate(14,{:.1f}) rotate(-90)" text-anchor="middle">{}</text>)~",
-      (kTop + kHeight - kBottom) / 2, html_escape(chart.y_label));
+      (kTop + kHeight - kBottom) / 2, html_escape(y_label));
   return out;
 }
 
-std::string x_labels(const std::set<double>& xs, const Axis& x, const std::string& label) {
+std::string x_labels(const std::set<double>& xs, const Axis& x, const std::string& label,
+                     const std::function<std::string(double)>& format_x) {
   std::string out;
   const std::size_t every = std::max<std::size_t>(1, (xs.size() + 9) / 10);
   std::size_t i = 0;
@@ -125,25 +131,61 @@ std::string x_labels(const std::set<double>& xs, const Axis& x, const std::strin
     out += fmt::format(R"(<line class="tick-mark" x1="{0:.1f}" y1="{1}" x2="{0:.1f}" y2="{2}"/>)", px,
                        kHeight - kBottom, kHeight - kBottom + 5);
     out += fmt::format(R"(<text class="tick" x="{:.1f}" y="{}" text-anchor="middle">{}</text>)", px,
-                       kHeight - kBottom + 18, short_length(v));
+                       kHeight - kBottom + 18, html_escape(format_x(v)));
   }
   out += fmt::format(R"(<text class="axis-label" x="{:.1f}" y="{}" text-anchor="middle">{}</text>)",
                      (kLeft + kWidth - kRight) / 2, kHeight - 8, html_escape(label));
   return out;
 }
 
-std::string series_marks(const ChartSeries& s, const Axis& x, const Axis& y) {
+std::vector<ChartPoint> drawable(const ChartSeries& s, const Axis& y) {
   auto points = s.points;
   std::erase_if(points, [&](const ChartPoint& p) { return !std::isfinite(p.y) || (y.log && p.y <= 0); });
   std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.x < b.x; });
+  return points;
+}
+
+// A vertical bar from low to high with caps, at pixel column px; "" when the point has none.
+std::string error_bar(const ChartPoint& p, double px, const Axis& y, const std::string& color) {
+  if (!std::isfinite(p.low) || !std::isfinite(p.high) || (y.log && p.low <= 0)) return "";
+  const double top = y(p.high), bottom = y(p.low);
+  return fmt::format(
+      R"(<path class="error-bar" d="M{0:.1f},{1:.1f} L{0:.1f},{2:.1f} M{3:.1f},{1:.1f} L{4:.1f},{1:.1f} M{3:.1f},{2:.1f} L{4:.1f},{2:.1f}" stroke="{5}"/>)",
+      px, top, bottom, px - 4, px + 4, color);
+}
+
+std::string series_marks(const ChartSeries& s, const Axis& x, const Axis& y) {
   std::string path, dots;
-  for (const auto& p : points) {
+  for (const auto& p : drawable(s, y)) {
     path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "M" : " L", x(p.x), y(p.y));
+    dots += error_bar(p, x(p.x), y, s.color);
     dots += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="4.5" fill="{}"><title>{}</title></circle>)", x(p.x),
                         y(p.y), s.color, html_escape(p.tooltip));
   }
   return fmt::format(R"(<g class="series" data-series="{}"><path d="{}" stroke="{}"/>{}</g>)", html_escape(s.name),
                      path, s.color, dots);
+}
+
+// One context length: a bar per series side by side, from the bottom of the plot to the value.
+std::string series_bars(const std::vector<ChartSeries>& series, double length, const Axis& y) {
+  const double slot = (kWidth - kRight - kLeft) / static_cast<double>(series.size());
+  std::string out;
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const auto& s = series[i];
+    const double center = kLeft + (i + 0.5) * slot, width = std::min(56.0, slot * 0.6);
+    std::string bars;
+    for (const auto& p : drawable(s, y)) {
+      const double top = y(p.y), bottom = kHeight - kBottom;
+      bars += fmt::format(
+          R"(<rect class="bar" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"><title>{}</title></rect>)",
+          center - width / 2, top, width, std::max(0.0, bottom - top), s.color, html_escape(p.tooltip));
+      bars += error_bar(p, center, y, "#1f2933");
+    }
+    out += fmt::format(R"(<g class="series bars" data-series="{}">{}</g>)", html_escape(s.name), bars);
+  }
+  out += fmt::format(R"(<text class="axis-label" x="{:.1f}" y="{}" text-anchor="middle">context length {}</text>)",
+                     (kLeft + kWidth - kRight) / 2, kHeight - 8, short_length(length));
+  return out;
 }
 
 std::string legend(const std::vector<ChartSeries>& series, const std::string& reference) {
@@ -205,16 +247,19 @@ std::string render_line_chart(const LineChart& chart) {
     const double pad = lo == hi ? 2.0 : std::pow(hi / lo, 0.05);
     const Axis x{lo / pad, hi * pad, true, false, kLeft, kWidth - kRight};
     const Axis y = y_axis(chart);
-    body += gridlines_and_y_labels(chart, y);
+    body += gridlines_and_y_labels(chart.format_y, chart.y_label, y);
     body += fmt::format(R"(<line class="axis" x1="{0}" y1="{1}" x2="{2}" y2="{1}"/>)", kLeft, kHeight - kBottom,
                         kWidth - kRight);
-    body += x_labels(xs, x, chart.x_label);
+    if (xs.size() > 1) body += x_labels(xs, x, chart.x_label, short_length);
+    if (xs.size() == 1) body += series_bars(chart.series, *xs.begin(), y);  // under the reference line
     if (chart.reference_y) {
       const double py = y(*chart.reference_y);
       body += fmt::format(R"(<line class="reference" x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}"><title>{}</title></line>)",
                           kLeft, py, kWidth - kRight, py, html_escape(chart.reference_label));
     }
-    for (const auto& s : chart.series) body += series_marks(s, x, y);
+    if (xs.size() > 1) {
+      for (const auto& s : chart.series) body += series_marks(s, x, y);
+    }
   }
   return fmt::format(
       R"(<figure class="chart-figure"><figcaption>{}</figcaption>{}<svg class="chart" data-kind="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg></figure>)",
@@ -223,10 +268,10 @@ std::string render_line_chart(const LineChart& chart) {
 }
 
 std::string score_color(double points) {
-  // Excel's three-colour scale: red, yellow, green.
-  static const Rgb red{248, 105, 107}, yellow{255, 235, 132}, green{99, 190, 123};
-  const double t = std::clamp(points / 100.0, 0.0, 1.0);
-  const Rgb c = t < 0.5 ? mix(red, yellow, t * 2) : mix(yellow, green, (t - 0.5) * 2);
+  // A neutral sequential scale, light grey to blue: a score is not good or bad in itself (66.7% may be all a task
+  // allows), so no colour says so; the engines' scores side by side do.
+  static const Rgb low{243, 245, 247}, high{90, 140, 205};
+  const Rgb c = mix(low, high, std::clamp(points / 100.0, 0.0, 1.0));
   return fmt::format("#{:02x}{:02x}{:02x}", static_cast<int>(std::lround(c.r)), static_cast<int>(std::lround(c.g)),
                      static_cast<int>(std::lround(c.b)));
 }
@@ -281,6 +326,95 @@ std::string render_heatmap(const Heatmap& map) {
   return fmt::format(
       R"(<figure class="heatmap-figure"><figcaption>{}</figcaption><svg class="heatmap" data-engine="{}" viewBox="0 0 {:.0f} {:.0f}" width="{:.0f}" role="img" aria-label="{}">{}</svg></figure>)",
       html_escape(map.title), html_escape(map.engine), width, height, width, html_escape(map.title), body);
+}
+
+namespace {
+
+// An axis over `values` with a little room on both sides: log (one value gets a factor of 2 each way) or linear.
+Axis fitted_axis(const std::vector<double>& values, bool log, bool binary, double pixel_lo, double pixel_hi) {
+  const auto [min_it, max_it] = std::minmax_element(values.begin(), values.end());
+  double lo = *min_it, hi = *max_it;
+  if (log) {
+    const double pad = lo == hi ? 2.0 : std::pow(hi / lo, 0.08);
+    return {lo / pad, hi * pad, true, binary, pixel_lo, pixel_hi};
+  }
+  const double pad = lo == hi ? std::max(1.0, std::fabs(lo) * 0.05) : 0.08 * (hi - lo);
+  return {lo - pad, hi + pad, false, false, pixel_lo, pixel_hi};
+}
+
+// The front as a staircase: at each x the best accuracy a front configuration reaches there (costs: the cheapest
+// one at least as cheap; gains: the one with at least that gain).
+std::string front_path(const std::vector<ScatterPoint>& front, bool lower_x_is_better, const Axis& x, const Axis& y) {
+  std::string path;
+  for (std::size_t i = 0; i < front.size(); ++i) {
+    const double px = x(front[i].x), py = y(front[i].y);
+    if (i == 0) {
+      path += fmt::format("M{:.1f},{:.1f}", px, py);
+      continue;
+    }
+    const double corner_y = lower_x_is_better ? y(front[i - 1].y) : py;
+    const double corner_x = lower_x_is_better ? px : x(front[i - 1].x);
+    path += fmt::format(" L{:.1f},{:.1f} L{:.1f},{:.1f}", corner_x, corner_y, px, py);
+  }
+  return fmt::format(R"(<path class="front-line" d="{}"><title>Pareto front</title></path>)", path);
+}
+
+std::string scatter_mark(const ScatterPoint& p, bool on_front, const Axis& x, const Axis& y) {
+  const double px = x(p.x), py = y(p.y);
+  const std::string shape =
+      p.reference ? fmt::format(R"(<path d="M{0:.1f},{1:.1f} l6,6 l-6,6 l-6,-6 z" fill="#fff" stroke="{2}"/>)", px,
+                                py - 6, p.color)
+                  : fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="5" fill="{}"/>)", px, py, p.color);
+  // Labels go right of the mark, or left of it in the right third of the plot, so that they stay inside it.
+  const bool left = px > kLeft + (kWidth - kRight - kLeft) * 2 / 3;
+  const char* role = on_front ? " front" : p.reference ? " reference" : "";
+  return fmt::format(
+      R"(<g class="point{}" data-engine="{}">{}<text class="point-label" x="{:.1f}" y="{:.1f}" text-anchor="{}">{}</text><title>{}</title></g>)",
+      role, html_escape(p.label), shape, left ? px - 8 : px + 8, py - 7, left ? "end" : "start", html_escape(p.label),
+      html_escape(p.tooltip));
+}
+
+}  // namespace
+
+std::string render_scatter_chart(const ScatterChart& chart) {
+  std::vector<ScatterPoint> points;
+  for (const auto& p : chart.points) {
+    if (std::isfinite(p.x) && std::isfinite(p.y) && p.x > 0) points.push_back(p);
+  }
+  std::string body;
+  if (points.empty()) {
+    body = fmt::format(R"(<text class="empty" x="{}" y="{}" text-anchor="middle">no data</text>)", kWidth / 2,
+                       kHeight / 2);
+  } else {
+    std::vector<double> xs, ys;
+    std::vector<TradeoffPoint> candidates;
+    std::vector<std::size_t> candidate_index;
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      xs.push_back(points[i].x);
+      ys.push_back(points[i].y);
+      if (points[i].reference) continue;
+      candidates.push_back({points[i].x, points[i].y});
+      candidate_index.push_back(i);
+    }
+    const Axis x = fitted_axis(xs, true, chart.binary_x, kLeft, kWidth - kRight);
+    const Axis y = fitted_axis(ys, false, false, kHeight - kBottom, kTop);
+    body += gridlines_and_y_labels(chart.format_y, chart.y_label, y);
+    body += fmt::format(R"(<line class="axis" x1="{0}" y1="{1}" x2="{2}" y2="{1}"/>)", kLeft, kHeight - kBottom,
+                        kWidth - kRight);
+    const auto x_ticks = ticks(x);
+    body += x_labels(std::set<double>(x_ticks.begin(), x_ticks.end()), x, chart.x_label, chart.format_x);
+    std::vector<bool> on_front(points.size(), false);
+    std::vector<ScatterPoint> front;
+    for (const std::size_t k : pareto_front(candidates, chart.lower_x_is_better)) {
+      on_front[candidate_index[k]] = true;
+      front.push_back(points[candidate_index[k]]);
+    }
+    if (!front.empty()) body += front_path(front, chart.lower_x_is_better, x, y);
+    for (std::size_t i = 0; i < points.size(); ++i) body += scatter_mark(points[i], on_front[i], x, y);
+  }
+  return fmt::format(
+      R"(<figure class="chart-figure"><figcaption>{}</figcaption><svg class="chart" data-kind="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg></figure>)",
+      html_escape(chart.title), html_escape(chart.kind), kWidth, kHeight, html_escape(chart.title), body);
 }
 
 std::string series_color(std::size_t index) {

@@ -2,6 +2,7 @@
 // <title> tooltip with its numbers.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@ std::string html_escape(const std::string& text);
 struct ChartPoint {
   double x = 0, y = 0;
   std::string tooltip;
+  double low = std::nan(""), high = std::nan("");  // an error bar (the interquartile range of repetitions); NaN: none
 };
 
 struct ChartSeries {
@@ -22,7 +24,8 @@ struct ChartSeries {
   std::vector<ChartPoint> points;
 };
 
-// A line chart with a log2 x axis (context lengths, ticked at the values present) and a linear or log y axis.
+// A line chart with a log2 x axis (context lengths, ticked at the values present) and a linear or log y axis. With a
+// single context length it is drawn as bars, one per series, instead of lone dots.
 struct LineChart {
   std::string kind;  // data-kind attribute: "speedup", "time", "memory"
   std::string title;
@@ -37,7 +40,30 @@ struct LineChart {
 
 std::string render_line_chart(const LineChart& chart);
 
-// Rows x columns of values on a 0-100 scale, red (0) through amber to green (100); NaN cells are blank.
+// One engine configuration on a trade-off chart.
+struct ScatterPoint {
+  double x = 0, y = 0;
+  std::string label;  // the engine label, written beside the mark
+  std::string color;
+  std::string tooltip;
+  bool reference = false;  // dense or exact top-k: a hollow diamond, left out of the front
+};
+
+// Accuracy (y, linear) against a cost or a gain (x, log): a mark per configuration, and the Pareto front of the
+// configurations that are not references drawn as a step line (the best accuracy reached up to each x).
+struct ScatterChart {
+  std::string kind;  // data-kind attribute
+  std::string title;
+  std::string x_label, y_label;
+  std::function<std::string(double)> format_x, format_y;
+  std::vector<ScatterPoint> points;
+  bool lower_x_is_better = true;  // costs; false for gains such as speedup
+  bool binary_x = false;          // ticked at powers of two (bytes)
+};
+
+std::string render_scatter_chart(const ScatterChart& chart);
+
+// Rows x columns of values on a 0-100 scale, light grey (0) to blue (100); NaN cells are blank.
 struct Heatmap {
   std::string title;
   std::string engine;  // data-engine attribute
@@ -52,7 +78,7 @@ std::string render_heatmap(const Heatmap& map);
 // "1K", "4K", "128K", "1M" for powers of two; plain numbers otherwise.
 std::string short_length(double tokens);
 
-// The colour of a 0-100 score on the heatmap scale, as #rrggbb.
+// The colour of a 0-100 score on the heatmap scale, as #rrggbb: neutral, so that no score is shaded as good.
 std::string score_color(double points);
 
 // A categorical colour per index (Tableau 10).

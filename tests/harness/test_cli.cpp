@@ -249,7 +249,7 @@ TEST_CASE("ctxbench --version names the version and the commit", "[cli]") {
 TEST_CASE("a one-letter option is named as unknown, with the command's options", "[cli]") {
   std::string output;
   CHECK(run_shell(kBinary + " export -o x.csv", &output) == 2);
-  CHECK_THAT(output, Catch::Contains("unknown option -o (known: --format --db --run --output)"));
+  CHECK_THAT(output, Catch::Contains("unknown option -o (known: --format --db --run --output --samples)"));
 }
 
 TEST_CASE("list shows each parameter's choices and range, in aligned columns", "[cli]") {

@@ -211,3 +211,19 @@ TEST_CASE("accuracy is read in percentage points, values are formatted with thei
   CHECK(format_value(100, "B") == "100 B");
   CHECK(format_value(std::nan(""), "s") == "-");
 }
+
+TEST_CASE("quartiles interpolate between order statistics, as numpy's default percentile does", "[reports][stats]") {
+  // numpy.percentile([4, 1, 3, 2], [25, 50, 75]) == [1.75, 2.5, 3.25]
+  const auto q = reports::quartiles({4, 1, 3, 2});
+  CHECK(q.q1 == Approx(1.75));
+  CHECK(q.median == Approx(2.5));
+  CHECK(q.q3 == Approx(3.25));
+  // numpy.percentile([10, 0, 5, 7, 1], [25, 50, 75]) == [1, 5, 7]
+  const auto odd = reports::quartiles({10, 0, 5, 7, 1});
+  CHECK(odd.q1 == 1);
+  CHECK(odd.median == 5);
+  CHECK(odd.q3 == 7);
+  const auto one = reports::quartiles({3});
+  CHECK((one.q1 == 3 && one.median == 3 && one.q3 == 3));
+  CHECK(std::isnan(reports::quartiles({}).median));
+}
