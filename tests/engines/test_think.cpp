@@ -152,7 +152,7 @@ TEST_CASE("think prunes the channels of the transcription and attends with the p
   }
 }
 
-TEST_CASE("think: without a prefill nothing is pruned; after one, pruning changes the output", "[baselines][think]") {
+TEST_CASE("think: without a prefill nothing is pruned, after one pruning changes the output", "[baselines][think]") {
   Problem p = random_problem({4, 2, 32, kernels::DType::f32, 0, 1}, 120, 10, 5);
   const auto decode_only = run_decode(*make_think({0.5, 8, 4}), p);  // exact over every key (checked inside)
   p.tolerance = 1.0;
