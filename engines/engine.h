@@ -43,8 +43,9 @@ struct HeadLayout {
 
 enum class Phase { prefill, decode };
 
-// Whether a method saves memory (drops keys for good) or only compute (skips keys it keeps resident).
-enum class KvPolicy { full, evicts, masks };
+// Whether a method saves memory (drops keys for good, or keeps every key in a smaller lossy form: pruned
+// channels, quantized values) or only compute (skips keys it keeps resident).
+enum class KvPolicy { full, evicts, masks, compresses };
 
 // What a session did, summed over all attend calls since it was opened.
 struct SessionStats {
@@ -136,6 +137,11 @@ struct EngineInfo {
   // Whether decoding token by token after a prefill gives the outputs of one prefill over the same tokens
   // (the shared conformance test checks it under the default parameters).
   bool decode_matches_prefill = false;
+  // Relative L2 error the shared conformance test allows, under test_params, between an output and exact
+  // attention over the keys the session reports. Methods that attend to the keys as given are exact; those
+  // that compress them (KvPolicy::compresses) give the error their compression reaches on the test's random
+  // problems, with a margin (their own tests check the compressed values exactly).
+  double output_tolerance = 1e-5;
 };
 
 // The entry of a method whose parameters are the fields that ParamsT::fields() declares: its schema and its

@@ -12,6 +12,7 @@ std::string_view policy_name(KvPolicy policy) {
     case KvPolicy::full: return "full";
     case KvPolicy::evicts: return "evicts";
     case KvPolicy::masks: return "masks";
+    case KvPolicy::compresses: return "compresses";
   }
   return "?";
 }
@@ -88,6 +89,14 @@ void KvCache::keep(const std::vector<int>& indices) {
   for (int index : indices) kept.push_back(positions_[index]);
   positions_.swap(kept);
   tokens_ = static_cast<int>(indices.size());
+}
+
+void KvCache::zero_key_channels(int head, int begin, int end, const std::vector<int>& channels) {
+  const std::size_t bytes = kernels::dtype_bytes(layout_.kv_dtype);
+  for (int t = begin; t < end; ++t) {
+    std::uint8_t* row = k_.data() + ((static_cast<std::size_t>(head) * capacity_ + t) * layout_.head_dim) * bytes;
+    for (int c : channels) std::memset(row + c * bytes, 0, bytes);  // +0.0 in fp32, fp16 and bf16 alike
+  }
 }
 
 }  // namespace ctxbench::engines

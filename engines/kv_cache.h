@@ -17,6 +17,8 @@ class KvCache {
   void append(const float* k, const float* v, int n);
   // Keeps only the tokens at the given cache indices (sorted ascending), per all heads.
   void keep(const std::vector<int>& indices);
+  // Sets the given channels of the keys at cache indices [begin, end) of KV head `head` to zero.
+  void zero_key_channels(int head, int begin, int end, const std::vector<int>& channels);
 
   int tokens() const { return tokens_; }
   int appended() const { return appended_; }  // tokens ever appended (the next token's position)
