@@ -12,6 +12,7 @@
 #include "model/backend.h"
 #include "model/llama_model.h"
 #include "tests/engine_problems.h"
+#include "tests/model_logits.h"
 
 using namespace ctxbench;
 using namespace ctxbench::testing;
@@ -176,22 +177,8 @@ TEST_CASE("lm_infinite: the bundled model's logits equal dense ones when the loc
           "[baselines][lm_infinite][model]") {
   const model::LlamaModel m((source_tree() / model::kBundledModel).string());
   const int length = 400;
-  Rng rng(9);
-  std::vector<int> tokens = {256};
-  while (static_cast<int>(tokens.size()) < length) tokens.push_back(static_cast<int>(rng.integer(32, 126)));
-  auto logits = [&](const engines::Engine& engine) {
-    auto seq = m.start(engine, length, kernels::DType::f32);
-    std::vector<float> all, hidden, out;
-    const int prefill = length - 6;
-    for (int at = 0; at < length;) {
-      const int size = at < prefill ? std::min(100, prefill - at) : 1;
-      m.forward(seq, std::span(tokens).subspan(at, size), at < prefill ? Phase::prefill : Phase::decode, hidden);
-      m.logits(hidden.data(), size, out);
-      all.insert(all.end(), out.begin(), out.end());
-      at += size;
-    }
-    return all;
-  };
+  const std::vector<int> tokens = testing::printable_tokens(length, 9);
+  auto logits = [&](const engines::Engine& engine) { return testing::logits_under(m, engine, tokens, 6); };
   const auto& dense_info = engines::EngineRegistry::instance().get("dense", "test");
   const auto dense = logits(*dense_info.make(resolve_params(dense_info.params, Json::object(), "dense")));
   const std::vector<double> reference(dense.begin(), dense.end());
