@@ -46,7 +46,8 @@ std::size_t incomplete_utf8_tail(const std::string& text) {
 std::size_t stop_string_tail(const std::string& text, const std::vector<std::string>& stop) {
   std::size_t tail = 0;
   for (const std::string& s : stop) {
-    for (std::size_t k = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); k > tail; --k) {
+    if (s.empty()) continue;
+    for (std::size_t k = std::min(s.size() - 1, text.size()); k > tail; --k) {
       if (text.compare(text.size() - k, k, s, 0, k) == 0) {
         tail = k;
         break;

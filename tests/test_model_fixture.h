@@ -205,6 +205,14 @@ inline void ref_rope(double* x, std::int64_t position, const kernels::RopeFreque
   }
 }
 
+// x (fp32, `dim` values) rotated by ref_rope into a new float64 vector.
+inline std::vector<double> ref_rope_copy(const float* x, int dim, std::int64_t position,
+                                         const kernels::RopeFrequencies& f) {
+  std::vector<double> out(x, x + dim);
+  ref_rope(out.data(), position, f);
+  return out;
+}
+
 // Logits [tokens][vocab] of the whole sequence with causal attention, RoPE frequencies `f`.
 inline std::vector<std::vector<double>> reference_logits(const TinyModel& m, const std::vector<int>& tokens,
                                                          const kernels::RopeFrequencies& f) {

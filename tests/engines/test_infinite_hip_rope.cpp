@@ -15,6 +15,7 @@
 #include "tests/engine_problems.h"
 #include "tests/helpers.h"
 #include "tests/model_logits.h"
+#include "tests/test_model_fixture.h"
 
 using namespace ctxbench;
 using engines::Phase;
@@ -39,18 +40,6 @@ std::unique_ptr<engines::Engine> make_engine(Json params) {
 Json with(Json base, const Json& extra) {
   for (const auto& [key, value] : extra.items()) base[key] = value;
   return base;
-}
-
-// x (un-rotated) rotated to `position` in float64, NeoX pairs.
-std::vector<double> rotated(const float* x, int dim, const kernels::RopeFrequencies& f, std::int64_t position) {
-  std::vector<double> out(x, x + dim);
-  const int half = f.rotary_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    const double angle = static_cast<double>(position) * f.inv_freq[i];
-    out[i] = (x[i] * std::cos(angle) - x[i + half] * std::sin(angle)) * f.attention_factor;
-    out[i + half] = (x[i] * std::sin(angle) + x[i + half] * std::cos(angle)) * f.attention_factor;
-  }
-  return out;
 }
 
 struct Problem {
@@ -86,12 +75,12 @@ std::vector<double> reference_row(const Problem& p, const kernels::RopeFrequenci
   for (const auto& r : ranges) {
     for (int t = r.begin; t < r.end; ++t) keys.push_back(t);
   }
-  const std::vector<double> q = rotated(p.q_row(h, position), d, f, position);
+  const std::vector<double> q = testing::ref_rope_copy(p.q_row(h, position), d, position, f);
   std::vector<double> scores;
   double best = -INFINITY;
   for (std::size_t s = 0; s < keys.size(); ++s) {
     const std::int64_t key_position = streaming ? position - static_cast<std::int64_t>(keys.size() - 1 - s) : keys[s];
-    const std::vector<double> k = rotated(p.k_row(kv, keys[s]), d, f, key_position);
+    const std::vector<double> k = testing::ref_rope_copy(p.k_row(kv, keys[s]), d, key_position, f);
     double dot = 0;
     for (int i = 0; i < d; ++i) dot += q[i] * k[i];
     scores.push_back(dot / std::sqrt(static_cast<double>(d)));

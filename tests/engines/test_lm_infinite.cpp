@@ -13,6 +13,7 @@
 #include "model/llama_model.h"
 #include "tests/engine_problems.h"
 #include "tests/model_logits.h"
+#include "tests/test_model_fixture.h"
 
 using namespace ctxbench;
 using namespace ctxbench::testing;
@@ -53,31 +54,20 @@ void check_rows(const engines::Session& session, const Problem& p, int first, in
   }
 }
 
-// x rotated to `position` in float64 (NeoX halves).
-std::vector<double> rotated(const float* x, int dim, const kernels::RopeFrequencies& f, std::int64_t position) {
-  std::vector<double> out(x, x + dim);
-  const int half = f.rotary_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    const double angle = static_cast<double>(position) * f.inv_freq[i];
-    out[i] = (x[i] * std::cos(angle) - x[i + half] * std::sin(angle)) * f.attention_factor;
-    out[i + half] = (x[i] * std::sin(angle) + x[i + half] * std::cos(angle)) * f.attention_factor;
-  }
-  return out;
-}
-
 // Float64 output of query row (h, position) of un-rotated inputs: local keys and the query at their real
 // positions; global keys un-rotated (position 0) against the query at min(limit, position).
 std::vector<double> ceiling_row(const Problem& p, const kernels::RopeFrequencies& f, int h, int query, int position,
                                 int n_global, int n_local, int limit) {
   const int d = p.layout.head_dim, g = h / (p.layout.heads_q / p.layout.heads_kv);
   const float* q = p.q.data() + (static_cast<std::size_t>(h) * p.queries + query) * d;
-  const auto q_local = rotated(q, d, f, position), q_global = rotated(q, d, f, std::min(limit, position));
+  const auto q_local = testing::ref_rope_copy(q, d, position, f),
+             q_global = testing::ref_rope_copy(q, d, std::min(limit, position), f);
   const std::vector<int> keys = lambda_keys(position, n_global, n_local);
   std::vector<double> logits;
   for (int j : keys) {
     const float* k = p.k.data() + (static_cast<std::size_t>(g) * p.tokens + j) * d;
     const bool local = position - j < n_local;
-    const auto key = local ? rotated(k, d, f, j) : std::vector<double>(k, k + d);
+    const auto key = local ? testing::ref_rope_copy(k, d, j, f) : std::vector<double>(k, k + d);
     const auto& qq = local ? q_local : q_global;
     double s = 0;
     for (int c = 0; c < d; ++c) s += qq[c] * key[c];
