@@ -233,12 +233,13 @@ LENGTH_GRID = 64            # sample lengths: multiples of this from MIN_LENGTH 
 RAMP_TOKENS_PER_STEP = 2
 RAMP_PASS = 0.8
 RAMP_MAX_WAIT = 400
-STAGES = [  # (the tasks that join, the longest length at which they join)
+STAGES = [  # (the tasks that join, the longest length at which they join): each soon after its prompt fits
     (["passkey"], MIN_LENGTH),
     (["ib_number_string"], 448),                                          # one needle in repeated noise
-    (["niah_single_1", "niah_single_2"], 640),                            # a key to match; book text
-    (["niah_single_3", "niah", "ib_kv_retrieval"], 896),                  # UUIDs; a sentence to quote
-    (["niah_multikey_1", "niah_multivalue", "niah_multiquery"], 1152),
+    (["niah_single_2", "niah_single_3"], 576),                            # a key to match; book text
+    (["niah_single_1", "niah", "ib_kv_retrieval"], 704),                  # a sentence to quote; UUID keys
+    (["niah_multikey_1", "niah_multivalue"], 832),                        # distractor keys; four values
+    (["niah_multiquery"], 960),                                           # four keys asked at once
     (["vt"], 1536),                                                       # its prompt needs 1,390 tokens
     (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 1792),
 ]
@@ -255,8 +256,10 @@ DRILL_BYTES_PER_RECORD = 160                # one record (needle and its answer 
 
 class TaskSpec:
     """One trained task: the C++ task and parameters that make its samples, its share of batches, and how its
-    answer is written (`style`: "list" joins the references with ", "; "words" with spaces, as vt's in-context
-    example does; "numbered" as "1. a 2. b", as cwe's example does)."""
+    answer is written (`style`: "list" joins the references with ", "; "text_order" too, in the order the prompt
+    shows them (RULER lists multi-value references in an order the prompt does not reveal, and its scorer accepts
+    any order); "words" with spaces, as vt's in-context example does; "numbered" as "1. a 2. b", as cwe's
+    example does)."""
 
     def __init__(self, name, task, params, weight, style="list"):
         self.name, self.task, self.params, self.weight, self.style = name, task, params, weight, style
@@ -268,6 +271,8 @@ class TaskSpec:
             return " " + sample["params"]["needle"].strip()
         if self.style == "words":
             return " " + " ".join(refs)
+        if self.style == "text_order":
+            refs = sorted(refs, key=sample["prompt"].find)
         if self.style == "numbered":
             return " " + " ".join("%d. %s" % (i + 1, r) for i, r in enumerate(refs))
         text = ", ".join(refs)
@@ -287,7 +292,7 @@ TASK_SPECS = [
     TaskSpec("niah", "niah", {"buffer": 433, "max_new_tokens": 128}, 2),  # as suites/model-tasks.json
     ruler("niah_single_1", 1), ruler("niah_single_2", 1), ruler("niah_single_3", 2),
     ruler("niah_multikey_1", 3), ruler("niah_multikey_2", 1), ruler("niah_multikey_3", 1),
-    ruler("niah_multivalue", 2), ruler("niah_multiquery", 2), ruler("vt", 2, style="words"),
+    ruler("niah_multivalue", 2, style="text_order"), ruler("niah_multiquery", 2), ruler("vt", 2, style="words"),
     ruler("cwe", 1, style="numbered"), ruler("fwe", 1),
     infinitebench("kv_retrieval", 2), infinitebench("number_string", 1),
 ]
@@ -331,19 +336,44 @@ def drill_value(rng, words):
     return rng.choice(words["nouns"])
 
 
+def drill_key(rng, words, uuid_keys):
+    """RULER's keys: an adjective-noun pair, or a UUID (multikey_3's and kv_retrieval's keys)."""
+    if uuid_keys:
+        return "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+    return "%s-%s" % (rng.choice(words["adjectives"]), rng.choice(words["nouns"]))
+
+
 def make_drill(rng, length, text, words):
-    """(token ids, [(start, end) of each answer]) of one drill row of `length` tokens."""
-    count = max(2, length // DRILL_BYTES_PER_RECORD)
-    keys = set()
-    while len(keys) < count:
-        keys.add("%s-%s" % (rng.choice(words["adjectives"]), rng.choice(words["nouns"])))
-    records = [(key, drill_value(rng, words)) for key in sorted(keys)]
+    """(token ids, [(start, end) of each answer]) of one drill row of `length` tokens. Half the rows give each key
+    two to four values, asked for together in the order the text shows them (multi-value's skill)."""
+    uuid_keys, multi = rng.random() < 0.5, rng.random() < 0.5
+    budget = min(length // 2, (length // DRILL_BYTES_PER_RECORD) * DRILL_BYTES_PER_RECORD // 2)
+    by_key, records, used, full = {}, [], 0, False
+    while not full:
+        key = drill_key(rng, words, uuid_keys)
+        if key in by_key:
+            continue
+        by_key[key] = []
+        for _ in range(rng.randint(2, 4) if multi else 1):
+            value = drill_value(rng, words)
+            cost = 2 * len(key) + 2 * len(value) + 40  # needle, question and answer bytes
+            full = used + cost > budget and bool(records)
+            if full:
+                break
+            by_key[key].append(value)
+            records.append((key, value))
+            used += cost
+    by_key = {k: v for k, v in by_key.items() if v}
     rng.shuffle(records)
     needles = [(" The value of %s is %s. " % r).encode() for r in records]
-    asked = records[:]
+    asked = list(by_key)
     rng.shuffle(asked)
     tail = b" Recall every value."
-    answers = [(("\nThe value of %s is " % k).encode(), v.encode() + b".") for k, v in asked]
+    answers = []
+    for key in asked:
+        values = [v for k, v in records if k == key]  # in text order
+        question = "\nThe value of %s is " if len(values) == 1 else "\nThe values of %s are "
+        answers.append(((question % key).encode(), (", ".join(values) + ".").encode()))
     filler = length - 1 - len(tail) - sum(map(len, needles)) - sum(len(q) + len(a) for q, a in answers)
     start = rng.randrange(len(text) - filler)
     hay = text[start:start + filler]
@@ -768,7 +798,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3500)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch-tokens", type=int, default=16384)
