@@ -228,11 +228,17 @@ HELDOUT_SEED_BASE = 500_000                 # monitoring during training: held-o
 # 2048, or from 512 to 1024, wrecked what it had learnt (docs/findings/model-level.md). Tasks join in stages,
 # easiest first, when the longest length reaches the stage's; while any joined task is answered right (teacher-
 # forced, moving average from 0) less than RAMP_PASS of the time the length waits, for RAMP_MAX_WAIT steps at most.
+# The skills are learnt on short rows: a batch of 1,280-token rows holds 1.6 times the samples of one of 2,048 and
+# takes about 60% of its time. So the length stays at most HOLD_LENGTH until HOLD_UNTIL of the steps, then is
+# raised on schedule to the training length by FULL_FROM, whatever the accuracies.
 MIN_LENGTH = 320
 LENGTH_GRID = 64            # sample lengths: multiples of this from MIN_LENGTH up to --length
 RAMP_TOKENS_PER_STEP = 2
 RAMP_PASS = 0.8
 RAMP_MAX_WAIT = 400
+HOLD_LENGTH = 1280
+HOLD_UNTIL = 0.55
+FULL_FROM = 0.75
 STAGES = [  # (the tasks that join, the longest length at which they join): each soon after its prompt fits
     (["passkey"], MIN_LENGTH),
     (["ib_number_string"], 448),                                          # one needle in repeated noise
@@ -241,7 +247,7 @@ STAGES = [  # (the tasks that join, the longest length at which they join): each
     (["niah_multikey_1", "niah_multivalue"], 832),                        # distractor keys; four values
     (["niah_multiquery"], 960),                                           # four keys asked at once
     (["vt"], 1536),                                                       # its prompt needs 1,390 tokens
-    (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 1792),
+    (["niah_multikey_2", "niah_multikey_3", "cwe", "fwe"], 1792),          # not trained by default (--tasks)
 ]
 SHARD_SEEDS = 128                           # cells per shard file; each cell gives SAMPLES_PER_CELL samples
 SAMPLES_PER_CELL = 4
@@ -287,15 +293,19 @@ def infinitebench(name, weight):
     return TaskSpec("ib_" + name, "infinitebench", {"task": name}, weight)
 
 
-TASK_SPECS = [
+TASK_SPECS = [  # weights favour telling keys apart (multikey, multiquery, kv_retrieval) and several answers
     TaskSpec("passkey", "passkey", {}, 1),
     TaskSpec("niah", "niah", {"buffer": 433, "max_new_tokens": 128}, 2),  # as suites/model-tasks.json
     ruler("niah_single_1", 1), ruler("niah_single_2", 1), ruler("niah_single_3", 2),
     ruler("niah_multikey_1", 3), ruler("niah_multikey_2", 1), ruler("niah_multikey_3", 1),
-    ruler("niah_multivalue", 2, style="text_order"), ruler("niah_multiquery", 2), ruler("vt", 2, style="words"),
+    ruler("niah_multivalue", 3, style="text_order"), ruler("niah_multiquery", 3), ruler("vt", 3, style="words"),
     ruler("cwe", 1, style="numbered"), ruler("fwe", 1),
-    infinitebench("kv_retrieval", 2), infinitebench("number_string", 1),
+    infinitebench("kv_retrieval", 3), infinitebench("number_string", 1),
 ]
+# The tasks the instrument is held to (issue #21). RULER multikey_2/3, cwe and fwe can be added with --tasks; by
+# default their share goes to these, which a 0.6M-parameter model already finds hard to fit in 90 minutes.
+DEFAULT_TASKS = ["passkey", "niah", "niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1",
+                 "niah_multivalue", "niah_multiquery", "vt", "ib_kv_retrieval", "ib_number_string"]
 SPEC_BY_NAME = {s.name: s for s in TASK_SPECS}
 DRILL = TaskSpec("drill", None, {}, 0)  # copy drills (make_drill), not a C++ task
 
@@ -516,6 +526,13 @@ def choose_length(state, rng):
     return lengths[-1] if len(lengths) == 1 or rng.random() < 0.5 else rng.choice(lengths[:-1])
 
 
+def length_cap(step, args):
+    """The longest length allowed at `step`: HOLD_LENGTH, then a linear rise to --length by FULL_FROM."""
+    hold = min(HOLD_LENGTH, args.length)
+    progress = (step / args.steps - HOLD_UNTIL) / (FULL_FROM - HOLD_UNTIL)
+    return int(hold + (args.length - hold) * min(1.0, max(0.0, progress)))
+
+
 def stage_tasks(state):
     return [t for tasks, _ in STAGES[:state["stage"] + 1] for t in tasks if t in state["tasks"]]
 
@@ -530,8 +547,11 @@ def advance(state, args):
     if waited == RAMP_MAX_WAIT and state["stage"] > 0:  # the first circuit forms at the shortest length, unhurried
         print("length %d: the wait is over at step %d (%s)" % (state["top"], state["step"], " ".join(
             "%s=%.2f" % (t, state["acc"].get(t, 0)) for t in stage_tasks(state))), flush=True)
+    cap = length_cap(state["step"], args)
     if competent or (waited >= RAMP_MAX_WAIT and state["stage"] > 0):
-        state["top"] = min(args.length, state["top"] + RAMP_TOKENS_PER_STEP)
+        state["top"] = min(cap, state["top"] + RAMP_TOKENS_PER_STEP)
+    if state["step"] >= HOLD_UNTIL * args.steps:
+        state["top"] = max(state["top"], cap)
     while state["stage"] + 1 < len(STAGES) and state["top"] >= STAGES[state["stage"] + 1][1]:
         state["stage"] += 1
         state["stage_starts"].append(state["step"])
@@ -806,7 +826,7 @@ def main():
     ap.add_argument("--length", type=int, default=2048, help="training length (the longest samples)")
     ap.add_argument("--eval-every", type=int, default=1000, help="held-out monitor every N steps (0: never)")
     ap.add_argument("--eval-samples", type=int, default=16)
-    ap.add_argument("--tasks", default=",".join(s.name for s in TASK_SPECS))
+    ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     args = ap.parse_args()
     {"train": train, "eval": evaluate, "golden": golden}[args.mode](args)
 
