@@ -373,10 +373,9 @@ def make_drill(rng, length, text, words):
             by_key[key].append(value)
             records.append((key, value))
             used += cost
-    by_key = {k: v for k, v in by_key.items() if v}
     rng.shuffle(records)
     needles = [(" The value of %s is %s. " % r).encode() for r in records]
-    asked = list(by_key)
+    asked = [key for key, values in by_key.items() if values]
     rng.shuffle(asked)
     tail = b" Recall every value."
     answers = []
