@@ -257,6 +257,7 @@ DEPTH_TASKS = ("niah", "infinitebench")     # tasks that put the needle at the c
 # repeated digits and of UUIDs (the errors that held the tasks near 80%) gets far more signal. They are not any
 # suite's format and are never evaluated: the tasks' own samples remain the measure.
 DRILL_SHARE = 0.3
+NEED_FLOOR = 0.2                            # the least share a learnt task keeps (still_to_learn)
 DRILL_BYTES_PER_RECORD = 160                # one record (needle and its answer line) per this many tokens
 
 
@@ -559,10 +560,17 @@ def advance(state, args):
             state["elapsed"] / 60), flush=True)
 
 
+def still_to_learn(state, name):
+    """A task's share follows what it has still to learn (1 - its train moving average), down to NEED_FLOOR: a
+    task answered right every time keeps a fifth of its weight, so that it is not forgotten, and the rows go to the
+    tasks not yet learnt (runs 5-8 gave every task its fixed share, and the multi-needle tasks never had enough)."""
+    return max(NEED_FLOOR, 1.0 - state["acc"].get(name, 0.0))
+
+
 def choose_picks(state, store, length, batch_size, rng):
     specs = [SPEC_BY_NAME[t] for t in stage_tasks(state) if store.fits(SPEC_BY_NAME[t], length)]
     newest = set(STAGES[state["stage"]][0])  # the stage's own tasks count double while it lasts
-    weights = [s.weight * (2 if s.name in newest else 1) for s in specs]
+    weights = [s.weight * (2 if s.name in newest else 1) * still_to_learn(state, s.name) for s in specs]
     picks = []
     for _ in range(batch_size):
         spec = DRILL if rng.random() < DRILL_SHARE else rng.choices(specs, weights=weights)[0]
