@@ -46,7 +46,7 @@ std::vector<Node> initial_nodes(std::int64_t candidates, std::int64_t nodes) {
 class BlockScorer {
  public:
   BlockScorer(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head, int sink_blocks)
-      : p_(p), keys_(keys), kv_head_(kv_head), sink_blocks_(sink_blocks), scratch_(keys.dim()) {
+      : p_(p), keys_(keys), kv_head_(kv_head), sink_blocks_(sink_blocks) {
     for (int offset : sampled_query_offsets(p, block.count)) {
       positions_.push_back(block.first_position + offset);
       queries_.insert(queries_.end(), block.queries + static_cast<std::size_t>(offset) * keys.dim(),
@@ -61,7 +61,7 @@ class BlockScorer {
     for (int t = first; t < std::min(first + p_.block_size_k, keys_.tokens()); ++t) keys_.prefetch(kv_head_, t);
   }
 
-  float score(int candidate_block, MaskCounters* counters) {
+  float score(int candidate_block, MaskCounters* counters) const {
     const int first = first_key(candidate_block);
     const int end = std::min(first + p_.block_size_k, keys_.tokens());
     float best = kNoScore;
@@ -70,10 +70,8 @@ class BlockScorer {
       const auto visible = std::lower_bound(positions_.begin(), positions_.end(), t + p_.window);
       if (visible == positions_.end()) continue;
       const int from = static_cast<int>(visible - positions_.begin());
-      const float* key = keys_.row(kv_head_, t, scratch_.data());
-      const int dim = keys_.dim();
-      best = std::max(best, max_dot(queries_.data() + static_cast<std::size_t>(from) * dim,
-                                    static_cast<int>(positions_.size()) - from, key, dim));
+      best = std::max(best, keys_.max_dot(queries_.data() + static_cast<std::size_t>(from) * keys_.dim(),
+                                          static_cast<int>(positions_.size()) - from, kv_head_, t));
       if (counters) ++counters->key_rows_read;
     }
     return best;
@@ -86,7 +84,6 @@ class BlockScorer {
   int sink_blocks_;
   std::vector<int> positions_;
   std::vector<float> queries_;
-  std::vector<float> scratch_;
 };
 
 }  // namespace
