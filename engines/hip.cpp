@@ -100,13 +100,21 @@ class HipSession final : public hip::BlockSparseSession {
     const hip::KeyRows keys(cache_.keys());
     const int d = layout_.head_dim;
     selected_.assign(static_cast<std::size_t>(layout_.heads_q) * blocks, {});
-    std::vector<hip::MaskCounters> counters(selected_.size());
-    hip::parallel_for(static_cast<int>(selected_.size()), s_.threads, [&](int task) {
-      const int head = task / blocks, block = task % blocks;
+    // A task is one query block of every query head of a KV group, which share their key rows.
+    const int tasks = layout_.heads_kv * blocks;
+    std::vector<hip::MaskCounters> counters(tasks);
+    hip::parallel_for(tasks, s_.threads, [&](int task) {
+      const int kv_head = task / blocks, block = task % blocks;
       const int first = block * p.block_size_q;
-      const hip::QueryBlock query{q + (static_cast<std::size_t>(head) * n + first) * d,
-                                  std::min(p.block_size_q, n - first), first_position + first};
-      selected_[task] = hip::select_key_blocks(p, query, keys, head / group(), &counters[task]);
+      std::vector<hip::QueryBlock> queries;
+      for (int head = kv_head * group(); head < (kv_head + 1) * group(); ++head) {
+        queries.push_back({q + (static_cast<std::size_t>(head) * n + first) * d, std::min(p.block_size_q, n - first),
+                           first_position + first});
+      }
+      const auto selected = hip::select_key_blocks_for_group(p, queries, keys, kv_head, &counters[task]);
+      for (int i = 0; i < group(); ++i) {
+        selected_[static_cast<std::size_t>(kv_head * group() + i) * blocks + block] = selected[i];
+      }
     });
     for (const auto& c : counters) counters_.key_rows_read += c.key_rows_read;
   }

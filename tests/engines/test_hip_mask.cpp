@@ -298,6 +298,36 @@ TEST_CASE("HiP mask finds keys that stand out from the haystack", "[hip][mask]")
   }
 }
 
+TEST_CASE("HiP mask for a group of query heads equals separate masks per head", "[hip][mask]") {
+  // Four heads searched together share key rows; each head's blocks must be those of its own search, on
+  // integer inputs (ties) and real ones, including a shape where every candidate is selected.
+  const Shape shapes[] = {
+      kRealShapes[0], kRealShapes[1], kRealShapes[3], {1800, 8, 64, 1736, params(512, 64, 2, 2, 256, 1024)}};
+  constexpr int kHeads = 4;
+  for (const Shape& s : shapes) {
+    for (bool integers : {true, false}) {
+      Rng rng(s.tokens * 13 + s.count + integers);
+      auto values = [&](std::size_t n) { return integers ? integer_vector(rng, n) : normal_vector(rng, n); };
+      const auto keys = values(static_cast<std::size_t>(s.tokens) * s.dim);
+      const auto queries = values(static_cast<std::size_t>(kHeads) * s.count * s.dim);
+      const engines::hip::KeyRows rows(view(keys, s.tokens, s.dim));
+      std::vector<engines::hip::QueryBlock> blocks;
+      for (int h = 0; h < kHeads; ++h) {
+        blocks.push_back({queries.data() + static_cast<std::size_t>(h) * s.count * s.dim, s.count, s.first_position});
+      }
+      engines::hip::MaskCounters group_counters, head_counters;
+      const auto together = engines::hip::select_key_blocks_for_group(s.p, blocks, rows, 0, &group_counters);
+      DYNAMIC_SECTION("T=" << s.tokens << " queries=" << s.count << " integers=" << integers) {
+        REQUIRE(together.size() == static_cast<std::size_t>(kHeads));
+        for (int h = 0; h < kHeads; ++h) {
+          CHECK(together[h] == engines::hip::select_key_blocks(s.p, blocks[h], rows, 0, &head_counters));
+        }
+        CHECK(group_counters.key_rows_read == head_counters.key_rows_read);
+      }
+    }
+  }
+}
+
 TEST_CASE("HiP sampled queries follow the block stride", "[hip][mask]") {
   const auto p = params(512, 64, 2, 2, 256, 1024);
   CHECK(engines::hip::sampled_query_offsets(p, 1) == std::vector<int>{0});
