@@ -372,8 +372,8 @@ const kernels::DType kKeyDtypes[] = {kernels::DType::f32, kernels::DType::f16, k
 }  // namespace
 
 TEST_CASE("max_dot on a stored key row equals the float64 maximum of the dot products", "[hip][mask]") {
-  // The vectorized paths take 8 queries and 8 or 16 dimensions per pass; any count and dimension, in every
-  // stored dtype, must give the plain maximum up to fp32 rounding (at most dim ulps of the sum of |q_i k_i|).
+  // The vectorized paths take 16 or 8 queries per pass (dims a multiple of 16 or 8); any count and dimension,
+  // in every stored dtype, must give the plain maximum up to fp32 rounding (dim ulps of the sum of |q_i k_i|).
   Rng rng(11);
   for (kernels::DType dtype : kKeyDtypes) {
     for (int dim : {1, 5, 8, 12, 16, 20, 24, 64, 100, 128}) {
