@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/attention.h"
@@ -61,7 +62,8 @@ inline float dot_stored(const float* q, const void* key, int dim) {
   half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
   sum = _mm_cvtss_f32(half);
 #endif
-  for (; i < dim; ++i) sum += q[i] * key_element<dtype>(key, i);
+  // std::fma: one rounding per term whatever the dtype, so contraction cannot make the dtypes differ.
+  for (; i < dim; ++i) sum = std::fma(q[i], key_element<dtype>(key, i), sum);
   return sum;
 }
 
