@@ -1,5 +1,6 @@
 // The mask builders alone, on one thread, fp16 keys of the Llama-3-8B layout (8 KV heads, head_dim 128):
-//  - hip_mask_decode/KEYS: HiP's hierarchical top-k for one decode query of each of the 32 query heads;
+//  - hip_mask_decode/KEYS: HiP's hierarchical top-k for one decode query of each of the 32 query heads,
+//    the 4 heads of a KV group searched together (select_key_blocks_for_group, as the engine does);
 //  - infinite_hip_prune_decode/KEYS: InfiniteHiP's three stages for one decode query, all heads.
 // A decode step's amortized mask cost is this over the refresh interval (HiP 8; InfiniteHiP's [32, 16, 8]
 // schedule runs all stages once per 32 steps and the later stages more often).
@@ -59,11 +60,14 @@ void hip_mask_decode(benchmark::State& state) {
   const auto q = queries();
   const engines::hip::HipMaskParams p;
   engines::hip::MaskCounters counters;
+  constexpr int kGroup = kQueryHeads / kKvHeads;
   for (auto _ : state) {
-    for (int h = 0; h < kQueryHeads; ++h) {
-      const engines::hip::QueryBlock block{q.data() + static_cast<std::size_t>(h) * kDim, 1, tokens - 1};
-      benchmark::DoNotOptimize(
-          engines::hip::select_key_blocks(p, block, rows, h / (kQueryHeads / kKvHeads), &counters));
+    for (int kv = 0; kv < kKvHeads; ++kv) {
+      std::vector<engines::hip::QueryBlock> blocks;
+      for (int h = kv * kGroup; h < (kv + 1) * kGroup; ++h) {
+        blocks.push_back({q.data() + static_cast<std::size_t>(h) * kDim, 1, tokens - 1});
+      }
+      benchmark::DoNotOptimize(engines::hip::select_key_blocks_for_group(p, blocks, rows, kv, &counters));
     }
   }
   state.counters["rows_per_build"] = static_cast<double>(counters.key_rows_read) / state.iterations();

@@ -100,13 +100,23 @@ class HipSession final : public hip::BlockSparseSession {
     const hip::KeyRows keys(cache_.keys());
     const int d = layout_.head_dim;
     selected_.assign(static_cast<std::size_t>(layout_.heads_q) * blocks, {});
-    std::vector<hip::MaskCounters> counters(selected_.size());
-    hip::parallel_for(static_cast<int>(selected_.size()), s_.threads, [&](int task) {
-      const int head = task / blocks, block = task % blocks;
+    // A task is one query block of `heads` query heads of a KV group, which search in step and share the key rows
+    // they score. Decode searches the whole group together (each head has one query); with a block's many sampled
+    // queries per head the group's queries no longer fit L1 together, and prefill measured 8% slower that way.
+    const int heads = n == 1 ? group() : 1;
+    const int tasks = layout_.heads_q / heads * blocks;
+    std::vector<hip::MaskCounters> counters(tasks);
+    hip::parallel_for(tasks, s_.threads, [&](int task) {
+      const int first_head = task / blocks * heads, block = task % blocks;
       const int first = block * p.block_size_q;
-      const hip::QueryBlock query{q + (static_cast<std::size_t>(head) * n + first) * d,
-                                  std::min(p.block_size_q, n - first), first_position + first};
-      selected_[task] = hip::select_key_blocks(p, query, keys, head / group(), &counters[task]);
+      std::vector<hip::QueryBlock> queries;
+      for (int head = first_head; head < first_head + heads; ++head) {
+        queries.push_back({q + (static_cast<std::size_t>(head) * n + first) * d, std::min(p.block_size_q, n - first),
+                           first_position + first});
+      }
+      const auto selected = hip::select_key_blocks_for_group(p, queries, keys, first_head / group(), &counters[task]);
+      for (int i = 0; i < heads; ++i)
+        selected_[static_cast<std::size_t>(first_head + i) * blocks + block] = selected[i];
     });
     for (const auto& c : counters) counters_.key_rows_read += c.key_rows_read;
   }

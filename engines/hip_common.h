@@ -1,9 +1,8 @@
-// Shared by the HiP and InfiniteHiP mask builders: reading one stored key row as fp32, dot products against
-// query vectors, a small parallel loop, and key-range arithmetic. Mask building touches a few scattered
-// rows per candidate, so these work row by row on the cache's own storage (no copies of the cache).
+// Shared by the HiP and InfiniteHiP mask builders: scoring one stored key row against query vectors, a
+// small parallel loop, and key-range arithmetic. Mask building touches a few scattered rows per candidate,
+// so these work row by row on the cache's own storage, in its own dtype (no copies of the cache or the row).
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -11,11 +10,12 @@
 #include "engines/dot.h"
 #include "engines/selection.h"
 #include "kernels/attention.h"
+#include "kernels/simd.h"
 #include "kernels/thread_pool.h"
 
 namespace ctxbench::engines::hip {
 
-// Reads rows of a [heads][tokens][dim] key view, widened to fp32.
+// Reads rows of a [heads][tokens][dim] key view.
 class KeyRows {
  public:
   explicit KeyRows(const kernels::KvView& keys) : keys_(keys) {}
@@ -24,8 +24,13 @@ class KeyRows {
   int tokens() const { return keys_.tokens; }
   std::size_t row_bytes() const { return static_cast<std::size_t>(keys_.dim) * kernels::dtype_bytes(keys_.dtype); }
 
-  // The row as fp32: a pointer into the cache for f32 storage, else `scratch` (dim floats) filled.
-  const float* row(int head, int token, float* scratch) const;
+  // max over the `count` vectors of `queries` ([count][dim], row-major) of q.key for the row (head, token).
+  float max_dot(const float* queries, int count, int head, int token) const;
+
+  // The row widened to fp32 into `out` (dim floats).
+  void widen(int head, int token, float* out) const {
+    kernels::widen_to_float(keys_.row(head, token), keys_.dtype, out, static_cast<std::size_t>(keys_.dim));
+  }
 
   // Hints the memory system that (head, token) will be read soon.
   void prefetch(int head, int token) const {
@@ -42,8 +47,9 @@ struct MaskCounters {
   std::uint64_t key_rows_read = 0;
 };
 
-// max over the `count` vectors of `queries` ([count][dim], row-major) of q.key.
-float max_dot(const float* queries, int count, const float* key, int dim);
+// max over the `count` vectors of `queries` ([count][dim], row-major) of q.key, for a key row stored as
+// `dtype`.
+float max_dot(const float* queries, int count, const void* key, kernels::DType dtype, int dim);
 
 using kernels::KeyRange;
 using kernels::parallel_for;
@@ -64,11 +70,12 @@ std::vector<KeyRange> visible_ranges(const std::vector<KeyRange>& ranges, int po
 #ifdef CTXBENCH_ENGINES_AVX2
 // q.key for 8 consecutive queries at once, one lane each: the key row is loaded once per 8 queries, the 8
 // accumulators are independent chains, and one reduction serves all 8 (dim a multiple of 8).
-inline __m256 dot8(const float* queries, const float* key, int dim) {
+template <kernels::DType dtype>
+inline __m256 dot8(const float* queries, const void* key, int dim) {
   __m256 acc[8];
   for (__m256& a : acc) a = _mm256_setzero_ps();
   for (int i = 0; i < dim; i += 8) {
-    const __m256 k = _mm256_loadu_ps(key + i);
+    const __m256 k = load_key8<dtype>(key, i);
     for (int j = 0; j < 8; ++j) {
       acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(queries + static_cast<std::size_t>(j) * dim + i), k, acc[j]);
     }
@@ -79,49 +86,65 @@ inline __m256 dot8(const float* queries, const float* key, int dim) {
 }
 #endif
 
-inline float max_dot(const float* queries, int count, const float* key, int dim) {
+#ifdef CTXBENCH_SIMD_AVX512
+// dot8 at 512 bits: q.key for 16 consecutive queries, one lane each (dim a multiple of 16). Half the
+// instructions of two dot8 calls, which matters where a block's 32 sampled queries score every row.
+template <kernels::DType dtype>
+inline kernels::simd::Vec dot16(const float* queries, const void* key, int dim) {
+  namespace simd = kernels::simd;
+  simd::Vec acc[16];
+  for (simd::Vec& a : acc) a = simd::zero();
+  for (int i = 0; i < dim; i += 16) {
+    const simd::Vec k = simd::load_widened<dtype>(key, i);
+    for (int j = 0; j < 16; ++j) {
+      acc[j] = simd::fmadd(simd::load(queries + static_cast<std::size_t>(j) * dim + i), k, acc[j]);
+    }
+  }
+  return simd::sum_each(acc);
+}
+#endif
+
+template <kernels::DType dtype>
+inline float max_dot(const float* queries, int count, const void* key, int dim) {
   float best = -__builtin_inff();
   int i = 0;
+#ifdef CTXBENCH_SIMD_AVX512
+  if (dim % 16 == 0 && count >= 16) {
+    kernels::simd::Vec best16 = kernels::simd::set1(best);
+    for (; i + 16 <= count; i += 16) {
+      best16 = kernels::simd::max(best16, dot16<dtype>(queries + static_cast<std::size_t>(i) * dim, key, dim));
+    }
+    best = kernels::simd::reduce_max(best16);
+  }
+#endif
 #ifdef CTXBENCH_ENGINES_AVX2
-  if (dim % 8 == 0 && count >= 8) {
+  if (dim % 8 == 0 && count - i >= 8) {
     __m256 best8 = _mm256_set1_ps(best);
     for (; i + 8 <= count; i += 8)
-      best8 = _mm256_max_ps(best8, dot8(queries + static_cast<std::size_t>(i) * dim, key, dim));
+      best8 = _mm256_max_ps(best8, dot8<dtype>(queries + static_cast<std::size_t>(i) * dim, key, dim));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, best8);
     for (float lane : lanes) best = lane > best ? lane : best;
   }
 #endif
   for (; i < count; ++i) {
-    const float d = dot(queries + static_cast<std::size_t>(i) * dim, key, dim);
+    const float d = dot_stored<dtype>(queries + static_cast<std::size_t>(i) * dim, key, dim);
     best = d > best ? d : best;
   }
   return best;
 }
 
-inline const float* KeyRows::row(int head, int token, float* scratch) const {
-  const std::byte* src = keys_.row(head, token);
-  const int dim = keys_.dim;
-  switch (keys_.dtype) {
-    case kernels::DType::f32: return reinterpret_cast<const float*>(src);
-    case kernels::DType::f16: {
-      const auto* half = reinterpret_cast<const std::uint16_t*>(src);
-      int i = 0;
-#ifdef CTXBENCH_ENGINES_AVX2
-      for (; i + 8 <= dim; i += 8) {
-        _mm256_storeu_ps(scratch + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + i))));
-      }
-#endif
-      for (; i < dim; ++i) scratch[i] = kernels::half_to_float(half[i]);
-      return scratch;
-    }
-    case kernels::DType::bf16: {
-      const auto* bf = reinterpret_cast<const std::uint16_t*>(src);
-      for (int i = 0; i < dim; ++i) scratch[i] = std::bit_cast<float>(static_cast<std::uint32_t>(bf[i]) << 16);
-      return scratch;
-    }
+inline float max_dot(const float* queries, int count, const void* key, kernels::DType dtype, int dim) {
+  switch (dtype) {
+    case kernels::DType::f32: return max_dot<kernels::DType::f32>(queries, count, key, dim);
+    case kernels::DType::f16: return max_dot<kernels::DType::f16>(queries, count, key, dim);
+    case kernels::DType::bf16: return max_dot<kernels::DType::bf16>(queries, count, key, dim);
   }
-  return scratch;
+  return -__builtin_inff();
+}
+
+inline float KeyRows::max_dot(const float* queries, int count, int head, int token) const {
+  return hip::max_dot(queries, count, keys_.row(head, token), keys_.dtype, keys_.dim);
 }
 
 }  // namespace ctxbench::engines::hip

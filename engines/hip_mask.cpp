@@ -4,6 +4,7 @@
 #include <bit>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "core/params.h"
 
@@ -46,7 +47,7 @@ std::vector<Node> initial_nodes(std::int64_t candidates, std::int64_t nodes) {
 class BlockScorer {
  public:
   BlockScorer(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head, int sink_blocks)
-      : p_(p), keys_(keys), kv_head_(kv_head), sink_blocks_(sink_blocks), scratch_(keys.dim()) {
+      : p_(p), keys_(keys), kv_head_(kv_head), sink_blocks_(sink_blocks) {
     for (int offset : sampled_query_offsets(p, block.count)) {
       positions_.push_back(block.first_position + offset);
       queries_.insert(queries_.end(), block.queries + static_cast<std::size_t>(offset) * keys.dim(),
@@ -61,7 +62,7 @@ class BlockScorer {
     for (int t = first; t < std::min(first + p_.block_size_k, keys_.tokens()); ++t) keys_.prefetch(kv_head_, t);
   }
 
-  float score(int candidate_block, MaskCounters* counters) {
+  float score(int candidate_block, MaskCounters* counters) const {
     const int first = first_key(candidate_block);
     const int end = std::min(first + p_.block_size_k, keys_.tokens());
     float best = kNoScore;
@@ -70,10 +71,8 @@ class BlockScorer {
       const auto visible = std::lower_bound(positions_.begin(), positions_.end(), t + p_.window);
       if (visible == positions_.end()) continue;
       const int from = static_cast<int>(visible - positions_.begin());
-      const float* key = keys_.row(kv_head_, t, scratch_.data());
-      const int dim = keys_.dim();
-      best = std::max(best, max_dot(queries_.data() + static_cast<std::size_t>(from) * dim,
-                                    static_cast<int>(positions_.size()) - from, key, dim));
+      best = std::max(best, keys_.max_dot(queries_.data() + static_cast<std::size_t>(from) * keys_.dim(),
+                                          static_cast<int>(positions_.size()) - from, kv_head_, t));
       if (counters) ++counters->key_rows_read;
     }
     return best;
@@ -86,7 +85,61 @@ class BlockScorer {
   int sink_blocks_;
   std::vector<int> positions_;
   std::vector<float> queries_;
-  std::vector<float> scratch_;
+};
+
+// One query block's hierarchical search: the nodes it keeps and the children an iteration scores.
+class BlockSearch {
+ public:
+  BlockSearch(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head, int sink_blocks,
+              std::vector<Node> nodes)
+      : scorer_(p, block, keys, kv_head, sink_blocks), nodes_(std::move(nodes)) {}
+
+  // Splits every node into the halves to score; false once every node is a single key block (done).
+  bool split() {
+    const auto widest = std::max_element(nodes_.begin(), nodes_.end(), [](Node a, Node b) { return a.size < b.size; });
+    if (widest->size <= 1) return false;
+    children_.clear();
+    for (const Node& n : nodes_) {
+      const int half = n.size / 2;
+      if (half > 0) children_.push_back({{n.start, half}, kNoScore});
+      children_.push_back({{n.start + half, n.size - half}, kNoScore});
+    }
+    return true;
+  }
+
+  std::size_t children() const { return children_.size(); }
+
+  // Scores child i by its centre key block, fetching the rows of a child a few ahead meanwhile.
+  void score_child(std::size_t i, MaskCounters* counters) {
+    constexpr std::size_t kAhead = 4;
+    if (i + kAhead < children_.size()) scorer_.prefetch(centre(children_[i + kAhead].node));
+    children_[i].score = scorer_.score(centre(children_[i].node), counters);
+  }
+
+  // The best `max_nodes` children become the nodes.
+  void keep_best(int max_nodes) {
+    if (children_.size() > static_cast<std::size_t>(max_nodes)) {
+      std::nth_element(children_.begin(), children_.begin() + max_nodes, children_.end(), ranks_before);
+      children_.resize(max_nodes);
+    }
+    nodes_.clear();
+    for (const ScoredNode& c : children_) nodes_.push_back(c.node);
+  }
+
+  // First keys of the nodes' key blocks, ascending.
+  std::vector<int> selected() const {
+    std::vector<int> out;
+    for (const Node& n : nodes_) out.push_back(scorer_.first_key(n.start));
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  static int centre(const Node& n) { return n.start + n.size / 2; }
+
+  BlockScorer scorer_;
+  std::vector<Node> nodes_;
+  std::vector<ScoredNode> children_;
 };
 
 }  // namespace
@@ -111,51 +164,50 @@ std::vector<int> sampled_query_offsets(const HipMaskParams& p, int count) {
   return out;
 }
 
-std::vector<int> select_key_blocks(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head,
-                                   MaskCounters* counters) {
+std::vector<std::vector<int>> select_key_blocks_for_group(const HipMaskParams& p, const std::vector<QueryBlock>& blocks,
+                                                          const KeyRows& keys, int kv_head, MaskCounters* counters) {
+  const QueryBlock& block = blocks.front();
   const int last_position = block.first_position + block.count - 1;
   const int candidate_keys = std::max(0, last_position + 1 - p.window - p.sinks);
   const int sink_blocks = p.sinks / p.block_size_k;
   const int candidates = (candidate_keys + p.block_size_k - 1) / p.block_size_k;
-  BlockScorer scorer(p, block, keys, kv_head, sink_blocks);
-
-  std::vector<int> selected;
   if (candidate_keys <= p.mask_k) {
-    for (int b = 0; b < candidates; ++b) selected.push_back(scorer.first_key(b));
-    return selected;
+    std::vector<int> every;
+    for (int b = 0; b < candidates; ++b) every.push_back((sink_blocks + b) * p.block_size_k);
+    return std::vector<std::vector<int>>(blocks.size(), every);
   }
   const int max_nodes = (p.mask_k + p.block_size_k - 1) / p.block_size_k;
-  std::vector<Node> nodes = initial_nodes(candidates, max_nodes);
-  std::vector<ScoredNode> children;
-  auto widest = [](const std::vector<Node>& v) {
-    return std::max_element(v.begin(), v.end(), [](Node a, Node b) { return a.size < b.size; })->size;
-  };
-  while (widest(nodes) > 1) {
-    children.clear();
-    for (const Node& n : nodes) {
-      const int half = n.size / 2;
-      if (half > 0) children.push_back({{n.start, half}, kNoScore});
-      children.push_back({{n.start + half, n.size - half}, kNoScore});
+  const std::vector<Node> nodes = initial_nodes(candidates, max_nodes);
+  std::vector<BlockSearch> searches;
+  searches.reserve(blocks.size());
+  for (const QueryBlock& b : blocks) searches.emplace_back(p, b, keys, kv_head, sink_blocks, nodes);
+  std::vector<BlockSearch*> active;
+  for (;;) {
+    active.clear();
+    for (BlockSearch& s : searches) {
+      if (s.split()) active.push_back(&s);
     }
-    constexpr int kAhead = 4;  // the rows of a few centres ahead are fetched while scoring
-    for (std::size_t i = 0; i < children.size(); ++i) {
-      if (i + kAhead < children.size()) {
-        const Node& ahead = children[i + kAhead].node;
-        scorer.prefetch(ahead.start + ahead.size / 2);
+    if (active.empty()) break;
+    // Child i of every search in turn: the searches start from the same nodes, so their first iterations
+    // score the same centre blocks, and each such row comes from memory once for the group (the other
+    // searches find it in L1).
+    std::size_t most = 0;
+    for (const BlockSearch* s : active) most = std::max(most, s->children());
+    for (std::size_t i = 0; i < most; ++i) {
+      for (BlockSearch* s : active) {
+        if (i < s->children()) s->score_child(i, counters);
       }
-      const Node& c = children[i].node;
-      children[i].score = scorer.score(c.start + c.size / 2, counters);
     }
-    if (children.size() > static_cast<std::size_t>(max_nodes)) {
-      std::nth_element(children.begin(), children.begin() + max_nodes, children.end(), ranks_before);
-      children.resize(max_nodes);
-    }
-    nodes.clear();
-    for (const ScoredNode& c : children) nodes.push_back(c.node);
+    for (BlockSearch* s : active) s->keep_best(max_nodes);
   }
-  for (const Node& n : nodes) selected.push_back(scorer.first_key(n.start));
-  std::sort(selected.begin(), selected.end());
+  std::vector<std::vector<int>> selected;
+  for (const BlockSearch& s : searches) selected.push_back(s.selected());
   return selected;
+}
+
+std::vector<int> select_key_blocks(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head,
+                                   MaskCounters* counters) {
+  return select_key_blocks_for_group(p, {block}, keys, kv_head, counters).front();
 }
 
 }  // namespace ctxbench::engines::hip

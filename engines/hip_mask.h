@@ -50,4 +50,10 @@ std::vector<int> sampled_query_offsets(const HipMaskParams& p, int count);
 std::vector<int> select_key_blocks(const HipMaskParams& p, const QueryBlock& block, const KeyRows& keys, int kv_head,
                                    MaskCounters* counters = nullptr);
 
+// select_key_blocks for query blocks at the same positions (those of the query heads of one KV group), one
+// result per block: the same blocks as separate calls, with each shared key row fetched once for the group.
+std::vector<std::vector<int>> select_key_blocks_for_group(const HipMaskParams& p, const std::vector<QueryBlock>& blocks,
+                                                          const KeyRows& keys, int kv_head,
+                                                          MaskCounters* counters = nullptr);
+
 }  // namespace ctxbench::engines::hip

@@ -51,7 +51,7 @@ class StageScanner {
     const int n = end - begin;
     std::vector<int> left(n), right(n), steps(n);
     std::vector<float> best(n);
-    std::vector<float> scratch(keys_.dim()), rotated(rope_ ? keys_.dim() : 0);
+    std::vector<float> rotated(rope_ ? keys_.dim() : 0);
     const int heads_kv = static_cast<int>(pooled_.size()) / group_;
     for (int head : heads) {
       const int kv = head / group_;
@@ -66,16 +66,13 @@ class StageScanner {
       }
       // Scores `token` as the left or right representative of chunk `chunk` (an index into `chunks`).
       auto score = [&](int token, int chunk, bool right_half) {
-        const float* key = keys_.row(kv, token, scratch.data());
         ++*rows_read;
         if (rows) rows->push_back(static_cast<std::uint64_t>(token) * heads_kv + kv);
-        if (rope_) {
-          std::copy(key, key + keys_.dim(), rotated.begin());
-          rope_->rotator->rotate(rotated.data(),
-                                 kernels::hip_prune_key_position(rope_->positions, token, chunk, right_half));
-          key = rotated.data();
-        }
-        return max_dot(q, vectors_, key, keys_.dim());
+        if (!rope_) return keys_.max_dot(q, vectors_, kv, token);
+        keys_.widen(kv, token, rotated.data());
+        rope_->rotator->rotate(rotated.data(),
+                               kernels::hip_prune_key_position(rope_->positions, token, chunk, right_half));
+        return max_dot<kernels::DType::f32>(q, vectors_, rotated.data(), keys_.dim());
       };
       auto active = [&](int i, int step) { return step < steps[i] && left[i] < right[i] && left[i] <= limit_; };
       constexpr int kAhead = 4;  // rows of a few chunks ahead are fetched while one is scored

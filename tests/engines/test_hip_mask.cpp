@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <numeric>
@@ -246,18 +248,23 @@ TEST_CASE(
   CHECK(changed < selected);
 }
 
-TEST_CASE("HiP mask on fp16 keys reads the stored precision", "[hip][mask]") {
+TEST_CASE("HiP mask on fp16 and bf16 keys reads the stored precision", "[hip][mask]") {
   const int tokens = 4000, dim = 32;
   const auto p = params(128, 64, 2, 2, 16, 64);
   Rng rng(7);
-  const auto keys = integer_vector(rng, static_cast<std::size_t>(tokens) * dim);
+  const auto keys = integer_vector(rng, static_cast<std::size_t>(tokens) * dim);  // exact in both dtypes
   const auto queries = integer_vector(rng, 64 * dim);
-  std::vector<std::uint16_t> half(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) half[i] = kernels::float_to_half(keys[i]);
-  const kernels::KvView f16{half.data(), kernels::DType::f16, 1, tokens, dim, static_cast<std::size_t>(tokens) * dim};
-  const auto mine =
-      engines::hip::select_key_blocks(p, {queries.data(), 64, tokens - 64}, engines::hip::KeyRows(f16), 0);
-  CHECK(mine == transcribed_mask(p, queries, 64, tokens - 64, keys, tokens, dim));
+  for (kernels::DType dtype : {kernels::DType::f16, kernels::DType::bf16}) {
+    std::vector<std::uint16_t> stored(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      stored[i] = dtype == kernels::DType::f16 ? kernels::float_to_half(keys[i]) : kernels::float_to_bf16(keys[i]);
+    }
+    const kernels::KvView view16{stored.data(), dtype, 1, tokens, dim, static_cast<std::size_t>(tokens) * dim};
+    const auto mine =
+        engines::hip::select_key_blocks(p, {queries.data(), 64, tokens - 64}, engines::hip::KeyRows(view16), 0);
+    INFO(kernels::dtype_name(dtype));
+    CHECK(mine == transcribed_mask(p, queries, 64, tokens - 64, keys, tokens, dim));
+  }
 }
 
 TEST_CASE("HiP mask finds keys that stand out from the haystack", "[hip][mask]") {
@@ -291,6 +298,36 @@ TEST_CASE("HiP mask finds keys that stand out from the haystack", "[hip][mask]")
   }
 }
 
+TEST_CASE("HiP mask for a group of query heads equals separate masks per head", "[hip][mask]") {
+  // Four heads searched together share key rows; each head's blocks must be those of its own search, on
+  // integer inputs (ties) and real ones, including a shape where every candidate is selected.
+  const Shape shapes[] = {
+      kRealShapes[0], kRealShapes[1], kRealShapes[3], {1800, 8, 64, 1736, params(512, 64, 2, 2, 256, 1024)}};
+  constexpr int kHeads = 4;
+  for (const Shape& s : shapes) {
+    for (bool integers : {true, false}) {
+      Rng rng(s.tokens * 13 + s.count + integers);
+      auto values = [&](std::size_t n) { return integers ? integer_vector(rng, n) : normal_vector(rng, n); };
+      const auto keys = values(static_cast<std::size_t>(s.tokens) * s.dim);
+      const auto queries = values(static_cast<std::size_t>(kHeads) * s.count * s.dim);
+      const engines::hip::KeyRows rows(view(keys, s.tokens, s.dim));
+      std::vector<engines::hip::QueryBlock> blocks;
+      for (int h = 0; h < kHeads; ++h) {
+        blocks.push_back({queries.data() + static_cast<std::size_t>(h) * s.count * s.dim, s.count, s.first_position});
+      }
+      engines::hip::MaskCounters group_counters, head_counters;
+      const auto together = engines::hip::select_key_blocks_for_group(s.p, blocks, rows, 0, &group_counters);
+      DYNAMIC_SECTION("T=" << s.tokens << " queries=" << s.count << " integers=" << integers) {
+        REQUIRE(together.size() == static_cast<std::size_t>(kHeads));
+        for (int h = 0; h < kHeads; ++h) {
+          CHECK(together[h] == engines::hip::select_key_blocks(s.p, blocks[h], rows, 0, &head_counters));
+        }
+        CHECK(group_counters.key_rows_read == head_counters.key_rows_read);
+      }
+    }
+  }
+}
+
 TEST_CASE("HiP sampled queries follow the block stride", "[hip][mask]") {
   const auto p = params(512, 64, 2, 2, 256, 1024);
   CHECK(engines::hip::sampled_query_offsets(p, 1) == std::vector<int>{0});
@@ -306,22 +343,74 @@ TEST_CASE("HiP mask parameters are checked", "[hip][mask]") {
   CHECK_NOTHROW(params(512, 64, 2, 2, 256, 1024).validate("hip"));
 }
 
-TEST_CASE("max_dot equals the largest of the single dot products", "[hip][mask]") {
-  // The vectorized path scores 8 queries per pass; any count and dimension must give the plain maximum.
+namespace {
+
+// A key row of `dim` normal values stored as `dtype`: the stored bytes and their exact fp32 values.
+struct StoredRow {
+  std::vector<std::byte> bytes;
+  std::vector<float> values;
+};
+
+StoredRow stored_row(Rng& rng, kernels::DType dtype, int dim) {
+  StoredRow row{std::vector<std::byte>(static_cast<std::size_t>(dim) * kernels::dtype_bytes(dtype)), {}};
+  for (int i = 0; i < dim; ++i) {
+    const float x = static_cast<float>(rng.normal());
+    if (dtype == kernels::DType::f32) {
+      std::memcpy(row.bytes.data() + i * sizeof(float), &x, sizeof(float));
+      row.values.push_back(x);
+      continue;
+    }
+    const std::uint16_t bits = dtype == kernels::DType::f16 ? kernels::float_to_half(x) : kernels::float_to_bf16(x);
+    std::memcpy(row.bytes.data() + i * sizeof(bits), &bits, sizeof(bits));
+    row.values.push_back(dtype == kernels::DType::f16 ? kernels::half_to_float(bits) : kernels::bf16_to_float(bits));
+  }
+  return row;
+}
+
+const kernels::DType kKeyDtypes[] = {kernels::DType::f32, kernels::DType::f16, kernels::DType::bf16};
+
+}  // namespace
+
+TEST_CASE("max_dot on a stored key row equals the float64 maximum of the dot products", "[hip][mask]") {
+  // The vectorized paths take 16 or 8 queries per pass (dims a multiple of 16 or 8); any count and dimension,
+  // in every stored dtype, must give the plain maximum up to fp32 rounding (dim ulps of the sum of |q_i k_i|).
   Rng rng(11);
-  for (int dim : {8, 12, 64, 128}) {
-    for (int count : {1, 7, 8, 9, 16, 23, 64}) {
-      std::vector<float> queries(static_cast<std::size_t>(count) * dim), key(dim);
-      for (float& x : queries) x = static_cast<float>(rng.normal());
-      for (float& x : key) x = static_cast<float>(rng.normal());
-      double expected = -std::numeric_limits<double>::infinity();
-      for (int i = 0; i < count; ++i) {
-        double sum = 0;
-        for (int j = 0; j < dim; ++j) sum += double(queries[static_cast<std::size_t>(i) * dim + j]) * key[j];
-        expected = std::max(expected, sum);
+  for (kernels::DType dtype : kKeyDtypes) {
+    for (int dim : {1, 5, 8, 12, 16, 20, 24, 64, 100, 128}) {
+      for (int count : {1, 7, 8, 9, 16, 23, 64}) {
+        const std::vector<float> queries = normal_vector(rng, static_cast<std::size_t>(count) * dim);
+        const StoredRow key = stored_row(rng, dtype, dim);
+        double expected = -std::numeric_limits<double>::infinity(), tolerance = 0;
+        for (int i = 0; i < count; ++i) {
+          double sum = 0, magnitude = 0;
+          for (int j = 0; j < dim; ++j) {
+            const double term = double(queries[static_cast<std::size_t>(i) * dim + j]) * key.values[j];
+            sum += term;
+            magnitude += std::abs(term);
+          }
+          expected = std::max(expected, sum);
+          tolerance = std::max(tolerance, dim * magnitude * std::numeric_limits<float>::epsilon());
+        }
+        INFO(kernels::dtype_name(dtype) << " dim " << dim << " count " << count);
+        CHECK(engines::hip::max_dot(queries.data(), count, key.bytes.data(), dtype, dim) ==
+              Approx(expected).margin(tolerance));
       }
-      INFO("dim " << dim << " count " << count);
-      CHECK(engines::hip::max_dot(queries.data(), count, key.data(), dim) == Approx(expected).margin(1e-4));
+    }
+  }
+}
+
+TEST_CASE("max_dot on an f16 or bf16 key row is bit for bit max_dot on its fp32 copy", "[hip][mask]") {
+  // Scoring in place widens exactly and sums in the same order, so masks equal those built from fp32 copies.
+  Rng rng(12);
+  for (kernels::DType dtype : {kernels::DType::f16, kernels::DType::bf16}) {
+    for (int dim : {5, 8, 20, 128}) {
+      for (int count : {1, 9, 32}) {
+        const std::vector<float> queries = normal_vector(rng, static_cast<std::size_t>(count) * dim);
+        const StoredRow key = stored_row(rng, dtype, dim);
+        INFO(kernels::dtype_name(dtype) << " dim " << dim << " count " << count);
+        CHECK(engines::hip::max_dot(queries.data(), count, key.bytes.data(), dtype, dim) ==
+              engines::hip::max_dot(queries.data(), count, key.values.data(), kernels::DType::f32, dim));
+      }
     }
   }
 }
