@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import struct
 import subprocess
@@ -243,7 +244,7 @@ FULL_FROM = 0.8
 STAGES = [  # (the tasks that join, the longest length at which they join): each soon after its prompt fits
     (["passkey"], MIN_LENGTH),
     (["ib_number_string"], 448),                                          # one needle in repeated noise
-    (["niah_single_2", "niah_single_3"], 576),                            # a key to match; book text
+    (["niah_single_2", "niah_single_3", "vt_drill"], 576),                # a key to match; book text; vt, short
     (["niah_single_1", "niah", "ib_kv_retrieval"], 704),                  # a sentence to quote; UUID keys
     (["niah_multikey_1", "niah_multivalue"], 832),                        # distractor keys; four values
     (["niah_multiquery"], 960),                                           # four keys asked at once
@@ -260,6 +261,7 @@ DEPTH_TASKS = ("niah", "infinitebench")     # tasks that put the needle at the c
 DRILL_SHARE = 0.3
 NEED_FLOOR = 0.2                            # the least share a learnt task keeps (still_to_learn)
 DRILL_BYTES_PER_RECORD = 160                # one record (needle and its answer line) per this many tokens
+DECISION_WEIGHT = 5.0                       # the loss weight of an answer's decision targets (decision_targets)
 
 
 class TaskSpec:
@@ -300,17 +302,18 @@ TASK_SPECS = [  # weights favour telling keys apart (multikey, kv_retrieval) and
     TaskSpec("passkey", "passkey", {}, 1),
     TaskSpec("niah", "niah", {"buffer": 433, "max_new_tokens": 128}, 2),  # as suites/model-tasks.json
     ruler("niah_single_1", 1), ruler("niah_single_2", 1), ruler("niah_single_3", 2),
-    ruler("niah_multikey_1", 3), ruler("niah_multikey_2", 1, held_to=False), ruler("niah_multikey_3", 1, held_to=False),
+    ruler("niah_multikey_1", 4), ruler("niah_multikey_2", 1, held_to=False), ruler("niah_multikey_3", 1, held_to=False),
     ruler("niah_multivalue", 3, style="text_order"), ruler("niah_multiquery", 3, style="text_order"),
     ruler("vt", 3, style="words"),
     ruler("cwe", 1, style="numbered", held_to=False), ruler("fwe", 1, held_to=False),
-    infinitebench("kv_retrieval", 3), infinitebench("number_string", 1),
+    infinitebench("kv_retrieval", 4), infinitebench("number_string", 1),
 ]
 # RULER multikey_2/3, cwe and fwe can be added with --tasks; by default their share goes to the tasks the
 # instrument is held to, which a model of under 1M parameters already finds hard to fit in 90 minutes.
-DEFAULT_TASKS = [s.name for s in TASK_SPECS if s.held_to]
-SPEC_BY_NAME = {s.name: s for s in TASK_SPECS}
 DRILL = TaskSpec("drill", None, {}, 0)  # copy drills (make_drill), not a C++ task
+VT_DRILL = TaskSpec("vt_drill", None, {}, 2, style="words", held_to=False)  # make_vt_drill, not a C++ task
+DEFAULT_TASKS = [s.name for s in TASK_SPECS if s.held_to] + [VT_DRILL.name]
+SPEC_BY_NAME = {s.name: s for s in TASK_SPECS + [VT_DRILL]}
 
 
 def read_words(name):
@@ -318,17 +321,65 @@ def read_words(name):
         return [w.strip() for w in f if w.strip()]
 
 
-def varied_needle(rng, words):
-    """A gkamradt-style needle with its question and answer phrase, drawn from the RULER word lists, so that
-    the model learns to quote the sentence that answers the question (not one memorised needle: the suites
-    use gkamradt's own San Francisco needle, which training never shows)."""
-    adj, noun, verb = (rng.choice(words[k]) for k in ("adjectives", "nouns", "verbs"))
-    place = "%s %s" % (rng.choice(words["adjectives"]).capitalize(), rng.choice(words["nouns"]).capitalize())
-    answer = "%s a %s %s and %s in the %s %s on a %s day" % (
-        verb, adj, noun, rng.choice(words["verbs"]), rng.choice(words["adjectives"]),
-        rng.choice(words["nouns"]), rng.choice(words["adjectives"]))
+def book_words(rng, text, count):
+    """`count` consecutive words (ASCII letters, lower case) from a random place in the training books."""
+    while True:
+        start = rng.randrange(len(text) - 50 * count)
+        words = [re.sub(rb"[^A-Za-z]", b"", w).decode().lower() for w in text[start:start + 50 * count].split()[1:]]
+        words = [w for w in words if w]
+        if len(words) >= count:
+            return words[:count]
+
+
+def varied_needle(rng, words, text):
+    """A gkamradt-style needle with its question and answer phrase, so that the model learns to quote the sentence
+    that answers the question (the suites use gkamradt's own San Francisco needle, which training never shows).
+    Run 10 drew every answer from one structure over the RULER word lists ("VERB a ADJ NOUN and VERB in the ADJ
+    NOUN on a ADJ day") and learnt to invent sentences of that shape instead of quoting; so most answers are now
+    runs of words from the training books, of varied length, and the place names are book words too."""
+    if rng.random() < 0.25:
+        adj, noun, verb = (rng.choice(words[k]) for k in ("adjectives", "nouns", "verbs"))
+        place = "%s %s" % (rng.choice(words["adjectives"]).capitalize(), rng.choice(words["nouns"]).capitalize())
+        answer = "%s a %s %s and %s in the %s %s on a %s day" % (
+            verb, adj, noun, rng.choice(words["verbs"]), rng.choice(words["adjectives"]),
+            rng.choice(words["nouns"]), rng.choice(words["adjectives"]))
+    else:
+        place = " ".join(w.capitalize() for w in book_words(rng, text, rng.randint(1, 3)))
+        answer = " ".join(book_words(rng, text, rng.randint(5, 16)))
     return {"needle": "\nThe best thing to do in %s is %s.\n" % (place, answer),
             "question": "What is the best thing to do in %s?" % place, "answer": answer}
+
+
+VT_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n"
+VT_NOISE_PIECES = [(" " if i else "") + p.strip() + "." for i, p in enumerate(VT_NOISE.split(".")[:-1])] + ["\n"]
+VT_PROMPT = ("Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n%s\nQuestion: "
+             "Find all variables that are assigned the value %s in the text above. Answer: According to the chain(s) of "
+             "variable assignment in the text above, 5 variables are assgined the value %s, they are: ")
+VT_DRILL_MIN_LENGTH = 576
+
+
+def make_vt_drill(rng, length):
+    """(token ids, [answer span]) of one variable-tracking row in RULER's template (as tasks/text_tasks/ruler/
+    variable_tracking.cpp writes it) but without its in-context example, so that it fits short rows: vt's own
+    prompt first fits at 1,390 tokens, and run 10, where vt joined at 1,536, never started to copy its names."""
+    names = []
+    while len(names) < 5:
+        name = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
+        if name not in names:
+            names.append(name)
+    value = str(rng.randint(10000, 99998))
+    chain = ["VAR %s = %s" % (names[0], value)] + ["VAR %s = VAR %s " % (names[j + 1], names[j]) for j in range(4)]
+    fixed = len(VT_PROMPT % ("", value, value)) + sum(len(c) + 1 for c in chain) + 40
+    sentences = [VT_NOISE] * max(1, (length - fixed) // (len(VT_NOISE) + 1))
+    if rng.random() < 0.5:  # the task cuts the noise into its sentences when there are few: so do half the rows
+        sentences = [p for _ in sentences for p in VT_NOISE_PIECES]
+    positions = sorted(rng.sample(range(len(sentences) + 1), 5)) if len(sentences) >= 4 else [0] * 5
+    for j, pos in enumerate(positions):
+        sentences.insert(pos + j, chain[j])
+    context = " ".join(sentences).replace(". \n", ".\n")
+    ids = [BOS_ID] + list((VT_PROMPT % (context, value, value)).encode())
+    answer = list((" " + " ".join(names)).encode()) + [EOS_ID]
+    return ids + answer, [(len(ids), len(ids) + len(answer), " ")]
 
 
 def drill_value(rng, words):
@@ -394,7 +445,7 @@ def make_drill(rng, length, text, words):
     ids, spans = [BOS_ID] + list(body), []
     for question, answer in answers:
         ids += list(question)
-        spans.append((len(ids), len(ids) + len(answer)))
+        spans.append((len(ids), len(ids) + len(answer), ", "))
         ids += list(answer)
     return ids, spans
 
@@ -443,7 +494,7 @@ class SampleStore:
         rng = random.Random(first)  # every 8 cells: another depth (and for niah another needle)
         out = []
         for seed in range(first, first + SHARD_SEEDS, 8):
-            cell_params = dict(params, **varied_needle(rng, self.words)) if spec.task == "niah" else params
+            cell_params = dict(params, **varied_needle(rng, self.words, self.text)) if spec.task == "niah" else params
             got = run_samples(spec.task, cell_params, length, seed, seed + 7, depth=rng.uniform(0, 100))
             if got is None:
                 return None
@@ -470,6 +521,8 @@ class SampleStore:
         return make_drill(random.Random("%d:%d:%d" % (self.seed_base, length, index)), length, self.text, self.words)
 
     def fits(self, spec, length):
+        if spec is VT_DRILL:
+            return length >= VT_DRILL_MIN_LENGTH
         return bool(self.shard(spec, length, 0))
 
     def sample(self, spec, length, index):
@@ -479,30 +532,52 @@ class SampleStore:
 
 
 def encode_row(store, spec, length, index):
-    """Token ids of one batch row and the (start, end) spans of its answer tokens. A task row is the prompt's ids
-    as the runtime reads them (with BOS; exact where the prompt text shows U+FFFD for a cut character), the
-    answer bytes and EOS."""
+    """Token ids of one batch row and its answer spans (start, end, separator): the answer tokens, and the separator
+    after which each further reference of a list starts (None: one reference). A task row is the prompt's ids as the
+    runtime reads them (with BOS; exact where the prompt text shows U+FFFD for a cut character), the answer bytes
+    and EOS."""
     if spec is DRILL:
         return store.drill(length, index)
+    if spec is VT_DRILL:
+        return make_vt_drill(random.Random("vt:%d:%d:%d" % (store.seed_base, length, index)), length)
     sample = store.sample(spec, length, index)
     prompt = sample["prompt_ids"]
     ids = prompt + list(spec.answer(sample).encode()) + [EOS_ID]
-    return ids, [(len(prompt), len(ids))]
+    separator = {"list": ", ", "text_order": ", ", "words": " "}.get(spec.style) if spec.task != "niah" else None
+    return ids, [(len(prompt), len(ids), separator)]
+
+
+def decision_targets(seq, start, end, separator):
+    """Positions in seq of the answer tokens that choose which needle to copy: the first byte of each reference
+    (after any leading space). Under teacher forcing the later bytes of a value are found by matching the bytes
+    already given, so only these carry the key binding that multikey_1, kv_retrieval and vt need; they are 1 of 8
+    answer targets of a 7-digit value and 1 of 37 of a UUID, and runs 8-10 never learnt the binding."""
+    first = start
+    while first < end - 1 and seq[first] == 32:
+        first += 1
+    out = [first]
+    if separator:
+        sep = list(separator.encode())
+        out += [p for p in range(first + 1, end) if seq[p - len(sep):p] == sep and seq[p] != 32]
+    return out
 
 
 def make_batch(store, picks):
-    """picks: (spec, length, index) per row. Rows are padded with EOS to the longest; padding is no target."""
+    """picks: (spec, length, index) per row. Rows are padded with EOS to the longest; padding is no target. The
+    answer targets weigh 1, their decision targets DECISION_WEIGHT."""
     rows = [encode_row(store, spec, length, index) for spec, length, index in picks]
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), EOS_ID, dtype=torch.long)
-    answer_mask = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+    answer_weight = torch.zeros((len(rows), width - 1))
     real = torch.zeros((len(rows), width - 1), dtype=torch.bool)
     for r, (seq, spans) in enumerate(rows):
         ids[r, :len(seq)] = torch.tensor(seq)
-        for start, end in spans:
-            answer_mask[r, start - 1:end - 1] = True  # target j is seq[j + 1]
+        for start, end, separator in spans:
+            answer_weight[r, start - 1:end - 1] = 1.0  # target j is seq[j + 1]
+            for p in decision_targets(seq, start, end, separator):
+                answer_weight[r, p - 1] = DECISION_WEIGHT
         real[r, :len(seq) - 1] = True
-    return ids, answer_mask, real
+    return ids, answer_weight, real
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,19 +658,19 @@ def choose_picks(state, store, length, batch_size, rng):
     return picks
 
 
-def answer_exact(logits, ids, answer_mask):
+def answer_exact(logits, ids, answer_weight):
     """Per row: every answer token (and the EOS) is the argmax, i.e. greedy decoding reproduces it."""
-    return ((logits.argmax(-1) == ids[:, 1:]) | ~answer_mask).all(dim=1)
+    return ((logits.argmax(-1) == ids[:, 1:]) | (answer_weight == 0)).all(dim=1)
 
 
-def train_step(model, opt, ids, answer_mask, real, lm_weight):
+def train_step(model, opt, ids, answer_weight, real, lm_weight):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(ids[:, :-1], block=64)
     logits = logits.float()
     ce = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), ids[:, 1:].reshape(-1), reduction="none")
-    ce = ce.view(answer_mask.shape)
-    answer_loss = ce[answer_mask].mean()
-    lm_loss = ce[real & ~answer_mask].mean()
+    ce = ce.view(answer_weight.shape)
+    answer_loss = (ce * answer_weight).sum() / answer_weight.sum()
+    lm_loss = ce[real & (answer_weight == 0)].mean()
     opt.zero_grad(set_to_none=True)
     (answer_loss + lm_weight * lm_loss).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -655,9 +730,9 @@ def train(args):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args)
         model.train()
-        ids, answer_mask, real = make_batch(store, picks)
-        logits, answer_loss, lm_loss = train_step(model, opt, ids, answer_mask, real, args.lm_weight)
-        ok = answer_exact(logits, ids, answer_mask)
+        ids, answer_weight, real = make_batch(store, picks)
+        logits, answer_loss, lm_loss = train_step(model, opt, ids, answer_weight, real, args.lm_weight)
+        ok = answer_exact(logits, ids, answer_weight)
         for name in {spec.name for spec, _, _ in picks}:
             acc = ok[torch.tensor([spec.name == name for spec, _, _ in picks])].float().mean().item()
             ema[name] = 0.9 * ema.get(name, 0.0) + 0.1 * acc  # from 0: one lucky batch does not end a stage
@@ -691,15 +766,15 @@ def heldout_accuracy(model, store, state, args):
     result = {}
     for name in state["tasks"]:
         spec = SPEC_BY_NAME[name]
-        if not store.fits(spec, args.length):
+        if spec.task is None or not store.fits(spec, args.length):
             continue
         right = 0
         for first in range(0, args.eval_samples, 8):
             picks = [(spec, args.length, i) for i in range(first, min(first + 8, args.eval_samples))]
-            ids, answer_mask, _ = make_batch(store, picks)
+            ids, answer_weight, _ = make_batch(store, picks)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(ids[:, :-1], block=64)
-            right += answer_exact(logits.float(), ids, answer_mask).sum().item()
+            right += answer_exact(logits.float(), ids, answer_weight).sum().item()
         result[name] = round(right / args.eval_samples, 3)
     return result
 
@@ -827,7 +902,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2550)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch-tokens", type=int, default=16384)
