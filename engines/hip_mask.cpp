@@ -43,6 +43,11 @@ std::vector<Node> initial_nodes(std::int64_t candidates, std::int64_t nodes) {
   return out;
 }
 
+// The first key of candidate block `candidate_block`: candidates start after the sink blocks.
+int candidate_first_key(const HipMaskParams& p, int sink_blocks, int candidate_block) {
+  return (sink_blocks + candidate_block) * p.block_size_k;
+}
+
 // Scores candidate key blocks for one query block: max over the sampled queries allowed to see a key.
 class BlockScorer {
  public:
@@ -55,7 +60,7 @@ class BlockScorer {
     }
   }
 
-  int first_key(int candidate_block) const { return (sink_blocks_ + candidate_block) * p_.block_size_k; }
+  int first_key(int candidate_block) const { return candidate_first_key(p_, sink_blocks_, candidate_block); }
 
   void prefetch(int candidate_block) const {
     const int first = first_key(candidate_block);
@@ -173,7 +178,7 @@ std::vector<std::vector<int>> select_key_blocks_for_group(const HipMaskParams& p
   const int candidates = (candidate_keys + p.block_size_k - 1) / p.block_size_k;
   if (candidate_keys <= p.mask_k) {
     std::vector<int> every;
-    for (int b = 0; b < candidates; ++b) every.push_back((sink_blocks + b) * p.block_size_k);
+    for (int b = 0; b < candidates; ++b) every.push_back(candidate_first_key(p, sink_blocks, b));
     return std::vector<std::vector<int>>(blocks.size(), every);
   }
   const int max_nodes = (p.mask_k + p.block_size_k - 1) / p.block_size_k;
