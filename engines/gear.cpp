@@ -176,7 +176,9 @@ const RegisterEngine registration{declared_engine<GearSession, GearParams>({
     .test_params =
         Json{{"bits", 2}, {"group_size", 8}, {"buffer", 16}, {"rank", 2}, {"prefill_rank", 4}, {"sparsity", 0.1}},
     .exact_params = covering_buffer,
-    .output_tolerance = 0.6,
+    // Measured at most 0.30 on the conformance test's problems (random Gaussian K/V at 2 bits in groups of 8,
+    // ranks 4 / 2, 10% outliers); KIVI reaches 0.44 there.
+    .output_tolerance = 0.4,
 })};
 
 }  // namespace
