@@ -34,6 +34,7 @@ const Metric kBuiltIn[] = {
     {"mask_builds", "calls", neither, "Mask builds"},
     {"mask_stage_scans", "scans", neither, "Mask stage scans"},
     {"device_kv_bytes", "B", lower, "KV bytes on the device"},
+    {"query_aware_head_share", "ratio", neither, "Share of heads with a query-aware pattern"},
     // Simulated offload tiers (engines/kv_offload.cpp): the attention's, the mask selection's, and both.
     {"offload_sa_hit_ratio", "ratio", neither, "Attention offload cache hit ratio"},
     {"offload_sa_accesses", "entries", neither, "Attention offload cache accesses"},

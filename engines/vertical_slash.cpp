@@ -10,6 +10,8 @@
 // stays resident.
 //
 // Budget: vertical_size + slash_size, split by vertical_share (the default pattern 1000 + 6096 has 0.141).
+#include "engines/vertical_slash.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -18,6 +20,31 @@
 #include "engines/baseline.h"
 
 namespace ctxbench::engines {
+
+ColumnDiagonalMass column_diagonal_mass(const float* q, int n, int head, int observed, const WideKeys& keys,
+                                        int context, int dim, float scale) {
+  ColumnDiagonalMass mass{std::vector<float>(context, 0.0f), std::vector<float>(context, 0.0f)};
+  std::vector<float> logits;
+  for (int i = n - observed; i < n; ++i) {
+    const int position = context - n + i;
+    const float* row = query_row(q, head, n, i, dim);
+    logits.resize(position + 1);
+    float max_logit = -std::numeric_limits<float>::infinity();
+    for (int t = 0; t <= position; ++t) {
+      logits[t] = scale * dot(row, keys.row(t), dim);
+      max_logit = std::max(max_logit, logits[t]);
+    }
+    double sum = 0.0;
+    for (float& x : logits) sum += (x = std::exp(x - max_logit));
+    for (int t = 0; t <= position; ++t) {
+      const float p = static_cast<float>(logits[t] / sum);
+      mass.vertical[t] += p;
+      mass.slash[position - t] += p;
+    }
+  }
+  return mass;
+}
+
 namespace {
 
 struct VerticalSlashParams {
@@ -97,24 +124,7 @@ class VerticalSlashSession final : public LoggedSession {
     const int vertical_size = std::min(context, std::max(vertical_budget, 30));
     const int slash_size = std::min(context, std::max(budget - vertical_budget, 50));
     const int observed = std::min(params_.last_q, n);
-    std::vector<float> vertical(context, 0.0f), slash(context, 0.0f), logits;
-    for (int i = n - observed; i < n; ++i) {
-      const int position = context - n + i;
-      const float* row = query_row(q, h, n, i, layout_.head_dim);
-      logits.resize(position + 1);
-      float max_logit = -std::numeric_limits<float>::infinity();
-      for (int t = 0; t <= position; ++t) {
-        logits[t] = scale() * dot(row, keys.row(t), layout_.head_dim);
-        max_logit = std::max(max_logit, logits[t]);
-      }
-      double sum = 0.0;
-      for (float& x : logits) sum += (x = std::exp(x - max_logit));
-      for (int t = 0; t <= position; ++t) {
-        const float p = static_cast<float>(logits[t] / sum);
-        vertical[t] += p;
-        slash[position - t] += p;
-      }
-    }
+    auto [vertical, slash] = column_diagonal_mass(q, n, h, observed, keys, context, layout_.head_dim, scale());
     const float forced = std::numeric_limits<float>::infinity();
     std::fill_n(vertical.begin(), std::min(params_.forced_vertical, context), forced);
     std::fill_n(slash.begin(), std::min(params_.forced_slash, context), forced);
