@@ -345,7 +345,7 @@ TEST_CASE("model runtime: each token's surprisal reaches the sessions of engines
   }
 }
 
-TEST_CASE("sirllm in the model runtime: dense under a covering cache; otherwise the transcription's keys",
+TEST_CASE("sirllm in the model runtime: dense under a covering cache, otherwise the transcription's keys",
           "[engines][sirllm][model]") {
   TempDir dir;
   const TinySpec spec{.layers = 2, .heads = 4, .kv_heads = 2, .head_dim = 8, .max_positions = 128};
