@@ -10,6 +10,9 @@
 //  - engine_prefill1k/NAME/KEYS: a 1024-query prefill chunk at the end of KEYS keys (the chunk's own keys
 //    included); every iteration builds the masks afresh.
 //
+// Engines that rank tokens by the model's surprisal (sirllm) get a deterministic stand-in after each append, as a
+// model runtime would report it; the logits a runtime computes for it are not part of the time.
+//
 // "infinite_hip_rope" is infinite_hip with InfiniteHiP's RoPE modes on (prune_rope per_layer, attention_rope
 // streaming), fed un-rotated keys and Llama-3's RoPE (theta 500000) through Engine::open_unrotated; it runs
 // wherever infinite_hip does.
@@ -43,6 +46,7 @@ constexpr int kAppendChunk = 8192;
 constexpr int kPrefillQueries = 1024;
 // Seeds of the key, value and query streams (token t of a stream starts at seed + t * row elements).
 constexpr std::uint64_t kKeySeed = 0x1000000000ULL, kValueSeed = 0x7000000000ULL, kQuerySeed = 0xd000000000ULL;
+constexpr std::uint64_t kSurprisalSeed = 0x3000000000ULL;
 
 std::uint64_t mix(std::uint64_t x) {
   x ^= x >> 33;
@@ -86,7 +90,15 @@ std::unique_ptr<engines::Session> open_session(const engines::Engine& engine) {
   return engine.open_unrotated(layout(), rope);
 }
 
-// Appends `tokens` tokens of K/V to the session in chunks.
+// A stand-in in [0, 8) for the model's surprisal of tokens [first, first + n).
+std::vector<float> stand_in_surprisal(int first, int n) {
+  std::vector<float> surprisal(n);
+  fill(surprisal, kSurprisalSeed + static_cast<std::uint64_t>(first));
+  for (float& s : surprisal) s = 4.0f * (s + 1.0f);
+  return surprisal;
+}
+
+// Appends `tokens` tokens of K/V to the session in chunks, each chunk's stand-in surprisal reported after it.
 void append_tokens(engines::Session& session, int first, int tokens) {
   std::vector<float> k, v;
   for (int done = 0; done < tokens; done += kAppendChunk) {
@@ -96,6 +108,7 @@ void append_tokens(engines::Session& session, int first, int tokens) {
     fill(k, kKeySeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
     fill(v, kValueSeed + static_cast<std::uint64_t>(first + done) * kKvHeads * kDim);
     session.append(k.data(), v.data(), n);
+    session.token_surprisal(stand_in_surprisal(first + done, n).data(), n);
   }
 }
 
@@ -145,9 +158,11 @@ void run_decode(benchmark::State& state, const std::string& engine, int keys) {
     fill(k, kKeySeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
     fill(v, kValueSeed + static_cast<std::uint64_t>(live.tokens) * kKvHeads * kDim);
     fill(q, kQuerySeed + static_cast<std::uint64_t>(live.tokens) * kQueryHeads * kDim);
+    const std::vector<float> surprisal = stand_in_surprisal(live.tokens, 1);
     state.ResumeTiming();
     live.session->append(k.data(), v.data(), 1);
     live.session->attend(q.data(), 1, engines::Phase::decode, out.data());
+    live.session->token_surprisal(surprisal.data(), 1);
     ++live.tokens;
     benchmark::DoNotOptimize(out.data());
   }

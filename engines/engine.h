@@ -71,6 +71,11 @@ class Session {
   // Method-specific measurements beyond SessionStats (e.g. a simulated offload tier's hit ratio), summed
   // over all attend calls like stats(); the harness stores them as they are.
   virtual std::vector<Measurement> extra_measurements() const { return {}; }
+  // The model's surprisal -log p(token | the tokens before it) of each of the n newest tokens appended, in
+  // order. A model runtime reports it after each forward call, to the sessions of engines whose
+  // wants_token_surprisal() is true (SirLLM scores tokens by it); attention-level problems have no model and
+  // report none.
+  virtual void token_surprisal(const float* surprisal, int n) { (void)surprisal, (void)n; }
 };
 
 class Engine {
@@ -87,6 +92,9 @@ class Engine {
     (void)layout, (void)rope;
     throw std::logic_error("open_unrotated: this engine takes rotated queries and keys (wants_unrotated_kv is false)");
   }
+  // Whether the method scores tokens by the model's surprisal: a model runtime then computes the logits of every
+  // position and reports them to each session (Session::token_surprisal).
+  virtual bool wants_token_surprisal() const { return false; }
   // Keys a session of layer `layer` holds at its peak when `context` keys arrive in appends of up to `chunk`
   // (what a memory plan counts, model/memory_plan.h). Methods that drop keys while a prompt arrives say how
   // many they keep; the others hold every key at some point (those that evict after the prefill included).

@@ -136,6 +136,7 @@ Sequence LlamaModel::start(const engines::Engine& engine, std::int64_t capacity,
   seq.capacity = capacity;
   seq.rope = config_.rope.frequencies(capacity);
   seq.unrotated_kv = engine.wants_unrotated_kv();
+  seq.reports_surprisal = engine.wants_token_surprisal();
   const auto windows = config_.sliding_windows;
   if (seq.unrotated_kv && std::any_of(windows.begin(), windows.end(), [&](auto w) { return w > 0 && capacity > w; })) {
     // The window is applied from rotated keys at their real positions, which such an engine never hands out.
@@ -188,7 +189,40 @@ void LlamaModel::forward(Sequence& seq, std::span<const int> tokens, engines::Ph
   }
   hidden.resize(static_cast<std::size_t>(n) * d);
   rms_norm(seq.x.data(), n, d, final_norm_.data(), config_.rms_norm_eps, hidden.data());
+  if (seq.reports_surprisal) report_surprisal(seq, tokens, hidden);
   seq.length += n;
+}
+
+// Token t's surprisal comes from the logits of the row before it (for a call's first token, the previous call's
+// last row). The sequence's first token has no prediction: it takes the largest surprisal of its call, as
+// SirLLM's `_cal_selfinfo` gives the first token it scores. The logits are computed a few rows at a time, so a
+// long prefill chunk never holds [chunk][vocab_size] floats.
+void LlamaModel::report_surprisal(Sequence& seq, std::span<const int> tokens, const std::vector<float>& hidden) const {
+  constexpr int kRows = 16;
+  const int n = static_cast<int>(tokens.size()), d = config_.hidden_size, vocab = config_.vocab_size;
+  const auto surprisal_under = [vocab](const float* logits, int token) {
+    const float top = *std::max_element(logits, logits + vocab);
+    double sum = 0;
+    for (int v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[v]) - top);
+    return static_cast<float>(std::log(sum) + top - logits[token]);
+  };
+  std::vector<float> surprisal(n, 0.0f), logits_rows;
+  const bool first_of_sequence = seq.next_logits.empty();
+  if (!first_of_sequence) surprisal[0] = surprisal_under(seq.next_logits.data(), tokens[0]);
+  for (int r0 = 0; r0 < n; r0 += kRows) {
+    const int rows = std::min(kRows, n - r0);
+    logits(hidden.data() + static_cast<std::size_t>(r0) * d, rows, logits_rows);
+    for (int r = 0; r < rows; ++r) {
+      const float* row = logits_rows.data() + static_cast<std::size_t>(r) * vocab;
+      const int next = r0 + r + 1;
+      if (next < n)
+        surprisal[next] = surprisal_under(row, tokens[next]);
+      else
+        seq.next_logits.assign(row, row + vocab);
+    }
+  }
+  if (first_of_sequence) surprisal[0] = *std::max_element(surprisal.begin(), surprisal.end());
+  for (auto& session : seq.sessions) session->token_surprisal(surprisal.data(), n);
 }
 
 void LlamaModel::attention_block(Sequence& seq, const Layer& layer, int layer_index, int n, engines::Phase phase,

@@ -22,10 +22,12 @@ namespace ctxbench::model {
 struct Sequence {
   std::vector<std::unique_ptr<engines::Session>> sessions;
   kernels::RopeFrequencies rope;
-  std::int64_t length = 0;       // tokens processed so far (the next token's position)
-  std::int64_t capacity = 0;     // tokens the frequencies were chosen for
-  bool unrotated_kv = false;     // the engine rotates queries and keys itself (Engine::wants_unrotated_kv)
-  double attention_seconds = 0;  // appending to and attending through the sessions
+  std::int64_t length = 0;         // tokens processed so far (the next token's position)
+  std::int64_t capacity = 0;       // tokens the frequencies were chosen for
+  bool unrotated_kv = false;       // the engine rotates queries and keys itself (Engine::wants_unrotated_kv)
+  bool reports_surprisal = false;  // the engine scores tokens by their surprisal (Engine::wants_token_surprisal)
+  std::vector<float> next_logits;  // with reports_surprisal: the last forward call's prediction of the next token
+  double attention_seconds = 0;    // appending to and attending through the sessions
   // Scratch buffers reused across calls.
   std::vector<float> x, h, q, k, v, heads_q, heads_k, heads_v, attended, gate, up;
 };
@@ -45,6 +47,7 @@ class LlamaModel {
 
   // Runs `tokens` at the sequence's next positions; `hidden` receives their final-normed hidden states
   // [tokens][hidden_size]. Throws std::invalid_argument past the capacity or for ids outside the vocabulary.
+  // For an engine that wants it, reports each token's surprisal to every layer's session afterwards.
   void forward(Sequence& seq, std::span<const int> tokens, engines::Phase phase, std::vector<float>& hidden) const;
 
   // Output-head logits [rows][vocab_size] of final-normed hidden rows.
@@ -63,6 +66,7 @@ class LlamaModel {
   void attention_block(Sequence& seq, const Layer& layer, int layer_index, int n, engines::Phase phase,
                        const kernels::RopeTable& table) const;
   void mlp_block(Sequence& seq, const Layer& layer, int n) const;
+  void report_surprisal(Sequence& seq, std::span<const int> tokens, const std::vector<float>& hidden) const;
 
   std::string dir_;
   LlamaConfig config_;

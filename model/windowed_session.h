@@ -26,6 +26,7 @@ class WindowedSession final : public engines::Session {
   std::vector<kernels::KeyRange> attended(int head, int query) const override;
   engines::SessionStats stats() const override { return inner_->stats(); }
   std::vector<Measurement> extra_measurements() const override { return inner_->extra_measurements(); }
+  void token_surprisal(const float* surprisal, int n) override { inner_->token_surprisal(surprisal, n); }
 
  private:
   std::vector<kernels::KeyRange> in_window(const std::vector<kernels::KeyRange>& ranges, std::int64_t query) const;

@@ -75,11 +75,22 @@ inline void check_matches_attended(const engines::Session& session, const Proble
   CHECK(relative_l2_error(actual, expected.out) < p.tolerance);
 }
 
+// A fixed pseudo-random stand-in in [0, 8) for the model's surprisal of the token at `position`, which a model
+// runtime would report after each forward call (Session::token_surprisal; only SirLLM uses it).
+inline float stand_in_surprisal(int position) {
+  Rng rng(0x5151'0000ULL + static_cast<std::uint64_t>(position));
+  return static_cast<float>(8.0 * rng.uniform());
+}
+
+// Appends tokens [first, first + count) of the problem and reports their stand-in surprisal.
 inline void append_tokens(engines::Session& session, const Problem& p, int first, int count) {
   if (count <= 0) return;
   const auto& L = p.layout;
   session.append(slice_tokens(p.k, L.heads_kv, p.tokens, L.head_dim, first, count).data(),
                  slice_tokens(p.v, L.heads_kv, p.tokens, L.head_dim, first, count).data(), count);
+  std::vector<float> surprisal(count);
+  for (int i = 0; i < count; ++i) surprisal[i] = stand_in_surprisal(first + i);
+  session.token_surprisal(surprisal.data(), count);
 }
 
 // Queries [from, from + count) of the problem attend as one prefill call; writes their rows of `out`.
