@@ -13,6 +13,8 @@ Usage (Debian's python3-torch: scripts/setup.sh with CTXBENCH_SETUP_EXTRAS=train
 The data is fixed by --seed (shards of seeds under --data-cache); other jobs should run under `nice -n 19`.
 """
 import argparse
+import hashlib
+import inspect
 import json
 import math
 import os
@@ -350,6 +352,9 @@ def varied_needle(rng, words, text):
             "question": "What is the best thing to do in %s?" % place, "answer": answer}
 
 
+# Names the niah shards of a cache, so that changing how needles are made never reuses shards made the old way.
+NEEDLE_SOURCE = inspect.getsource(book_words) + inspect.getsource(varied_needle)
+NEEDLE_VERSION = hashlib.sha1(NEEDLE_SOURCE.encode()).hexdigest()[:8]
 VT_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n"
 VT_NOISE_PIECES = [(" " if i else "") + p.strip() + "." for i, p in enumerate(VT_NOISE.split(".")[:-1])] + ["\n"]
 VT_PROMPT = ("Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n%s\nQuestion: "
@@ -482,7 +487,10 @@ class SampleStore:
         os.makedirs(cache, exist_ok=True)
 
     def _path(self, spec, length, shard):
-        return os.path.join(self.cache, "%s_L%d_s%d_%d.jsonl" % (spec.name, length, self.seed_base, shard))
+        name = spec.name
+        if spec.task == "niah":  # its needles are made here: a cache made by another version of them is not reused
+            name += "_" + NEEDLE_VERSION
+        return os.path.join(self.cache, "%s_L%d_s%d_%d.jsonl" % (name, length, self.seed_base, shard))
 
     def _generate(self, spec, length, shard):
         first = self.seed_base + shard * SHARD_SEEDS
