@@ -10,7 +10,6 @@
 // each `buffer` new tokens once the buffer is full, so a decode step reads 0 to buffer - 1 full-precision
 // tokens besides its own. Attention reads the compressed form: codes, factors and outlier corrections enter the
 // dot products and the weighted sum of values directly.
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +18,7 @@
 #include "core/timer.h"
 #include "engines/baseline.h"
 #include "engines/dot.h"
+#include "engines/quantized_params.h"
 #include "kernels/gear_kv.h"
 #include "kernels/thread_pool.h"
 
@@ -38,9 +38,7 @@ struct GearParams {
   static ParamFields<GearParams> fields() {
     using P = GearParams;
     return with_threads(
-        ParamFields<P>()
-            .field(&P::bits, "bits", "bits per quantized key and value element (2 or 4)", {.min = 2, .max = 4})
-            .field(&P::group_size, "group_size", "tokens per key scale, channels per value scale", {.min = 1})
+        quantized_kv_fields(ParamFields<P>())
             .field(&P::buffer, "buffer",
                    "streaming buffer: newest tokens kept in full precision, compressed `buffer` at a time (a "
                    "multiple of group_size)",
@@ -54,13 +52,7 @@ struct GearParams {
                    {.min = 0.0, .max = 1.0})
             .field(&P::power_iterations, "power_iterations", "rounds of the power iteration fitting the low rank",
                    {.min = 1, .max = 16})
-            .check([](const P& p) {
-              if (p.bits == 3) throw InputError("gear.bits: expected 2 or 4, got 3");
-              if (p.buffer % p.group_size != 0) {
-                throw InputError(
-                    fmt::format("gear.buffer: expected a multiple of group_size ({}), got {}", p.group_size, p.buffer));
-              }
-            }));
+            .check([](const P& p) { check_quantized_kv("gear", p, "buffer", p.buffer); }));
   }
 };
 

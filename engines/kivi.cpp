@@ -6,7 +6,6 @@
 // tokens. So, as in the original, a decode step reads between 0 and residual - 1 full-precision keys and
 // residual + 1 values, a prefill is exact and compresses at its end, and every attend call after it reads the
 // compressed cache: dequantization happens inside its dot products and weighted sums.
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +13,7 @@
 
 #include "core/timer.h"
 #include "engines/baseline.h"
+#include "engines/quantized_params.h"
 #include "kernels/quantized_kv.h"
 #include "kernels/thread_pool.h"
 
@@ -29,20 +29,12 @@ struct KiviParams {
   static ParamFields<KiviParams> fields() {
     using P = KiviParams;
     return with_threads(
-        ParamFields<P>()
-            .field(&P::bits, "bits", "bits per quantized key and value element (2 or 4)", {.min = 2, .max = 4})
-            .field(&P::group_size, "group_size", "tokens per key scale, channels per value scale", {.min = 1})
+        quantized_kv_fields(ParamFields<P>())
             .field(&P::residual, "residual",
                    "newest tokens kept in full precision (R; keys are quantized R at a time, a multiple of "
                    "group_size)",
                    {.min = 1})
-            .check([](const P& p) {
-              if (p.bits == 3) throw InputError("kivi.bits: expected 2 or 4, got 3");
-              if (p.residual % p.group_size != 0) {
-                throw InputError(fmt::format("kivi.residual: expected a multiple of group_size ({}), got {}",
-                                             p.group_size, p.residual));
-              }
-            }));
+            .check([](const P& p) { check_quantized_kv("kivi", p, "residual", p.residual); }));
   }
 };
 
