@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import re
 import signal
 import struct
 import subprocess
@@ -323,37 +322,33 @@ def read_words(name):
         return [w.strip() for w in f if w.strip()]
 
 
-def book_words(rng, text, count):
-    """`count` consecutive words (ASCII letters, lower case) from a random place in the training books."""
-    while True:
-        start = rng.randrange(len(text) - 50 * count)
-        words = [re.sub(rb"[^A-Za-z]", b"", w).decode().lower() for w in text[start:start + 50 * count].split()[1:]]
-        words = [w for w in words if w]
-        if len(words) >= count:
-            return words[:count]
+NEEDLE_GLUE = ["a", "the", "and", "in", "on", "with", "of", "to", "at", "by"]
 
 
-def varied_needle(rng, words, text):
+def varied_needle(rng, words):
     """A gkamradt-style needle with its question and answer phrase, so that the model learns to quote the sentence
     that answers the question (the suites use gkamradt's own San Francisco needle, which training never shows).
     Run 10 drew every answer from one structure over the RULER word lists ("VERB a ADJ NOUN and VERB in the ADJ
-    NOUN on a ADJ day") and learnt to invent sentences of that shape instead of quoting; so most answers are now
-    runs of words from the training books, of varied length, and the place names are book words too."""
-    if rng.random() < 0.25:
-        adj, noun, verb = (rng.choice(words[k]) for k in ("adjectives", "nouns", "verbs"))
-        place = "%s %s" % (rng.choice(words["adjectives"]).capitalize(), rng.choice(words["nouns"]).capitalize())
+    NOUN on a ADJ day") and learnt to invent sentences of that shape; run 11 took three quarters of them from the
+    training books and learnt to quote book text near the question's phrase, since such a needle looks like its
+    haystack. So the words stay the RULER lists' (unlike the haystack) and the structure varies: half keep run 10's
+    template, half are free sequences of 5-16 list words and short function words."""
+    pick = lambda kind: rng.choice(words[kind])  # noqa: E731
+    place = " ".join(pick(k).capitalize() for k in (["nouns"] if rng.random() < 0.3 else ["adjectives", "nouns"]))
+    if rng.random() < 0.5:
         answer = "%s a %s %s and %s in the %s %s on a %s day" % (
-            verb, adj, noun, rng.choice(words["verbs"]), rng.choice(words["adjectives"]),
-            rng.choice(words["nouns"]), rng.choice(words["adjectives"]))
+            pick("verbs"), pick("adjectives"), pick("nouns"), pick("verbs"), pick("adjectives"), pick("nouns"),
+            pick("adjectives"))
     else:
-        place = " ".join(w.capitalize() for w in book_words(rng, text, rng.randint(1, 3)))
-        answer = " ".join(book_words(rng, text, rng.randint(5, 16)))
+        kinds = ["verbs", "adjectives", "nouns", "glue"]
+        answer = " ".join(rng.choice(NEEDLE_GLUE) if k == "glue" else pick(k)
+                          for k in rng.choices(kinds, weights=[2, 2, 3, 2], k=rng.randint(5, 16)))
     return {"needle": "\nThe best thing to do in %s is %s.\n" % (place, answer),
             "question": "What is the best thing to do in %s?" % place, "answer": answer}
 
 
 # Names the niah shards of a cache, so that changing how needles are made never reuses shards made the old way.
-NEEDLE_SOURCE = inspect.getsource(book_words) + inspect.getsource(varied_needle)
+NEEDLE_SOURCE = repr(NEEDLE_GLUE) + inspect.getsource(varied_needle)
 NEEDLE_VERSION = hashlib.sha1(NEEDLE_SOURCE.encode()).hexdigest()[:8]
 VT_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n"
 VT_NOISE_PIECES = [(" " if i else "") + p.strip() + "." for i, p in enumerate(VT_NOISE.split(".")[:-1])] + ["\n"]
@@ -369,7 +364,7 @@ def make_vt_drill(rng, length):
     prompt first fits at 1,390 tokens, and run 10, where vt joined at 1,536, never started to copy its names."""
     names = []
     while len(names) < 5:
-        name = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
+        name = upper_name(rng)
         if name not in names:
             names.append(name)
     value = str(rng.randint(10000, 99998))
@@ -387,10 +382,20 @@ def make_vt_drill(rng, length):
     return ids + answer, [(len(ids), len(ids) + len(answer), " ")]
 
 
+def upper_name(rng):
+    """vt's variable names: five upper-case letters. Run 11 copied none until vt's own rows, as nothing before them
+    had upper-case names to copy; the drills now have them as keys and values."""
+    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
+
+
+def uuid(rng):
+    return "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+
+
 def drill_value(rng, words):
     """A value in one of the tasks' answer alphabets: RULER's 7-digit numbers, passkeys, number_string's digit
-    runs, UUIDs, words."""
-    kind = rng.randrange(5)
+    runs, UUIDs, words, vt's names."""
+    kind = rng.randrange(6)
     if kind == 0:
         return str(rng.randrange(1_000_000, 10_000_000))
     if kind == 1:
@@ -401,31 +406,42 @@ def drill_value(rng, words):
             digits.append(digits[-1] if rng.random() < 0.5 else rng.choice("0123456789"))
         return "".join(digits)
     if kind == 3:
-        return "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+        return uuid(rng)
+    if kind == 4:
+        return upper_name(rng)
     return rng.choice(words["nouns"])
 
 
-def drill_key(rng, words, uuid_keys):
-    """RULER's keys: an adjective-noun pair, or a UUID (multikey_3's and kv_retrieval's keys)."""
-    if uuid_keys:
-        return "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+def drill_key(rng, words, key_kind):
+    """RULER's keys: an adjective-noun pair, or a UUID (multikey_3's and kv_retrieval's keys); or vt's names."""
+    if key_kind == "uuid":
+        return uuid(rng)
+    if key_kind == "name":
+        return upper_name(rng)
     return "%s-%s" % (rng.choice(words["adjectives"]), rng.choice(words["nouns"]))
 
 
 def make_drill(rng, length, text, words):
     """(token ids, [(start, end) of each answer]) of one drill row of `length` tokens. Half the rows give each key
-    two to four values, asked for together in the order the text shows them (multi-value's skill)."""
-    uuid_keys, multi = rng.random() < 0.5, rng.random() < 0.5
-    budget = min(length // 2, (length // DRILL_BYTES_PER_RECORD) * DRILL_BYTES_PER_RECORD // 2)
+    two to four values, asked for together in the order the text shows them (multi-value's skill). Half the rows
+    are dense in keys, most of the row records and little haystack, so that each row asks many times which needle
+    a key names (key binding: runs 8-11 never learnt it from the tasks' rows, with their one to four needles). Half
+    the rows ask as RULER does, with words between the key and the answer, so that the key's needle cannot be found
+    by matching the bytes just before the answer."""
+    key_kind = rng.choice(["pair", "uuid", "name"])
+    multi, dense = rng.random() < 0.5, rng.random() < 0.5
+    sparse_budget = min(length // 2, (length // DRILL_BYTES_PER_RECORD) * DRILL_BYTES_PER_RECORD // 2)
+    budget = int(length * 0.8) if dense else sparse_budget
+    mention = " mentioned in the text" if rng.random() < 0.5 else ""
     by_key, records, used, full = {}, [], 0, False
     while not full:
-        key = drill_key(rng, words, uuid_keys)
+        key = drill_key(rng, words, key_kind)
         if key in by_key:
             continue
         by_key[key] = []
         for _ in range(rng.randint(2, 4) if multi else 1):
             value = drill_value(rng, words)
-            cost = 2 * len(key) + 2 * len(value) + 40  # needle, question and answer bytes
+            cost = 2 * len(key) + 2 * len(value) + 40 + len(mention)  # needle, question and answer bytes
             full = used + cost > budget and bool(records)
             if full:
                 break
@@ -440,9 +456,10 @@ def make_drill(rng, length, text, words):
     answers = []
     for key in asked:
         values = [v for k, v in records if k == key]  # in text order
-        question = "\nThe value of %s is " if len(values) == 1 else "\nThe values of %s are "
+        question = ("\nThe value of %s" + mention + " is ") if len(values) == 1 else (
+            "\nThe values of %s" + mention + " are ")
         answers.append(((question % key).encode(), (", ".join(values) + ".").encode()))
-    filler = length - 1 - len(tail) - sum(map(len, needles)) - sum(len(q) + len(a) for q, a in answers)
+    filler = max(0, length - 1 - len(tail) - sum(map(len, needles)) - sum(len(q) + len(a) for q, a in answers))
     start = rng.randrange(len(text) - filler)
     hay = text[start:start + filler]
     cuts = sorted(rng.randrange(filler + 1) for _ in needles)
@@ -502,7 +519,7 @@ class SampleStore:
         rng = random.Random(first)  # every 8 cells: another depth (and for niah another needle)
         out = []
         for seed in range(first, first + SHARD_SEEDS, 8):
-            cell_params = dict(params, **varied_needle(rng, self.words, self.text)) if spec.task == "niah" else params
+            cell_params = dict(params, **varied_needle(rng, self.words)) if spec.task == "niah" else params
             got = run_samples(spec.task, cell_params, length, seed, seed + 7, depth=rng.uniform(0, 100))
             if got is None:
                 return None
@@ -910,7 +927,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=2550)
+    ap.add_argument("--steps", type=int, default=2900)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch-tokens", type=int, default=16384)
