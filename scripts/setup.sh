@@ -12,10 +12,11 @@ packages=(
   clang libclang-rt-14-dev             # sanitizer build and libFuzzer targets
   chromium                             # the HTML report is checked in headless Chromium
 )
-# Optional group: CTXBENCH_SETUP_EXTRAS="train" (python3-torch, to retrain the bundled model).
+# Optional group: CTXBENCH_SETUP_EXTRAS="train" (python3-torch, to retrain the bundled model; with OpenBLAS, since
+# Debian's torch otherwise links the reference BLAS, which made a training step 3x slower).
 for extra in ${CTXBENCH_SETUP_EXTRAS:-}; do
   case "$extra" in
-    train) packages+=(python3-torch) ;;
+    train) packages+=(python3-torch libopenblas0-pthread) ;;
     *) echo "setup.sh: unknown extra '$extra' (expected train)" >&2; exit 2 ;;
   esac
 done
