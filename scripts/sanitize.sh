@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every libFuzzer target for CTXBENCH_FUZZ_SECONDS (default 20) from its seed corpus, and the tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang, the "sanitize" preset, build-sanitize/). Part of CI:
-# scripts/test.sh runs it after the release tests. Arguments go to ctest (e.g. -R fuzz).
+# scripts/test.sh runs it after the release tests. Arguments go to ctest (e.g. -R fuzz). The preset keeps only line
+# tables as debug information (-gline-tables-only): enough for the sanitizers' stack traces, and a quicker build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
