@@ -11,13 +11,15 @@
 // The queries are those the session was given; a chunk with a position whose query it never saw (a prompt appended
 // without its queries, as attention-level problems do) uses its keys in their place, for every head of the KV head.
 //
-// Simplified here (engines/BASELINES.md): RoPE positions are not remapped. The original rotates a chunk's queries and
-// keys to chunk-local positions for its representative, scores with the un-rotated query, and places each head's
-// selected keys contiguously so that the window fits the trained length; here queries and keys are used as given
-// (rotated at their real positions in a model).
+// Positions (needs un-rotated queries and keys, which only a model runtime hands over: Engine::open_unrotated): a
+// chunk's queries and keys are rotated to chunk-local positions (t mod chunk_size) for its representative, the
+// query scores un-rotated, and each query row's attended keys are numbered contiguously (the i-th at position i,
+// the query at its own key's), so no distance exceeds the keys attended. At the attention level keys arrive
+// rotated (or without RoPE) and are used as given. engines/BASELINES.md lists what differs from the original.
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "core/timer.h"
 #include "engines/baseline.h"
@@ -59,30 +61,32 @@ struct LongHeadsParams {
   KeyRange chunk(int j) const { return {j * chunk_size, (j + 1) * chunk_size}; }
 };
 
-// softmax(scale x K^T) W over rows [begin, end) of K and W; accumulates into out (dim doubles).
-void attend_rows(const double* x, const WideKeys& keys, const WideKeys& weighted, int begin, int end, int dim,
-                 double scale, double* out) {
-  std::vector<double> logits(end - begin);
-  for (int t = begin; t < end; ++t) {
+// sum_t softmax_t(scale x.keys[t]) values[t] over `count` contiguous rows of `dim`, added to out.
+void pool_rows(const double* x, const float* keys, const float* values, int count, int dim, double scale, double* out) {
+  std::vector<double> logits(count);
+  for (int t = 0; t < count; ++t) {
     double s = 0.0;
-    for (int c = 0; c < dim; ++c) s += x[c] * keys.row(t)[c];
-    logits[t - begin] = scale * s;
+    for (int c = 0; c < dim; ++c) s += x[c] * keys[static_cast<std::size_t>(t) * dim + c];
+    logits[t] = scale * s;
   }
   const double top = *std::max_element(logits.begin(), logits.end());
   double sum = 0.0;
   std::vector<double> acc(dim, 0.0);
-  for (int t = begin; t < end; ++t) {
-    const double w = std::exp(logits[t - begin] - top);
+  for (int t = 0; t < count; ++t) {
+    const double w = std::exp(logits[t] - top);
     sum += w;
-    for (int c = 0; c < dim; ++c) acc[c] += w * weighted.row(t)[c];
+    for (int c = 0; c < dim; ++c) acc[c] += w * values[static_cast<std::size_t>(t) * dim + c];
   }
   for (int c = 0; c < dim; ++c) out[c] += acc[c] / sum;
 }
 
 class LongHeadsSession final : public LoggedSession {
  public:
-  LongHeadsSession(const HeadLayout& layout, const LongHeadsParams& params)
-      : LoggedSession(layout), params_(params), cache_(layout), representatives_(layout.heads_q) {}
+  // `rope` is set when the session is fed un-rotated queries and keys (Engine::open_unrotated).
+  LongHeadsSession(const HeadLayout& layout, const LongHeadsParams& params, const RopeSpec* rope)
+      : LoggedSession(layout), params_(params), cache_(layout), representatives_(layout.heads_q) {
+    if (rope) rotator_.emplace(rope->frequencies, rope->layout);
+  }
 
   void append(const float* k, const float* v, int n) override { cache_.append(k, v, n); }
 
@@ -90,6 +94,7 @@ class LongHeadsSession final : public LoggedSession {
     Stopwatch select;
     const int first = cache_.tokens() - n;
     const int dim = layout_.head_dim;
+    if (rotator_) rotator_->reserve(std::max(cache_.tokens(), params_.chunk_size));
     keep_queries(q, n, first);
     represent_complete_chunks();
     log_.begin(layout_.heads_q, n, first, 1);
@@ -109,7 +114,9 @@ class LongHeadsSession final : public LoggedSession {
     stats_.mask_seconds += select.seconds();
     // Each representative scored is one key row read.
     stats_.kv_bytes_read += scored * key_bytes(layout_) / 2;
-    attend_logged(q, n, cache_, out, params_.threads);
+    if (!rotator_) return attend_logged(q, n, cache_, out, params_.threads);
+    attend_contiguous(q, n, out);
+    finish_call(cache_.resident_bytes());
   }
 
  private:
@@ -129,10 +136,11 @@ class LongHeadsSession final : public LoggedSession {
       const int begin = j * params_.chunk_size, end = begin + params_.chunk_size;
       const bool queried = count_queried(begin, end) == params_.chunk_size;
       for (int g = 0; g < layout_.heads_kv; ++g) {
-        const WideKeys keys(cache_.keys(), g, end, begin), values(cache_.values(), g, end, begin);
+        const auto keys = chunk_rows(WideKeys(cache_.keys(), g, end, begin), begin, true);
+        const auto values = chunk_rows(WideKeys(cache_.values(), g, end, begin), begin, false);
         std::vector<double> rep;
         for (int h = g * group(); h < (g + 1) * group(); ++h) {
-          if (queried || rep.empty()) rep = representative(keys, values, begin, end, queried ? h : -1);
+          if (queried || rep.empty()) rep = representative(queried ? chunk_queries(h, begin) : keys, keys, values);
           representatives_[h].insert(representatives_[h].end(), rep.begin(), rep.end());
         }
       }
@@ -144,33 +152,114 @@ class LongHeadsSession final : public LoggedSession {
     return static_cast<int>(std::distance(queries_.lower_bound(begin), queries_.lower_bound(end)));
   }
 
-  // The chunk's queries of head h (its keys when h is -1: the session did not see them) attend its keys; their
-  // outputs' mean u attends the keys with the keys as values.
-  std::vector<double> representative(const WideKeys& keys, const WideKeys& values, int begin, int end, int h) const {
+  // The chunk's rows from `begin` as fp32, rotated to their chunk-local positions when the session applies RoPE.
+  std::vector<float> chunk_rows(const WideKeys& rows, int begin, bool rotate) const {
     const int dim = layout_.head_dim;
+    std::vector<float> out(static_cast<std::size_t>(params_.chunk_size) * dim);
+    for (int t = 0; t < params_.chunk_size; ++t) {
+      std::copy_n(rows.row(begin + t), dim, &out[static_cast<std::size_t>(t) * dim]);
+      if (rotate && rotator_) rotate_to(&out[static_cast<std::size_t>(t) * dim], t);
+    }
+    return out;
+  }
+
+  std::vector<float> chunk_queries(int h, int begin) const {
+    const int dim = layout_.head_dim;
+    std::vector<float> out(static_cast<std::size_t>(params_.chunk_size) * dim);
+    for (int t = 0; t < params_.chunk_size; ++t) {
+      std::copy_n(&queries_.at(begin + t)[static_cast<std::size_t>(h) * dim], dim,
+                  &out[static_cast<std::size_t>(t) * dim]);
+      if (rotator_) rotate_to(&out[static_cast<std::size_t>(t) * dim], t);
+    }
+    return out;
+  }
+
+  // The chunk's queries attend its keys (no mask); their outputs' mean u attends the keys with the keys as values.
+  std::vector<double> representative(const std::vector<float>& queries, const std::vector<float>& keys,
+                                     const std::vector<float>& values) const {
+    const int dim = layout_.head_dim, size = params_.chunk_size;
     const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
     std::vector<double> summary(dim, 0.0), query(dim);
-    for (int t = begin; t < end; ++t) {
-      const float* row = h < 0 ? keys.row(t) : &queries_.at(t)[static_cast<std::size_t>(h) * dim];
-      std::copy_n(row, dim, query.begin());
-      attend_rows(query.data(), keys, values, begin, end, dim, scale, summary.data());
+    for (int t = 0; t < size; ++t) {
+      std::copy_n(&queries[static_cast<std::size_t>(t) * dim], dim, query.begin());
+      pool_rows(query.data(), keys.data(), values.data(), size, dim, scale, summary.data());
     }
-    for (double& x : summary) x /= params_.chunk_size;
+    for (double& x : summary) x /= size;
     std::vector<double> rep(dim, 0.0);
-    attend_rows(summary.data(), keys, keys, begin, end, dim, scale, rep.data());
+    pool_rows(summary.data(), keys.data(), keys.data(), size, dim, scale, rep.data());
     return rep;
+  }
+
+  // Positions used here are below the context or the chunk size (reserved at each call).
+  void rotate_to(float* row, int position) const { rotator_->rotate(row, position); }
+
+  // Each query row over its logged keys numbered contiguously: the i-th key attended sits at position i and the
+  // query at the last one's (its own key's), so no distance exceeds the keys attended. A row attending every key
+  // keeps the real positions.
+  void attend_contiguous(const float* q, int n, float* out) {
+    Stopwatch watch;
+    const int dim = layout_.head_dim;
+    std::vector<float> query(dim), key(dim), logits;
+    for (int g = 0; g < layout_.heads_kv; ++g) {
+      const WideKeys keys(cache_.keys(), g, cache_.tokens()), values(cache_.values(), g, cache_.tokens());
+      for (int h = g * group(); h < (g + 1) * group(); ++h) {
+        for (int i = 0; i < n; ++i) {
+          std::vector<int> positions;
+          for (const KeyRange& r : log_.attended(h, i)) {
+            for (int t = r.begin; t < r.end; ++t) positions.push_back(t);
+          }
+          const int count = static_cast<int>(positions.size());
+          std::copy_n(query_row(q, h, n, i, dim), dim, query.begin());
+          rotate_to(query.data(), count - 1);
+          logits.resize(count);
+          for (int j = 0; j < count; ++j) {
+            std::copy_n(keys.row(positions[j]), dim, key.begin());
+            rotate_to(key.data(), j);
+            logits[j] = scale() * dot(query.data(), key.data(), dim);
+          }
+          const float top = *std::max_element(logits.begin(), logits.end());
+          float* row_out = out + (static_cast<std::size_t>(h) * n + i) * dim;
+          std::fill_n(row_out, dim, 0.0f);
+          float sum = 0.0f;
+          for (int j = 0; j < count; ++j) {
+            const float w = std::exp(logits[j] - top);
+            sum += w;
+            for (int c = 0; c < dim; ++c) row_out[c] += w * values.row(positions[j])[c];
+          }
+          for (int c = 0; c < dim; ++c) row_out[c] /= sum;
+        }
+      }
+    }
+    stats_.attention_seconds += watch.seconds();
   }
 
   LongHeadsParams params_;
   KvCache cache_;
   std::map<int, std::vector<float>> queries_;         // by position
   std::vector<std::vector<double>> representatives_;  // [query head][chunk * dim + i]
+  std::optional<kernels::RopeRotator> rotator_;
 };
 
-const RegisterEngine registration{declared_engine<LongHeadsSession, LongHeadsParams>({
+class LongHeadsEngine final : public Engine {
+ public:
+  explicit LongHeadsEngine(LongHeadsParams params) : params_(params) {}
+  std::unique_ptr<Session> open(const HeadLayout& layout) const override {
+    return std::make_unique<LongHeadsSession>(layout, params_, nullptr);
+  }
+  bool wants_unrotated_kv() const override { return true; }
+  std::unique_ptr<Session> open_unrotated(const HeadLayout& layout, const RopeSpec& rope) const override {
+    return std::make_unique<LongHeadsSession>(layout, params_, &rope);
+  }
+
+ private:
+  LongHeadsParams params_;
+};
+
+const RegisterEngine registration{declared_engine<LongHeadsEngine, LongHeadsParams>({
     .name = "longheads",
-    .description = "LongHeads: each query head attends the first, previous and own chunk and its top chunks by "
-                   "q.representative (attention-pooled chunk keys); positions not remapped; full cache kept",
+    .description =
+        "LongHeads: each query head attends the first, previous and own chunk and its top chunks by "
+        "q.representative (attention-pooled chunk keys), its keys at contiguous positions in a model; full cache kept",
     .policy = KvPolicy::masks,
     .test_params = Json{{"chunk_size", 16}, {"chunks", 4}, {"begin_selective_length", 64}},
     .exact_params =
