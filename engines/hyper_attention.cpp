@@ -277,12 +277,13 @@ const RegisterEngine registration{declared_engine<HyperAttentionSession, HyperAt
     .description = "HyperAttention: sortLSH block diagonal + uniformly sampled, up-weighted keys at prefill (causal "
                    "recursion); dense decode; full cache kept",
     .policy = KvPolicy::masks,
-    .test_params = Json{{"block_size", 8}, {"sample_size", 8}, {"min_seq_len", 4}},
+    // Without samples, so that the conformance test's exactness check over the reported keys applies (with them
+    // its error is 1.1-1.6: the up-weighting; tests/engines/test_hyper_attention.cpp checks the weighted output).
+    .test_params = Json{{"block_size", 8}, {"sample_size", 0}, {"min_seq_len", 4}},
     .exact_params =
         [](int tokens) {
           return Json{{"min_seq_len", std::max(tokens, 1)}};
         },
-    .output_tolerance = 1e-5,
 })};
 
 }  // namespace

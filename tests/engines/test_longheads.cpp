@@ -244,7 +244,7 @@ TEST_CASE("longheads with un-rotated keys: representatives at chunk-local positi
     Settings settings;
   };
   const Case cases[] = {
-      {layout(4, 2, 32, kernels::DType::f32), 0, {100, 1, 1, 30, 1, 58}, {8, 5, 40}},  // every query seen, GQA
+      {layout(4, 2, 32, kernels::DType::f32), 0, {100, 1, 1, 30, 1, 57}, {8, 5, 40}},  // every query seen, GQA
       {layout(4, 4, 32, kernels::DType::f16), 53, {60, 1, 76}, {16, 4, 0}},            // a prompt without queries
   };
   for (const Case& c : cases) {
