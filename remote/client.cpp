@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <exception>
 
 #include "core/timer.h"
 #include "remote/asio.h"
@@ -68,10 +69,12 @@ std::string snippet(std::string_view text, std::size_t limit = 200) {
   return text.size() > limit ? std::string(text.substr(0, limit)) + "..." : std::string(text);
 }
 
-// Builds a Reply from the body as it arrives: SSE events when streaming, one JSON document otherwise.
+// Builds a Reply from the body as it arrives: SSE events when streaming, one JSON document otherwise. Each
+// piece of text also goes to on_text (if set) as soon as it is read.
 class ReplyReader {
  public:
-  ReplyReader(Endpoint endpoint, bool sse, const Stopwatch& watch) : endpoint_(endpoint), sse_(sse), watch_(watch) {}
+  ReplyReader(Endpoint endpoint, bool sse, const Stopwatch& watch, const TextSink& on_text)
+      : endpoint_(endpoint), sse_(sse), watch_(watch), on_text_(on_text) {}
 
   void add(std::string_view bytes) {
     buffer_ += bytes;
@@ -127,6 +130,7 @@ class ReplyReader {
       reply_.last_text_seconds = watch_.seconds();
       if (reply_.text_chunks++ == 0) reply_.first_token_seconds = reply_.last_text_seconds;
       reply_.text += part.text;
+      if (on_text_) on_text_(part.text);
     }
     if (part.finish_reason) reply_.finish_reason = *part.finish_reason;
     if (part.usage) reply_.usage = part.usage;
@@ -135,6 +139,7 @@ class ReplyReader {
   Endpoint endpoint_;
   bool sse_;
   const Stopwatch& watch_;
+  const TextSink& on_text_;
   std::string buffer_;
   Reply reply_;
   bool done_ = false;
@@ -144,9 +149,10 @@ bool retryable_status(int status) { return status == 408 || status == 429 || sta
 
 class Attempt {
  public:
-  Attempt(const ClientOptions& options, const std::string& body)
+  Attempt(const ClientOptions& options, const std::string& body, const TextSink& on_text)
       : options_(options),
         body_(body),
+        on_text_(on_text),
         timeout_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.timeout_seconds))) {}
 
   asio::awaitable<Reply> run() {
@@ -190,7 +196,7 @@ class Attempt {
     const int status = parser.get().result_int();
     const bool ok = status >= 200 && status < 300;
     const bool sse = beast::iequals(parser.get()[http::field::content_type].substr(0, 17), "text/event-stream");
-    ReplyReader reader(options_.endpoint, sse && ok, watch);
+    ReplyReader reader(options_.endpoint, sse && ok, watch, on_text_);
     std::string error_body;
 
     stage_ = "reading the reply";
@@ -231,20 +237,38 @@ class Attempt {
 
   const ClientOptions& options_;
   const std::string& body_;
+  const TextSink& on_text_;
   Clock::duration timeout_;
   std::string stage_;
 };
 
-asio::awaitable<Outcome> complete_one(const ClientOptions& options, const TextSample& sample) {
+// `on_text` may be empty (nothing is handed on while the reply is read).
+asio::awaitable<Outcome> complete_one(const ClientOptions& options, const TextSample& sample, const TextSink& on_text) {
   const std::string body = make_request_body(options.endpoint, options.model, sample, options.stream).dump();
   const std::string where = options.url.text() + std::string(endpoint_path(options.endpoint));
+  // Text handed on cannot be taken back, so an attempt that fails after handing some on is not retried: the
+  // retry would hand the same text on again. What on_text throws is the caller's, not a failed attempt.
+  bool handed_on = false;
+  std::exception_ptr sink_error;
+  TextSink sink;
+  if (on_text) {
+    sink = [&](std::string_view text) {
+      handed_on = true;
+      try {
+        on_text(text);
+      } catch (...) {
+        sink_error = std::current_exception();
+        throw;
+      }
+    };
+  }
   Outcome out;
   for (;;) {
     ++out.attempts;
     std::string error;
     bool retryable = false;
     try {
-      Attempt attempt(options, body);
+      Attempt attempt(options, body, sink);
       out.reply = co_await attempt.run();
       co_return out;
     } catch (const AttemptFailed& e) {
@@ -253,9 +277,10 @@ asio::awaitable<Outcome> complete_one(const ClientOptions& options, const TextSa
     } catch (const std::exception& e) {  // malformed replies and server error objects
       error = e.what();
     }
-    if (!retryable || out.attempts > options.retries) {
-      out.error = fmt::format("{}: {} (attempt {} of {}{})", where, error, out.attempts, options.retries + 1,
-                              retryable ? "" : ", not retried");
+    if (sink_error) std::rethrow_exception(sink_error);
+    if (!retryable || handed_on || out.attempts > options.retries) {
+      const char* note = !retryable ? ", not retried" : handed_on ? ", not retried: text was already streamed on" : "";
+      out.error = fmt::format("{}: {} (attempt {} of {}{})", where, error, out.attempts, options.retries + 1, note);
       co_return out;
     }
     asio::steady_timer backoff(co_await asio::this_coro::executor);
@@ -274,7 +299,7 @@ std::vector<Outcome> complete_all(const ClientOptions& options, const std::vecto
   auto worker = [&]() -> asio::awaitable<void> {
     while (!failed && next < samples.size()) {
       const std::size_t i = next++;
-      outcomes[i] = co_await complete_one(options, samples[i]);
+      outcomes[i] = co_await complete_one(options, samples[i], TextSink());
       if (!outcomes[i].reply) failed = true;
     }
   };
@@ -290,6 +315,17 @@ std::vector<Outcome> complete_all(const ClientOptions& options, const std::vecto
     if (!outcome.reply && outcome.error.empty()) outcome.error = "not sent: an earlier sample failed";
   }
   return outcomes;
+}
+
+Outcome complete_streaming(const ClientOptions& options, const TextSample& sample, const TextSink& on_text) {
+  Outcome out;
+  asio::io_context io;
+  asio::co_spawn(io, complete_one(options, sample, on_text), [&](std::exception_ptr error, Outcome outcome) {
+    if (error) std::rethrow_exception(error);
+    out = std::move(outcome);
+  });
+  io.run();
+  return out;
 }
 
 }  // namespace ctxbench::remote

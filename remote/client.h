@@ -2,6 +2,7 @@
 // streaming (SSE), timeouts, retries with exponential backoff, and N requests in flight.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,5 +55,13 @@ struct Outcome {
 // One request per sample, keeping up to options.concurrency in flight; outcomes are in sample order. After a
 // request fails for good no new one starts; the samples never sent say so in their error.
 std::vector<Outcome> complete_all(const ClientOptions& options, const std::vector<TextSample>& samples);
+
+// Receives a reply's text piece by piece as it arrives: a streamed event's text, or a whole reply's in one piece.
+using TextSink = std::function<void(std::string_view)>;
+
+// One request whose text goes to on_text as each event arrives (the Reply holds it all as well). Failed attempts
+// are retried as complete_all's are only while no text has gone to on_text: a retry after that would hand the
+// same text on again. What on_text throws ends the request and propagates.
+Outcome complete_streaming(const ClientOptions& options, const TextSample& sample, const TextSink& on_text);
 
 }  // namespace ctxbench::remote

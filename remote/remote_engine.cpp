@@ -9,6 +9,7 @@
 #include "remote/byte_tokenizer.h"
 #include "remote/client.h"
 #include "remote/load.h"
+#include "remote/stop_filter.h"
 
 namespace ctxbench::remote {
 namespace {
@@ -83,6 +84,27 @@ class RemoteGenerator final : public Generator {
       out.push_back(record(samples[i], *outcomes[i].reply, outcomes[i].attempts));
     }
     return out;
+  }
+
+  // Hands the text on as the server's events bring it (serve proxies it token by token), held back only while it
+  // may be the start of a stop string: a server that ignores stop strings does not get one through.
+  Generation generate_stream(const TextSample& sample, const std::function<void(std::string_view)>& on_text) override {
+    StopFilter filter(sample.stop);
+    std::string text;
+    const auto hand_on = [&](const std::string& ready) {
+      if (ready.empty()) return;
+      text += ready;
+      on_text(ready);
+    };
+    const Stopwatch watch;
+    const Outcome outcome =
+        complete_streaming(options_, sample, [&](std::string_view piece) { hand_on(filter.push(piece)); });
+    load_.wall_seconds += watch.seconds();
+    if (!outcome.reply) throw std::runtime_error(outcome.error);
+    hand_on(filter.finish());
+    Generation g = record(sample, *outcome.reply, outcome.attempts);
+    g.text = std::move(text);
+    return g;
   }
 
   std::vector<double> token_logprobs(const std::vector<int>&) override {

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "engines/engine.h"
 #include "remote/asio.h"
 #include "remote/byte_tokenizer.h"
 #include "remote/server.h"
@@ -76,6 +77,13 @@ class KeyGenerator final : public Generator {
 
 // A text task for the remote tests. Inline: registered once however many test files include this header.
 inline const tasks::RegisterTask remote_keys_task{testing::key_task("test_remote_keys", 4)};
+
+// The remote engine as its registration makes it, asking the server at `url`; `params` add to its defaults.
+inline std::unique_ptr<Generator> remote_generator(const std::string& url, Json params = Json::object()) {
+  params["base_url"] = url;
+  params["model"] = "test";
+  return engines::EngineRegistry::instance().get("remote", "engine").make_generator(params);
+}
 
 // A Server running on its own thread; shut down and joined when it goes away.
 class ServerThread {

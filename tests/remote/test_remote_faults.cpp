@@ -120,6 +120,48 @@ TEST_CASE("remote faults: a connection closed mid-stream is retried, for good it
   check_failed(one(fast_options(short_body.url(), false)), "closed the connection", 3);
 }
 
+TEST_CASE("remote faults: a generation streamed on is retried only before its first text went out",
+          "[remote][faults]") {
+  const Json params = {{"timeout_seconds", 5}, {"retries", 2}, {"backoff_seconds", 0.01}};
+  std::string streamed;
+  int pieces = 0;
+  const auto collect = [&](std::string_view piece) {
+    streamed += piece;
+    ++pieces;
+  };
+  // A failure before any text: retried, and the text goes on once.
+  ScriptedServer busy_once([](int i, const std::string&) {
+    if (i == 0) return Script{testing::http_reply(503, "text/plain", "busy")};
+    return Script{testing::sse_reply(testing::completion_events("17"))};
+  });
+  const auto recovered = testing::remote_generator(busy_once.url(), params)->generate_stream(kSample, collect);
+  CHECK(recovered.text == "17");
+  CHECK(streamed == "17");
+  CHECK(pieces == 2);
+  CHECK(busy_once.requests() == 2);
+
+  // Closed after "1" went on: a retry would hand "1" on again, so the generation fails instead.
+  ScriptedServer cut([](int, const std::string&) {
+    return Script{testing::sse_reply("data: {\"choices\": [{\"text\": \"1\", \"finish_reason\": null}]}\n\n")};
+  });
+  streamed.clear();
+  CHECK_THROWS_WITH(testing::remote_generator(cut.url(), params)->generate_stream(kSample, collect),
+                    Catch::Contains("the stream ended before [DONE]") &&
+                        Catch::Contains("attempt 1 of 3, not retried: text was already streamed on"));
+  CHECK(streamed == "1");
+  CHECK(cut.requests() == 1);
+  check_failed(one(fast_options(cut.url())), "the stream ended before [DONE]", 3);  // nothing went on: retried
+}
+
+TEST_CASE("remote faults: what the receiver of streamed text throws ends the request and reaches the caller",
+          "[remote][faults]") {
+  ScriptedServer once(
+      [](int, const std::string&) { return Script{testing::sse_reply(testing::completion_events("17"))}; });
+  const auto refuse = [](std::string_view) { throw std::length_error("enough"); };
+  CHECK_THROWS_AS(complete_streaming(fast_options(once.url()), kSample, refuse), std::length_error);
+  CHECK(once.requests() == 1);  // not a failed attempt: not retried
+}
+
 TEST_CASE("remote faults: malformed JSON and broken SSE frames fail with the reason", "[remote][faults]") {
   ScriptedServer bad_json([](int, const std::string&) {
     return Script{testing::http_reply(200, "application/json", "{\"choices\": [oops")};

@@ -114,6 +114,70 @@ TEST_CASE("a streamed completion of 16 tokens through serve arrives as 16 events
   CHECK(reply.last_text_seconds <= reply.total_seconds);
 }
 
+TEST_CASE("serve --engine remote streams the upstream's tokens as they arrive", "[remote][serve][proxy]") {
+  // The inner server makes its 16 tokens 20 ms apart. Proxied as one event at the end, the time to first token
+  // would be the whole latency; streamed on, it is a small part of it.
+  ServerThread inner(std::make_unique<KeyGenerator>(milliseconds(20)));
+  ServerThread outer(testing::remote_generator(inner.url()));
+  for (const Endpoint endpoint : {Endpoint::completions, Endpoint::chat}) {
+    INFO("endpoint " << endpoint_path(endpoint));
+    const auto outcomes = complete_all(client_for(outer, endpoint, true),
+                                       {key_sample("0123456789abcdef", 16), key_sample("1234", 16, {"3"})});
+    const auto& reply = reply_of(outcomes[0]);
+    CHECK(reply.text == "0123456789abcdef");
+    CHECK(reply.text_chunks >= 16);
+    CHECK(reply.first_token_seconds < reply.total_seconds / 2);  // 15 pauses of 20 ms come after the first token
+    CHECK(reply.first_token_seconds < reply.last_text_seconds);
+    CHECK(reply_of(outcomes[1]).text == "12");
+    CHECK(reply_of(outcomes[1]).finish_reason == "stop");
+  }
+}
+
+TEST_CASE("serve --engine remote: a client that goes away stops the upstream generation too",
+          "[remote][serve][proxy]") {
+  // 500 tokens 20 ms apart: 10 s of work for each server's single worker, unless the cancellation reaches both.
+  ServerThread inner(std::make_unique<KeyGenerator>(milliseconds(20)));
+  ServerThread outer(testing::remote_generator(inner.url()));
+  const auto leave = [](std::string_view) { throw std::length_error("the client leaves after the first token"); };
+  CHECK_THROWS_AS(
+      complete_streaming(client_for(outer, Endpoint::completions, true), key_sample(std::string(500, '9'), 500), leave),
+      std::length_error);
+  const Stopwatch watch;
+  const auto next = complete_all(client_for(outer, Endpoint::completions, true), {key_sample("42")});
+  CHECK(reply_of(next[0]).text == "42");
+  CHECK(watch.seconds() < 5);  // the client's timeout is 5 s too: well before the abandoned answer's 10 s
+}
+
+TEST_CASE("the remote engine's generate_stream hands text on as it arrives, cut before a stop string",
+          "[remote][stop]") {
+  // A server that ignores stop strings: the text stops before one all the same, and what may begin one waits.
+  testing::ScriptedServer ignoring([](int, const std::string&) {
+    return testing::Script{testing::sse_reply(testing::completion_events("12ab34"))};
+  });
+  std::vector<std::string> pieces;
+  const auto collect = [&](std::string_view piece) { pieces.emplace_back(piece); };
+  const auto stopped = testing::remote_generator(ignoring.url())->generate_stream(key_sample("x", 8, {"ab"}), collect);
+  CHECK(stopped.text == "12");
+  CHECK(pieces == std::vector<std::string>{"1", "2"});
+  pieces.clear();
+  const auto held = testing::remote_generator(ignoring.url())->generate_stream(key_sample("x", 8, {"ac"}), collect);
+  CHECK(held.text == "12ab34");
+  CHECK(pieces == std::vector<std::string>{"1", "2", "ab", "3", "4"});  // "a" waited for the "b"
+  CHECK(held.generated_tokens == 3);                                    // the server's usage count
+  CHECK_FALSE(std::isnan(held.decode_seconds));                         // measured between the streamed events
+
+  // Not streamed: the whole text is one piece.
+  testing::ScriptedServer whole([](int, const std::string&) {
+    return testing::Script{testing::http_reply(200, "application/json", testing::completion_json("12ab34"))};
+  });
+  pieces.clear();
+  const auto one =
+      testing::remote_generator(whole.url(), {{"stream", false}})->generate_stream(key_sample("x", 8, {"ac"}), collect);
+  CHECK(one.text == "12ab34");
+  CHECK(pieces == std::vector<std::string>{"12ab34"});
+  CHECK(std::isnan(one.decode_seconds));
+}
+
 TEST_CASE("a remote cell stores its time to first token below the total, and no decode time when not streamed",
           "[remote][serve][runner]") {
   ServerThread server(std::make_unique<KeyGenerator>(milliseconds(3)));
