@@ -237,7 +237,7 @@ TEST_CASE("infinipot: the keys kept equal the transcription of continual context
 }
 
 TEST_CASE(
-    "infinipot: the model's surprisal changes which tokens stay; novelty alone keeps the same tokens in "
+    "infinipot: the model's surprisal changes which tokens stay, and novelty alone keeps the same tokens in "
     "every head",
     "[engines][infinipot]") {
   Rng rng(24);
