@@ -82,6 +82,25 @@ inline float stand_in_surprisal(int position) {
   return static_cast<float>(8.0 * rng.uniform());
 }
 
+// One layer's heads as the engine tests build them (a session of layer `layer`, of one layer in all).
+inline engines::HeadLayout head_layout(int heads_q, int heads_kv, int dim, kernels::DType dtype = kernels::DType::f32,
+                                       int layer = 0) {
+  return {heads_q, heads_kv, dim, dtype, layer, 1};
+}
+
+// Call sizes summing to `tokens`: a prefill chunk of `prefill`, then random chunks of 1 to `largest` tokens.
+inline std::vector<int> call_sizes(Rng& rng, int tokens, int prefill, int largest) {
+  std::vector<int> calls;
+  int at = std::min(prefill, tokens);
+  if (at > 0) calls.push_back(at);
+  while (at < tokens) {
+    const int n = std::min(tokens - at, static_cast<int>(rng.integer(1, largest)));
+    calls.push_back(n);
+    at += n;
+  }
+  return calls;
+}
+
 // Appends tokens [first, first + count) of the problem and reports their stand-in surprisal.
 inline void append_tokens(engines::Session& session, const Problem& p, int first, int count) {
   if (count <= 0) return;

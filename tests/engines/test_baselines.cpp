@@ -134,10 +134,6 @@ Positions range_of(int begin, int end) {
   return out;
 }
 
-engines::HeadLayout layout(int heads_q, int heads_kv, int dim, kernels::DType dtype = kernels::DType::f32) {
-  return {heads_q, heads_kv, dim, dtype, 0, 1};
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -198,9 +194,9 @@ TEST_CASE("oracle_topk keeps exactly the best keys by exact score, on top of sin
     int keep_of_context;  // -1: ratio 0.1
   };
   const Case cases[] = {
-      {layout(8, 2, 32), {{"budget", 40}, {"sinks", 4}, {"window", 8}}, 40},
-      {layout(4, 4, 16), {{"budget", 25}}, 25},
-      {layout(6, 3, 24, kernels::DType::f16), {{"budget", 0.1}, {"window", 3}}, -1},
+      {head_layout(8, 2, 32), {{"budget", 40}, {"sinks", 4}, {"window", 8}}, 40},
+      {head_layout(4, 4, 16), {{"budget", 25}}, 25},
+      {head_layout(6, 3, 24, kernels::DType::f16), {{"budget", 0.1}, {"window", 3}}, -1},
   };
   int seed = 0;
   for (const Case& c : cases) {
@@ -225,7 +221,7 @@ TEST_CASE("oracle_topk keeps exactly the best keys by exact score, on top of sin
 
 // ---------------------------------------------------------------------------------------------------------------
 TEST_CASE("streaming_llm attends to sinks + the newest keys and keeps only those resident", "[baselines]") {
-  const auto L = layout(4, 2, 16);
+  const auto L = head_layout(4, 2, 16);
   const Problem p = random_problem(L, 300, 60, 5);
   const int budget = 24, sinks = 4;
   const auto engine = make_engine("streaming_llm", {{"budget", budget}, {"sinks", sinks}});
@@ -281,7 +277,7 @@ Positions quest_rule(const Problem& p, int head, const float* q, int position, i
 }
 
 TEST_CASE("quest: the page bound is an upper bound of every score in the page", "[baselines]") {
-  const Problem p = random_problem(layout(2, 1, 32), 160, 4, 9);
+  const Problem p = random_problem(head_layout(2, 1, 32), 160, 4, 9);
   for (int query = 0; query < 4; ++query) {
     const float* q = query_of(p, 0, query);
     for (int page = 0; page < 10; ++page) {
@@ -293,7 +289,7 @@ TEST_CASE("quest: the page bound is an upper bound of every score in the page", 
 
 TEST_CASE("quest selects the top pages by bound at decode, with dense prefill and early layers", "[baselines]") {
   for (const auto dtype : {kernels::DType::f32, kernels::DType::bf16}) {
-    auto L = layout(8, 2, 32, dtype);
+    auto L = head_layout(8, 2, 32, dtype);
     L.num_layers = 4;
     const Problem p = random_problem(L, 500, 12, 21);
     const int budget = 64, page = 8;
@@ -359,9 +355,9 @@ TEST_CASE("snapkv keeps the top pooled window-attention keys per KV head after t
     std::string pooling;
   };
   const Case cases[] = {
-      {layout(8, 2, 32), 64, 8, 7, 12, "max"},
-      {layout(4, 4, 16), 50, 10, 5, 10, "avg"},
-      {layout(6, 2, 32, kernels::DType::f16), 40, 16, 3, 6, "max"},  // fewer chunk queries than the window
+      {head_layout(8, 2, 32), 64, 8, 7, 12, "max"},
+      {head_layout(4, 4, 16), 50, 10, 5, 10, "avg"},
+      {head_layout(6, 2, 32, kernels::DType::f16), 40, 16, 3, 6, "max"},  // fewer chunk queries than the window
   };
   int seed = 0;
   for (const Case& c : cases) {
@@ -384,7 +380,7 @@ TEST_CASE("snapkv keeps the top pooled window-attention keys per KV head after t
     }
   }
   SECTION("a prompt shorter than the capacity is kept whole") {
-    const Problem p = random_problem(layout(2, 1, 16), 60, 5, 3);
+    const Problem p = random_problem(head_layout(2, 1, 16), 60, 5, 3);
     const auto engine = make_engine("snapkv", {{"budget", 80}, {"window", 8}});
     Runner run(*engine, p, p.tokens - p.queries);
     run.prefill(0, 4);
@@ -414,7 +410,7 @@ TEST_CASE("pyramidkv layer budgets follow PyramidKV's integer formula", "[baseli
 
   // In a session, layer l keeps its pyramid share of the same pooled scores.
   const int capacity = 40, window = 8, layers = 4, chunk = 10;
-  auto L = layout(4, 2, 16);
+  auto L = head_layout(4, 2, 16);
   const Problem base = random_problem(L, 200, chunk + 1, 8);
   const auto engine = make_engine("pyramidkv", {{"budget", capacity}, {"window", window}, {"kernel", 5}});
   for (int layer : {0, 3}) {
@@ -480,7 +476,7 @@ struct H2OModel {
 
 TEST_CASE("h2o keeps the heavy hitters by accumulated attention plus the recent window", "[baselines]") {
   for (const double share : {0.5, 0.75}) {
-    const auto L = layout(4, 2, 16);
+    const auto L = head_layout(4, 2, 16);
     const Problem p = random_problem(L, 260, 28, share > 0.6 ? 14 : 13);
     const int budget = 48, chunk = 8;
     const auto engine = make_engine("h2o", {{"budget", budget}, {"heavy_share", share}});
@@ -628,7 +624,7 @@ struct OriginalBlockCache {
 };
 
 TEST_CASE("infllm: local window, sinks, top blocks by representative keys, per execution block", "[baselines]") {
-  const auto L = layout(4, 2, 16);
+  const auto L = head_layout(4, 2, 16);
   const Problem p = random_problem(L, 300, 44, 31);
   const int sinks = 4, window = 32, block = 8, repr = 2, exec = 16, topk = 3;
   const auto engine = make_engine("infllm", {{"budget", sinks + window + topk * block},
@@ -656,7 +652,7 @@ TEST_CASE("infllm: local window, sinks, top blocks by representative keys, per e
 
 TEST_CASE("infllm: the device cache of memory blocks counts what the original's LRU loads", "[baselines]") {
   for (const auto dtype : {kernels::DType::f32, kernels::DType::f16}) {
-    const auto L = layout(4, 2, 16, dtype);
+    const auto L = head_layout(4, 2, 16, dtype);
     Problem p = random_problem(L, 400, 60, dtype == kernels::DType::f32 ? 45 : 46);
     // Decode queries revisiting seven directions in a scrambled order retrieve overlapping sets again and
     // again, so hits, evictions and ties in recency all happen (checked by hand: touching the cached blocks
@@ -707,14 +703,14 @@ TEST_CASE("infllm: the device cache of memory blocks counts what the original's 
   SECTION("cache sizes are checked") {
     CHECK_THROWS_WITH(make_engine("infllm", {{"offload_sa_bytes", 1e6}}), Catch::Contains("not both"));
     CHECK_THROWS_WITH(make_engine("infllm", {{"offload_sa_tokens", 100}}), Catch::Contains("offload_sa_tokens"));
-    CHECK(make_engine("infllm", {{"offload_sa_tokens", 0}})->open(layout(2, 1, 8))->extra_measurements().empty());
+    CHECK(make_engine("infllm", {{"offload_sa_tokens", 0}})->open(head_layout(2, 1, 8))->extra_measurements().empty());
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Vertical-slash: column and diagonal sums of the last queries' probabilities.
 TEST_CASE("vertical_slash picks top columns and diagonals from the last queries, with dense decode", "[baselines]") {
-  const auto L = layout(4, 2, 16);
+  const auto L = head_layout(4, 2, 16);
   const int chunk = 10, last_q = 8, forced_v = 3, forced_s = 4, query_block = 4;
   const int budget = 120;
   const double share = 0.3;

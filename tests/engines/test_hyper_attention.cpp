@@ -251,10 +251,6 @@ std::pair<int, int> run_prefills(const Problem& p, const Settings& s, const std:
   return {sparse_rows, sampled_rows};
 }
 
-engines::HeadLayout layout(int heads_q, int heads_kv, int dim, kernels::DType dtype, int layer = 0) {
-  return {heads_q, heads_kv, dim, dtype, layer, 1};
-}
-
 }  // namespace
 
 TEST_CASE("hyper_attention: each prefill row's weighted keys and output equal the float64 transcription",
@@ -266,12 +262,12 @@ TEST_CASE("hyper_attention: each prefill row's weighted keys and output equal th
     Settings settings;
   };
   const Case cases[] = {
-      {layout(4, 4, 16, kernels::DType::f32), 128, {128}, {7, 16, 16, 16, 0}},       // one whole prefill
-      {layout(4, 2, 32, kernels::DType::f32), 301, {301}, {5, 8, 12, 10, 3}},        // odd halves (zero rows)
-      {layout(8, 1, 16, kernels::DType::f16, 2), 257, {100, 57}, {4, 16, 8, 6, 1}},  // after earlier keys, GQA 8
-      {layout(4, 2, 16, kernels::DType::bf16), 190, {37, 1, 50}, {3, 5, 7, 4, 9}},   // chunks, a lone query, bf16
-      {layout(2, 1, 8, kernels::DType::f32), 150, {150}, {0, 8, 8, 2, 4}},           // no projections: one code
-      {layout(2, 2, 16, kernels::DType::f32), 140, {140}, {6, 200, 16, 8, 5}},       // one block holds every key
+      {head_layout(4, 4, 16, kernels::DType::f32), 128, {128}, {7, 16, 16, 16, 0}},       // one whole prefill
+      {head_layout(4, 2, 32, kernels::DType::f32), 301, {301}, {5, 8, 12, 10, 3}},        // odd halves (zero rows)
+      {head_layout(8, 1, 16, kernels::DType::f16, 2), 257, {100, 57}, {4, 16, 8, 6, 1}},  // after earlier keys, GQA 8
+      {head_layout(4, 2, 16, kernels::DType::bf16), 190, {37, 1, 50}, {3, 5, 7, 4, 9}},   // chunks, a lone query, bf16
+      {head_layout(2, 1, 8, kernels::DType::f32), 150, {150}, {0, 8, 8, 2, 4}},           // no projections: one code
+      {head_layout(2, 2, 16, kernels::DType::f32), 140, {140}, {6, 200, 16, 8, 5}},       // one block holds every key
   };
   std::uint64_t seed = 2310'05869;
   for (const Case& c : cases) {
@@ -290,7 +286,7 @@ TEST_CASE("hyper_attention: each prefill row's weighted keys and output equal th
 }
 
 TEST_CASE("hyper_attention: the seed decides the projections and samples", "[engines][hyper_attention]") {
-  const Problem p = random_problem(layout(2, 1, 16, kernels::DType::f32), 200, 200, 11);
+  const Problem p = random_problem(head_layout(2, 1, 16, kernels::DType::f32), 200, 200, 11);
   std::vector<std::vector<int>> keys_by_seed;
   for (const int seed : {0, 0, 1}) {
     auto session = hyper_attention({7, 16, 16, 16, seed})->open(p.layout);
@@ -304,7 +300,7 @@ TEST_CASE("hyper_attention: the seed decides the projections and samples", "[eng
 }
 
 TEST_CASE("hyper_attention: decode steps attend every key exactly", "[engines][hyper_attention]") {
-  const Problem p = random_problem(layout(4, 2, 16, kernels::DType::f16), 120, 6, 12);
+  const Problem p = random_problem(head_layout(4, 2, 16, kernels::DType::f16), 120, 6, 12);
   const auto engine = hyper_attention({7, 8, 8, 4, 0});
   std::uint64_t last_step_keys = 0;
   run_prefill_then_decode(*engine, p, &last_step_keys);  // checks each step's output over the keys it reports

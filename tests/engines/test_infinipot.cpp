@@ -185,23 +185,6 @@ std::vector<std::vector<int>> run_calls(const engines::Engine& engine, const Pro
   return expected.held;
 }
 
-// Call sizes summing to `tokens`: a prefill chunk of `prefill`, then random chunks of 1 to `largest` tokens.
-std::vector<int> call_sizes(Rng& rng, int tokens, int prefill, int largest) {
-  std::vector<int> calls;
-  int at = std::min(prefill, tokens);
-  if (at > 0) calls.push_back(at);
-  while (at < tokens) {
-    const int n = std::min(tokens - at, static_cast<int>(rng.integer(1, largest)));
-    calls.push_back(n);
-    at += n;
-  }
-  return calls;
-}
-
-engines::HeadLayout layout(int heads_q, int heads_kv, int dim, kernels::DType dtype) {
-  return {heads_q, heads_kv, dim, dtype, 0, 1};
-}
-
 struct Case {
   engines::HeadLayout layout;
   int tokens, prefill, largest;
@@ -209,11 +192,11 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {layout(4, 4, 16, kernels::DType::f32), 150, 40, 6, {32, 16, 0.5, 8}},   // the paper's alpha, no GQA
-    {layout(8, 2, 32, kernels::DType::f32), 203, 17, 9, {40, 24, 0.25, 4}},  // GQA 4
-    {layout(8, 1, 16, kernels::DType::f16), 171, 64, 1, {48, 20, 0.5, 16}},  // GQA 8, fp16, decode steps only
-    {layout(4, 2, 16, kernels::DType::bf16), 97, 5, 12, {24, 12, 1.0, 3}},   // novelty only, bf16
-    {layout(2, 1, 8, kernels::DType::f32), 120, 10, 20, {30, 10, 0.0, 6}},   // catalyst only, calls near the pot
+    {head_layout(4, 4, 16, kernels::DType::f32), 150, 40, 6, {32, 16, 0.5, 8}},   // the paper's alpha, no GQA
+    {head_layout(8, 2, 32, kernels::DType::f32), 203, 17, 9, {40, 24, 0.25, 4}},  // GQA 4
+    {head_layout(8, 1, 16, kernels::DType::f16), 171, 64, 1, {48, 20, 0.5, 16}},  // GQA 8, fp16, decode steps only
+    {head_layout(4, 2, 16, kernels::DType::bf16), 97, 5, 12, {24, 12, 1.0, 3}},   // novelty only, bf16
+    {head_layout(2, 1, 8, kernels::DType::f32), 120, 10, 20, {30, 10, 0.0, 6}},   // catalyst only, calls near the pot
 };
 
 }  // namespace
@@ -241,7 +224,7 @@ TEST_CASE(
     "every head",
     "[engines][infinipot]") {
   Rng rng(24);
-  const Problem p = random_problem(layout(4, 2, 16, kernels::DType::f32), 160, 160, 25);
+  const Problem p = random_problem(head_layout(4, 2, 16, kernels::DType::f32), 160, 160, 25);
   const auto calls = call_sizes(rng, 160, 20, 4);
   const PotSettings mixed{32, 16, 0.5, 8};
   const auto with = run_calls(*infinipot(mixed), p, mixed, calls, true, 26);
@@ -255,7 +238,7 @@ TEST_CASE(
 TEST_CASE("infinipot: a single token, and a context within the pot, attend to everything", "[engines][infinipot]") {
   const PotSettings settings{32, 16, 0.5, 4};
   for (const int tokens : {1, 7, 32}) {
-    const Problem p = random_problem(layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 100 + tokens);
+    const Problem p = random_problem(head_layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 100 + tokens);
     Rng rng(tokens);
     const auto pots = run_calls(*infinipot(settings), p, settings, call_sizes(rng, tokens, 3, 5), true, 200 + tokens);
     for (const auto& pot : pots) CHECK(static_cast<int>(pot.size()) == tokens);

@@ -179,22 +179,6 @@ int run_calls(const Problem& p, const Settings& s, int unqueried, const std::vec
   return sparse_rows;
 }
 
-std::vector<int> call_sizes(Rng& rng, int tokens, int prefill, int largest) {
-  std::vector<int> calls;
-  int at = std::min(prefill, tokens);
-  if (at > 0) calls.push_back(at);
-  while (at < tokens) {
-    const int n = std::min(tokens - at, static_cast<int>(rng.integer(1, largest)));
-    calls.push_back(n);
-    at += n;
-  }
-  return calls;
-}
-
-engines::HeadLayout layout(int heads_q, int heads_kv, int dim, kernels::DType dtype) {
-  return {heads_q, heads_kv, dim, dtype, 0, 1};
-}
-
 }  // namespace
 
 TEST_CASE("longheads: the chunks each head attends equal the float64 transcription of the rule",
@@ -205,10 +189,10 @@ TEST_CASE("longheads: the chunks each head attends equal the float64 transcripti
     Settings settings;
   };
   const Case cases[] = {
-      {layout(4, 4, 16, kernels::DType::f32), 150, 0, 150, 1, {16, 4, 64}},  // one prefill, no GQA
-      {layout(8, 2, 32, kernels::DType::f32), 203, 45, 50, 7, {8, 5, 20}},   // GQA 4, a prompt without queries
-      {layout(8, 1, 16, kernels::DType::f16), 171, 0, 40, 1, {10, 3, 0}},    // GQA 8, fp16, only the fixed chunks
-      {layout(4, 2, 16, kernels::DType::bf16), 97, 20, 13, 12, {7, 6, 30}},  // bf16, chunk not dividing anything
+      {head_layout(4, 4, 16, kernels::DType::f32), 150, 0, 150, 1, {16, 4, 64}},  // one prefill, no GQA
+      {head_layout(8, 2, 32, kernels::DType::f32), 203, 45, 50, 7, {8, 5, 20}},   // GQA 4, a prompt without queries
+      {head_layout(8, 1, 16, kernels::DType::f16), 171, 0, 40, 1, {10, 3, 0}},    // GQA 8, fp16, only the fixed chunks
+      {head_layout(4, 2, 16, kernels::DType::bf16), 97, 20, 13, 12, {7, 6, 30}},  // bf16, chunk not dividing anything
   };
   std::uint64_t seed = 2402'10685;
   for (const Case& c : cases) {
@@ -225,11 +209,11 @@ TEST_CASE("longheads: the chunks each head attends equal the float64 transcripti
 TEST_CASE("longheads: contexts within the chunks, early queries and a single token attend every key",
           "[engines][longheads]") {
   for (const int tokens : {1, 7, 64}) {
-    const Problem p = random_problem(layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 300 + tokens);
+    const Problem p = random_problem(head_layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 300 + tokens);
     CHECK(run_calls(p, {16, 4, 0}, 0, {tokens}) == 0);
   }
   // Past the chunks, but before begin_selective_length.
-  const Problem p = random_problem(layout(2, 1, 8, kernels::DType::f32), 100, 100, 400);
+  const Problem p = random_problem(head_layout(2, 1, 8, kernels::DType::f32), 100, 100, 400);
   CHECK(run_calls(p, {8, 3, 100}, 0, {60, 40}) == 0);
 }
 
@@ -244,8 +228,8 @@ TEST_CASE("longheads with un-rotated keys: representatives at chunk-local positi
     Settings settings;
   };
   const Case cases[] = {
-      {layout(4, 2, 32, kernels::DType::f32), 0, {100, 1, 1, 30, 1, 57}, {8, 5, 40}},  // every query seen, GQA
-      {layout(4, 4, 32, kernels::DType::f16), 53, {60, 1, 76}, {16, 4, 0}},            // a prompt without queries
+      {head_layout(4, 2, 32, kernels::DType::f32), 0, {100, 1, 1, 30, 1, 57}, {8, 5, 40}},  // every query seen, GQA
+      {head_layout(4, 4, 32, kernels::DType::f16), 53, {60, 1, 76}, {16, 4, 0}},            // a prompt without queries
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION("chunk " << c.settings.chunk_size << " unqueried " << c.unqueried) {

@@ -125,23 +125,6 @@ std::vector<int> run_calls(const engines::Engine& engine, const Problem& p, cons
   return expected.positions;
 }
 
-// Call sizes summing to `tokens`: a prefill chunk of `prefill`, then random chunks of 1 to `largest` tokens.
-std::vector<int> call_sizes(Rng& rng, int tokens, int prefill, int largest) {
-  std::vector<int> calls;
-  int at = std::min(prefill, tokens);
-  if (at > 0) calls.push_back(at);
-  while (at < tokens) {
-    const int n = std::min(tokens - at, static_cast<int>(rng.integer(1, largest)));
-    calls.push_back(n);
-    at += n;
-  }
-  return calls;
-}
-
-engines::HeadLayout layout(int heads_q, int heads_kv, int dim, kernels::DType dtype) {
-  return {heads_q, heads_kv, dim, dtype, 0, 1};
-}
-
 }  // namespace
 
 TEST_CASE("sirllm: the keys kept equal the transcription of the original's eviction and decay", "[engines][sirllm]") {
@@ -151,11 +134,11 @@ TEST_CASE("sirllm: the keys kept equal the transcription of the original's evict
     SirSettings settings;
   };
   const Case cases[] = {
-      {layout(4, 4, 16, kernels::DType::f32), 150, 40, 6, {32, 4, 0, 1.0}},  // the original's README settings
-      {layout(8, 2, 32, kernels::DType::f32), 203, 17, 9, {40, 3, 5, 0.5}},  // GQA 4, recent room, decay
-      {layout(8, 1, 16, kernels::DType::f16), 171, 64, 1, {48, 4, 0, 0.7}},  // GQA 8, fp16, decode steps only
-      {layout(4, 2, 16, kernels::DType::bf16), 97, 5, 12, {24, 0, 2, 0.9}},  // no start tokens, bf16
-      {layout(2, 1, 8, kernels::DType::f32), 120, 10, 20, {30, 4, 0, 0.5}},  // calls near the cache's size
+      {head_layout(4, 4, 16, kernels::DType::f32), 150, 40, 6, {32, 4, 0, 1.0}},  // the original's README settings
+      {head_layout(8, 2, 32, kernels::DType::f32), 203, 17, 9, {40, 3, 5, 0.5}},  // GQA 4, recent room, decay
+      {head_layout(8, 1, 16, kernels::DType::f16), 171, 64, 1, {48, 4, 0, 0.7}},  // GQA 8, fp16, decode steps only
+      {head_layout(4, 2, 16, kernels::DType::bf16), 97, 5, 12, {24, 0, 2, 0.9}},  // no start tokens, bf16
+      {head_layout(2, 1, 8, kernels::DType::f32), 120, 10, 20, {30, 4, 0, 0.5}},  // calls near the cache's size
   };
   std::uint64_t seed = 2405'12528;
   for (const Case& c : cases) {
@@ -172,7 +155,7 @@ TEST_CASE("sirllm: the keys kept equal the transcription of the original's evict
 
 TEST_CASE("sirllm: memory decay changes which tokens stay (the rule test sees it)", "[engines][sirllm]") {
   Rng rng(77);
-  const Problem p = random_problem(layout(2, 1, 8, kernels::DType::f32), 160, 160, 78);
+  const Problem p = random_problem(head_layout(2, 1, 8, kernels::DType::f32), 160, 160, 78);
   const auto calls = call_sizes(rng, 160, 20, 4);
   const SirSettings no_decay{24, 4, 0, 1.0}, decay{24, 4, 0, 0.5};
   const auto kept_without = run_calls(*sirllm(no_decay), p, no_decay, calls, 79);
@@ -183,7 +166,7 @@ TEST_CASE("sirllm: memory decay changes which tokens stay (the rule test sees it
 TEST_CASE("sirllm: a single token, and a context that fits the cache, attend to everything", "[engines][sirllm]") {
   const SirSettings settings{64, 4, 0, 0.5};
   for (const int tokens : {1, 7, 63}) {
-    const Problem p = random_problem(layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 100 + tokens);
+    const Problem p = random_problem(head_layout(4, 2, 16, kernels::DType::f32), tokens, tokens, 100 + tokens);
     Rng rng(tokens);
     const auto held = run_calls(*sirllm(settings), p, settings, call_sizes(rng, tokens, 3, 5), 200 + tokens);
     CHECK(static_cast<int>(held.size()) == tokens);
@@ -193,7 +176,7 @@ TEST_CASE("sirllm: a single token, and a context that fits the cache, attend to 
 TEST_CASE("sirllm: a call larger than the rest of the cache is attended beside the start tokens only",
           "[engines][sirllm]") {
   const SirSettings settings{16, 4, 0, 1.0};
-  const Problem p = random_problem(layout(2, 2, 8, kernels::DType::f32), 40, 40, 5);
+  const Problem p = random_problem(head_layout(2, 2, 8, kernels::DType::f32), 40, 40, 5);
   const auto held = run_calls(*sirllm(settings), p, settings, {10, 30}, 6);
   std::vector<int> expected = {0, 1, 2, 3};
   for (int t = 10; t < 40; ++t) expected.push_back(t);
@@ -201,7 +184,7 @@ TEST_CASE("sirllm: a call larger than the rest of the cache is attended beside t
 }
 
 TEST_CASE("sirllm: keys without the model's surprisal are refused once they must be ranked", "[engines][sirllm]") {
-  const auto L = layout(2, 1, 8, kernels::DType::f32);
+  const auto L = head_layout(2, 1, 8, kernels::DType::f32);
   const Problem p = random_problem(L, 41, 41, 9);
   std::vector<float> out(static_cast<std::size_t>(L.heads_q) * L.head_dim);
   const auto last_query = slice_tokens(p.q, L.heads_q, p.queries, L.head_dim, 40, 1);
