@@ -82,6 +82,15 @@ inline float stand_in_surprisal(int position) {
   return static_cast<float>(8.0 * rng.uniform());
 }
 
+// The positions that key ranges cover, in order.
+inline std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
+  std::vector<int> out;
+  for (const auto& r : ranges) {
+    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
+  }
+  return out;
+}
+
 // One layer's heads as the engine tests build them (a session of layer `layer`, of one layer in all).
 inline engines::HeadLayout head_layout(int heads_q, int heads_kv, int dim, kernels::DType dtype = kernels::DType::f32,
                                        int layer = 0) {

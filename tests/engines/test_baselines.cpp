@@ -24,14 +24,6 @@ namespace {
 using Positions = std::vector<int>;                // sorted
 using Rows = std::vector<std::vector<Positions>>;  // [head][query]
 
-Positions expand(const std::vector<KeyRange>& ranges) {
-  Positions out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 Positions all_up_to(int position) {
   Positions out(position + 1);
   std::iota(out.begin(), out.end(), 0);

@@ -241,14 +241,6 @@ Head transcribe(const Call& call, int h, double tau) {
   return out;
 }
 
-Positions expand(const std::vector<engines::KeyRange>& ranges) {
-  Positions out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 std::unique_ptr<engines::Engine> make_flex_prefill(const Setting& s, double tau) {
   const auto& info = engines::EngineRegistry::instance().get("flex_prefill", "test");
   const Json params = {{"block_size", s.block},

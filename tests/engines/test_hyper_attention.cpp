@@ -176,14 +176,6 @@ class Transcription {
   std::vector<std::map<int, double>> weights_;
 };
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 // sum_j w_j exp(s_j) v_j / sum_j w_j exp(s_j) for query row (h, i) of the call.
 std::vector<double> weighted_attention(const Problem& p, int h, const float* q, const std::map<int, double>& weights) {
   const int d = p.layout.head_dim, g = h / (p.layout.heads_q / p.layout.heads_kv);

@@ -132,14 +132,6 @@ struct Transcription {
   }
 };
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 // Runs the problem's tokens through a session in calls of the given sizes (one token after the first call is a
 // decode step); with `report`, each call's tokens get fresh random surprisal after the call, as a model runtime
 // reports it. After each call the keys of every query row must be the transcription's and the output exact

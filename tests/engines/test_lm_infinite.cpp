@@ -37,14 +37,6 @@ std::vector<int> lambda_keys(int position, int n_global, int n_local) {
   return keys;
 }
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 void check_rows(const engines::Session& session, const Problem& p, int first, int n, int n_global, int n_local) {
   for (int h = 0; h < p.layout.heads_q; ++h) {
     for (int i = 0; i < n; ++i) {

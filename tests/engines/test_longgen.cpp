@@ -30,14 +30,6 @@ std::vector<int> expected_keys(int position, bool full, int budget, int sinks) {
   return keys;
 }
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 // The problem's tokens in calls of the given sizes (one token after the first: a decode step); every row's keys
 // must be the transcription's and every output exact over them.
 void run_layer(const engines::Engine& engine, const Problem& p, const std::vector<int>& calls, bool full, int budget,

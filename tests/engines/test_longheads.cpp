@@ -107,14 +107,6 @@ std::vector<int> expected_keys(const Problem& p, const Settings& s, int h, int p
   return out;
 }
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 // Float64 attention of an un-rotated query over the un-rotated keys at `positions`, the i-th key rotated to i and
 // the query to the last.
 std::vector<double> contiguous_attention(const Problem& p, const kernels::RopeFrequencies& rope, int h, const float* q,

@@ -75,14 +75,6 @@ struct Transcription {
   }
 };
 
-std::vector<int> expand(const std::vector<kernels::KeyRange>& ranges) {
-  std::vector<int> out;
-  for (const auto& r : ranges) {
-    for (int t = r.begin; t < r.end; ++t) out.push_back(t);
-  }
-  return out;
-}
-
 std::vector<float> random_surprisal(Rng& rng, int n) {
   std::vector<float> out(n);
   for (float& x : out) x = static_cast<float>(10.0 * rng.uniform());
