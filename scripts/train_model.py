@@ -762,8 +762,11 @@ def train(args):
           "compute:", "bf16 autocast" if NATIVE_BF16 else "fp32", flush=True)
     # Training time is the sum of the steps' wall times; a step during which the process was stopped (SIGSTOP,
     # e.g. to time something else on the machine; SIGCONT tells) counts as long as the step before it.
-    continued = []
+    continued, stop_asked = [], []
     signal.signal(signal.SIGCONT, lambda *_: continued.append(True))
+    # SIGTERM / SIGINT end the run after the current step, with a checkpoint, so that no work is lost.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _: stop_asked.append(number))
     last_ckpt, step_seconds = time.time(), 0.0
     ema = state["acc"]
     while state["step"] < args.steps:
@@ -795,9 +798,13 @@ def train(args):
             step_seconds = time.time() - step_start
         continued.clear()
         state["elapsed"] += step_seconds
-        if args.checkpoint and (done or time.time() - last_ckpt > 300):
+        if args.checkpoint and (done or stop_asked or time.time() - last_ckpt > 300):
             save_checkpoint(args.checkpoint, model, opt, data_rng, state)
             last_ckpt = time.time()
+        if stop_asked:
+            print("stopped by signal %d after step %d%s" % (stop_asked[0], state["step"], (
+                "; the checkpoint resumes it" if args.checkpoint else "; no --checkpoint: the run is lost")), flush=True)
+            return 128 + stop_asked[0]
     export(model, cfg, args.out, state, args)
 
 
@@ -955,7 +962,7 @@ def main():
     ap.add_argument("--eval-samples", type=int, default=16)
     ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     args = ap.parse_args()
-    {"train": train, "eval": evaluate, "golden": golden}[args.mode](args)
+    return {"train": train, "eval": evaluate, "golden": golden}[args.mode](args)
 
 
 if __name__ == "__main__":
