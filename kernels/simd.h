@@ -1,7 +1,7 @@
 // Sixteen-lane float vectors for the CPU attention kernels: AVX-512 intrinsics when the compiler targets
-// AVX-512, two 8-lane AVX2 registers when it targets AVX2 + FMA + F16C (g++ only auto-vectorises the
-// portable code at 256 bits, and poorly), otherwise plain arrays that compile anywhere.
-// CTXBENCH_SIMD_PORTABLE (the CMake option of that name) forces the arrays, so that a build tests them.
+// AVX-512; AVX2 + FMA + F16C intrinsics on two 8-lane registers when it targets those; otherwise plain
+// arrays that compile anywhere (and that g++ vectorises poorly). CTXBENCH_SIMD_PORTABLE (the CMake option of
+// that name) forces the arrays, so that a build can test them.
 #pragma once
 
 #include <bit>
