@@ -131,10 +131,19 @@ void write_row(const ItemInputs& in, const RowSink& sink, int r, const tile::Sof
 // [key][dim] float buffers; scores^T = K Q^T and out^T += V^T P^T are register-blocked products, and the
 // softmax over keys is element-wise across registers.
 
-constexpr int kRowVecs = 3;                    // row vectors per block (48 rows)
+// Register blocking: a micro-kernel step holds kKeyGroup (or kDimGroup) x kRowVecs accumulators, the row
+// vectors and a broadcast in registers. AVX-512 has 32 (3 x 8 = 24 accumulators); a Vec is two of AVX2's 16
+// ymm registers, where 3 x 8 spilled to the stack in every step and 1 x 4 (11 registers) does not.
+#ifdef CTXBENCH_SIMD_AVX2
+constexpr int kRowVecs = 1;
+constexpr int kKeyGroup = 4;
+constexpr int kDimGroup = 4;
+#else
+constexpr int kRowVecs = 3;   // row vectors per block (48 rows)
+constexpr int kKeyGroup = 8;  // keys per score micro-kernel step
+constexpr int kDimGroup = 8;  // dims per value micro-kernel step
+#endif
 constexpr int kBlockRows = kRowVecs * kLanes;  // stride of the scores buffer
-constexpr int kKeyGroup = 8;                   // keys per score micro-kernel step
-constexpr int kDimGroup = 8;                   // dims per value micro-kernel step
 
 struct WideItem {
   int rows, padded_rows, dim, padded_dim;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What CI runs (.ci/run): installs the dependencies, builds everything (CUDA kernels too when nvcc exists) and
 # runs the tests; then scripts/sanitize.sh: every parser's fuzz target for a short time and the tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. The sanitizer build is for x86-64-v3 (AVX2, no AVX-512) while the
-# release build is -march=native, so on an AVX-512 machine the two test both SIMD paths of every kernel.
+# AddressSanitizer + UndefinedBehaviorSanitizer. The release build is -march=native, so it tests the kernels' native
+# SIMD path (AVX-512 or AVX2); the sanitizer build forces the portable fallback (CTXBENCH_SIMD_PORTABLE).
 # CTXBENCH_SANITIZE=0 skips the sanitizer part (a quicker local run); CTXBENCH_FUZZ_SECONDS sets the fuzzing time
 # per target. Arguments go to the release ctest.
 # Ends with one line per ctest run: passed, failed and skipped tests.
