@@ -10,7 +10,8 @@
 #include "kernels/attention.h"
 #include "kernels/simd.h"  // before <immintrin.h>: it guards the AVX-512 header's warnings (GCC bug 105593)
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+// The AVX2 code also serves AVX-512 machines; CTXBENCH_SIMD_PORTABLE (simd.h) turns both off, to test the fallback.
+#if defined(CTXBENCH_SIMD_AVX512) || defined(CTXBENCH_SIMD_AVX2)
 #include <immintrin.h>
 #define CTXBENCH_ENGINES_AVX2 1
 #endif

@@ -9,9 +9,10 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/simd.h"  // which SIMD path (CTXBENCH_SIMD_AVX512 / _AVX2, none under CTXBENCH_SIMD_PORTABLE)
 #include "kernels/thread_pool.h"
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+#if defined(CTXBENCH_SIMD_AVX512) || defined(CTXBENCH_SIMD_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -29,7 +30,7 @@ inline float to_float(float v) { return v; }
 inline float to_float(Bf16 v) { return kernels::bf16_to_float(v.bits); }
 inline float to_float(F16 v) { return kernels::half_to_float(v.bits); }
 
-#if defined(__AVX512F__)
+#if defined(CTXBENCH_SIMD_AVX512)
 struct Simd {
   static constexpr int lanes = 16;
   using V = __m512;
@@ -53,7 +54,7 @@ struct Simd {
     return s;
   }
 };
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#elif defined(CTXBENCH_SIMD_AVX2)
 // AVX2: the 16-bit weights are widened in registers (the portable loads below convert one element at a time
 // through a function call, which made bf16 decode several times slower than f32 on an AVX2-only EPYC).
 struct Simd {
