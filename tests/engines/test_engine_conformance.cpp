@@ -81,15 +81,17 @@ TEST_CASE(
     "decode after a prefill), deterministic, decode "
     "after prefill equal to prefill where the method says so",
     "[engines][conformance]") {
+  // One section per engine, the problems made inside it: Catch2 reruns the test case once per section, so work
+  // outside the sections is repeated for every engine.
   for (const auto& [name, info] : engines::EngineRegistry::instance().entries()) {
     if (!info.make) continue;  // text-only engines (remote servers) have their own tests
-    INFO("engine " << name);
-    REQUIRE_FALSE(info.test_params.is_null());  // every attention engine declares small test parameters
-    const auto engine = info.make(resolve_params(info.params, info.test_params, name));
-    for (const Shape& shape : kShapes) {
-      Problem p = shape_problem(shape);
-      p.tolerance = info.output_tolerance;
-      DYNAMIC_SECTION(name << " " << describe(shape)) {
+    DYNAMIC_SECTION(name) {
+      REQUIRE_FALSE(info.test_params.is_null());  // every attention engine declares small test parameters
+      const auto engine = info.make(resolve_params(info.params, info.test_params, name));
+      for (const Shape& shape : kShapes) {
+        INFO(name << " " << describe(shape));
+        Problem p = shape_problem(shape);
+        p.tolerance = info.output_tolerance;
         engines::SessionStats prefill_stats;
         std::uint64_t last_step_keys = 0;
         const auto prefill = run_prefill(*engine, p, &prefill_stats);
@@ -117,9 +119,10 @@ TEST_CASE("every registered engine with a budget that covers the context equals 
           "[engines][conformance]") {
   for (const auto& [name, info] : engines::EngineRegistry::instance().entries()) {
     if (!info.make || !info.exact_params) continue;
-    for (const Shape& shape : kShapes) {
-      const Problem p = shape_problem(shape);
-      DYNAMIC_SECTION(name << " " << describe(shape)) {
+    DYNAMIC_SECTION(name) {
+      for (const Shape& shape : kShapes) {
+        INFO(name << " " << describe(shape));
+        const Problem p = shape_problem(shape);
         const auto engine = info.make(resolve_params(info.params, info.exact_params(shape.tokens), name));
         const auto expected = reference(p);
         CHECK(relative_l2_error(run_prefill(*engine, p), expected) < 1e-5);
