@@ -196,6 +196,8 @@ bool run_and_store_group(const std::vector<Cell>& group, const Suite& suite, Sto
   } catch (const EngineOverBudget& e) {
     const MachineLoad load = worst(load_before, sample_load());
     store_cell(group.at(e.engine), {}, e.what(), e.seconds, load, store, summary, progress);
+    fmt::print(options.log, "{} ran past its time budget among {} paired cells; the others run again without it\n",
+               describe_cell(group[e.engine]), group.size());
     if (stop_signal()) return true;
     std::vector<Cell> partners = group;
     partners.erase(partners.begin() + static_cast<std::ptrdiff_t>(e.engine));
