@@ -134,7 +134,7 @@ TEST_CASE("unpaired, crashes, hangs and exceptions fail their cell only too", "[
 }
 
 // The hang is the middle engine, so the first one's turns run before it and must not count against it.
-TEST_CASE("an engine that hangs in a paired group fails on its own budget; its partners run again paired",
+TEST_CASE("an engine that hangs in a paired group fails on its own budget, its partners run again paired",
           "[runner][limits][paired]") {
   constexpr double budget = 3;
   const Stopwatch watch;
@@ -155,7 +155,7 @@ TEST_CASE("an engine that hangs in a paired group fails on its own budget; its p
   CHECK(find_measurement(cells["also_fine"], "speedup_low"));
 }
 
-TEST_CASE("an engine that crashes in a paired group fails alone; its partners are stored unpaired",
+TEST_CASE("an engine that crashes in a paired group fails alone, its partners are stored unpaired",
           "[runner][limits][paired]") {
   auto cells = run_engines({"fine", "crash", "also_fine"}, R"({"baseline": "fine"})");
   CHECK(cells["crash"].status == "failed");
