@@ -240,23 +240,31 @@ std::vector<Measurement> run_attention_problem(const engines::Engine& engine, co
 
 std::vector<std::vector<Measurement>> run_attention_problem_paired(const std::vector<const engines::Engine*>& engines,
                                                                    const AttentionProblem& problem, int repetitions,
-                                                                   int warmup) {
+                                                                   int warmup, const TurnObserver& on_turn) {
   if (problem.queries < 1 || problem.queries > problem.tokens) {
     throw std::invalid_argument("attention problem: queries must be in [1, tokens]");
   }
   AttentionProblem p = problem;
   round_to_stored_precision(p);
+  const auto turn = [&](std::size_t engine) {
+    if (on_turn) on_turn(static_cast<int>(engine));
+  };
   std::vector<Timings> timings(engines.size(), Timings(p.phase));
   for (int rep = 0; rep < warmup; ++rep) {
-    for (const auto* engine : engines) run_once(*engine, p);
+    for (std::size_t e = 0; e < engines.size(); ++e) {
+      turn(e);
+      run_once(*engines[e], p);
+    }
   }
   const bool taking_turns = engines.size() > 1;
   for (int rep = 0; rep < std::max(1, repetitions); ++rep) {
     for (std::size_t e = 0; e < engines.size(); ++e) {
+      turn(e);
       if (taking_turns) run_once(*engines[e], p);  // untimed: the engine before it evicted this one's data
       timings[e].add(run_once(*engines[e], p), p);
     }
   }
+  if (on_turn) on_turn(kNoEngine);
   std::vector<std::vector<Measurement>> out;
   for (const auto& t : timings) out.push_back(measurements_of(p, t));
   return out;

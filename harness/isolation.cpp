@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <new>
+#include <string_view>
 
 #include "core/timer.h"
 #include "harness/interrupt.h"
@@ -32,8 +35,13 @@ void write_all(int fd, const std::string& data) {
   }
 }
 
-[[noreturn]] void child_main(const std::function<Json()>& work, const Limits& limits, int fd, pid_t parent,
-                             const sigset_t& mask) {
+// The child's report that engine N of a paired group runs now (N = kNoEngine: none), a line before the result (a
+// JSON document in one line).
+constexpr std::string_view kTurnReport = "turn ";
+
+using ChildWork = std::function<Json(const TurnObserver& on_turn)>;
+
+[[noreturn]] void child_main(const ChildWork& work, const Limits& limits, int fd, pid_t parent, const sigset_t& mask) {
   // A crash must end this process with its signal (which the parent reports), not run a handler inherited
   // from the parent (a test framework's, say).
   for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
@@ -49,9 +57,10 @@ void write_all(int fd, const std::string& data) {
     const rlimit limit{bytes, bytes};
     setrlimit(RLIMIT_AS, &limit);
   }
+  const TurnObserver report_turn = [fd](int engine) { write_all(fd, fmt::format("{}{}\n", kTurnReport, engine)); };
   Json message;
   try {
-    message = {{"ok", work()}};
+    message = {{"ok", work(report_turn)}};
   } catch (const std::bad_alloc&) {
     message = {
         {"error", fmt::format("exceeded the memory budget of {} MB (allocation failed)", limits.cell_memory_mb)}};
@@ -114,10 +123,47 @@ CellOutput cell_output_from_json(const Json& json) {
   return out;
 }
 
+EngineOverBudget::EngineOverBudget(std::size_t engine, double seconds, double budget)
+    : std::runtime_error(fmt::format("exceeded the time budget of {} s", budget)), engine(engine), seconds(seconds) {}
+
 namespace {
 
-// Runs `work` in a child process under the limits and returns what it returned.
-Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
+// Each engine's own time in a paired group's process, from the child's reports of whose turn it is.
+class EngineClock {
+ public:
+  void turn(int engine, double now) {
+    if (running_ != kNoEngine) spent_[running_] += now - since_;
+    running_ = engine;
+    since_ = now;
+  }
+  int running() const { return running_; }
+  // The running engine's time, its current turn included.
+  double running_seconds(double now) const {
+    const auto it = spent_.find(running_);
+    return (it == spent_.end() ? 0.0 : it->second) + now - since_;
+  }
+
+ private:
+  std::map<int, double> spent_;
+  int running_ = kNoEngine;
+  double since_ = 0;
+};
+
+// Consumes the complete turn reports at the front of `data` (what follows them is the result).
+void read_turn_reports(std::string& data, EngineClock& clock, double now) {
+  for (;;) {
+    const std::size_t end = data.find('\n');
+    if (!data.starts_with(kTurnReport) || end == std::string::npos) return;
+    int engine = kNoEngine;
+    std::from_chars(data.data() + kTurnReport.size(), data.data() + end, engine);
+    clock.turn(engine, now);
+    data.erase(0, end + 1);
+  }
+}
+
+// Runs `work` in a child process under the limits and returns what it returned. With `engine_seconds` > 0, an
+// engine whose reported turns add up to more than that stops the child (EngineOverBudget).
+Json run_in_child(const ChildWork& work, const Limits& limits, double engine_seconds = 0) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
   std::fflush(nullptr);
@@ -138,6 +184,9 @@ Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
   close(fds[1]);
   std::string data;
   bool timed_out = false, abandoned = false;
+  int over_budget = kNoEngine;
+  double over_budget_seconds = 0;
+  EngineClock clock;
   const Stopwatch watch;
   char buffer[1 << 16];
   for (;;) {
@@ -155,6 +204,15 @@ Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
       }
       wait_ms = std::min(wait_ms, static_cast<int>(std::ceil(left * 1000)));
     }
+    if (engine_seconds > 0 && clock.running() != kNoEngine) {
+      const double spent = clock.running_seconds(watch.seconds());
+      if (spent >= engine_seconds) {
+        over_budget = clock.running();
+        over_budget_seconds = spent;
+        break;
+      }
+      wait_ms = std::min(wait_ms, static_cast<int>(std::ceil((engine_seconds - spent) * 1000)));
+    }
     pollfd p{fds[0], POLLIN, 0};
     const int ready = poll(&p, 1, wait_ms);
     if (ready < 0 && errno == EINTR) continue;
@@ -163,14 +221,17 @@ Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     data.append(buffer, static_cast<std::size_t>(n));
+    read_turn_reports(data, clock, watch.seconds());
   }
   close(fds[0]);
-  if (timed_out || abandoned) kill(child, SIGKILL);
+  if (timed_out || abandoned || over_budget != kNoEngine) kill(child, SIGKILL);
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (abandoned) throw CellAbandoned();
   if (timed_out) throw std::runtime_error(fmt::format("exceeded the time budget of {} s", limits.cell_seconds));
+  if (over_budget != kNoEngine)
+    throw EngineOverBudget(static_cast<std::size_t>(over_budget), over_budget_seconds, engine_seconds);
   if (data.empty()) throw std::runtime_error(describe_exit(status, limits));
   const Json message = Json::parse(data, nullptr, false);
   if (message.is_discarded()) throw std::runtime_error("the cell's process sent an unreadable result");
@@ -181,19 +242,20 @@ Json run_in_child(const std::function<Json()>& work, const Limits& limits) {
 }  // namespace
 
 CellOutput run_cell_isolated(const Cell& cell, const Limits& limits) {
-  return cell_output_from_json(run_in_child([&] { return cell_output_to_json(run_cell(cell)); }, limits));
+  return cell_output_from_json(
+      run_in_child([&](const TurnObserver&) { return cell_output_to_json(run_cell(cell)); }, limits));
 }
 
 std::vector<CellOutput> run_cells_paired_isolated(const std::vector<Cell>& cells, const Limits& limits) {
   Limits together = limits;
   together.cell_seconds *= static_cast<double>(cells.size());
   const Json outputs = run_in_child(
-      [&] {
+      [&](const TurnObserver& on_turn) {
         Json out = Json::array();
-        for (const auto& output : run_cells_paired(cells)) out.push_back(cell_output_to_json(output));
+        for (const auto& output : run_cells_paired(cells, on_turn)) out.push_back(cell_output_to_json(output));
         return out;
       },
-      together);
+      together, limits.cell_seconds);
   std::vector<CellOutput> out;
   for (const auto& output : outputs) out.push_back(cell_output_from_json(output));
   return out;

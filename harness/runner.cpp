@@ -178,9 +178,10 @@ void add_speedups(const std::vector<Cell>& group, const std::string& baseline, s
   }
 }
 
-// Runs cells that differ only by engine with their repetitions taking turns, and stores each whole. When the
-// paired run fails (one engine's crash or budget overrun would fail its partners), each cell runs alone instead.
-// False when a second signal abandoned them.
+// Runs cells that differ only by engine with their repetitions taking turns, and stores each whole. An engine
+// past its own time budget fails its cell at once, and its partners run again paired without it. When the paired
+// run fails otherwise (one engine's crash would fail its partners), each cell runs alone instead. False when a
+// second signal abandoned them.
 bool run_and_store_group(const std::vector<Cell>& group, const Suite& suite, Store& store, const RunOptions& options,
                          RunSummary& summary, Progress& progress) {
   if (group.size() == 1) return run_and_store(group[0], suite, store, options, summary, progress);
@@ -192,6 +193,15 @@ bool run_and_store_group(const std::vector<Cell>& group, const Suite& suite, Sto
   } catch (const CellAbandoned&) {
     for (const Cell& cell : group) progress.cell_done(describe_cell(cell) + ": abandoned", false, 0.0);
     return false;
+  } catch (const EngineOverBudget& e) {
+    const MachineLoad load = worst(load_before, sample_load());
+    store_cell(group.at(e.engine), {}, e.what(), e.seconds, load, store, summary, progress);
+    fmt::print(options.log, "{} ran past its time budget among {} paired cells; the others run again without it\n",
+               describe_cell(group[e.engine]), group.size());
+    if (stop_signal()) return true;
+    std::vector<Cell> partners = group;
+    partners.erase(partners.begin() + static_cast<std::ptrdiff_t>(e.engine));
+    return run_and_store_group(partners, suite, store, options, summary, progress);
   } catch (const std::exception& e) {
     fmt::print(options.log, "the {} cells of {} failed together ({}); running them one by one\n", group.size(),
                describe_cell(group[0]), e.what());
@@ -249,19 +259,22 @@ CellOutput run_cell(const Cell& cell) {
   return {run_attention_problem(*engine, problem, cell.repetitions, cell.warmup), {}};
 }
 
-std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells) {
+std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells, const TurnObserver& on_turn) {
   const Cell& first = cells.at(0);
   const auto& task_info = tasks::TaskRegistry::instance().get(first.task.method, "task");
   const auto problem = task_info.make_attention_problem(
       tasks::CellContext{first.task.params, first.context_length, first.depth, first.seed});
   std::vector<std::unique_ptr<engines::Engine>> owned;
   std::vector<const engines::Engine*> engines;
-  for (const Cell& cell : cells) {
-    owned.push_back(engines::EngineRegistry::instance().get(cell.engine.method, "engine").make(cell.engine.params));
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (on_turn) on_turn(static_cast<int>(i));
+    owned.push_back(
+        engines::EngineRegistry::instance().get(cells[i].engine.method, "engine").make(cells[i].engine.params));
     engines.push_back(owned.back().get());
   }
+  if (on_turn) on_turn(kNoEngine);
   std::vector<CellOutput> out;
-  for (auto& measurements : run_attention_problem_paired(engines, problem, first.repetitions, first.warmup))
+  for (auto& measurements : run_attention_problem_paired(engines, problem, first.repetitions, first.warmup, on_turn))
     out.push_back({std::move(measurements), {}});
   return out;
 }

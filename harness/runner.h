@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "harness/attention_driver.h"
 #include "harness/shard.h"
 #include "harness/store.h"
 #include "harness/suite.h"
@@ -44,7 +45,7 @@ struct CellOutput {
 // Runs one cell; throws whatever the engine or task throws.
 CellOutput run_cell(const Cell& cell);
 // Runs attention-level cells that differ only by engine, their repetitions taking turns (paired timing); entry
-// i is cell i's output.
-std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells);
+// i is cell i's output. `on_turn` is told which cell's engine runs (its making included) and when none does.
+std::vector<CellOutput> run_cells_paired(const std::vector<Cell>& cells, const TurnObserver& on_turn = {});
 
 }  // namespace ctxbench

@@ -60,9 +60,8 @@ struct Suite {
   // first dense engine; "" for none).
   std::string baseline;
   // "paired": attention-level cells that differ only by engine run together, repetitions taking turns, and store
-  // speedups against the baseline. Off by default: taking turns changes each engine's own times (the engines
-  // evict each other's caches), so runs compared by gate must be timed alike.
-  bool paired = false;
+  // speedups against the baseline. Runs compared by gate must be timed alike (both paired, or both not).
+  bool paired = true;
   Thresholds thresholds;
   Limits limits;
 

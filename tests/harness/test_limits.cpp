@@ -1,6 +1,7 @@
 // A cell that crashes, hangs, throws or allocates beyond its budget is stopped and stored as failed with the
 // reason, and the run goes on. The faults come from a test engine that otherwise is dense attention (so it also
 // passes the shared conformance test with its default "none").
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <map>
@@ -73,50 +74,105 @@ const engines::RegisterEngine registration{{
 
 namespace {
 
-// Runs a suite of test_faulty cells (one engine per fault, "fine" last) and returns its cells by engine label,
-// after checking that exactly the faulty ones failed and the run is marked as having failures.
-std::map<std::string, CellRecord> run_faults(const std::vector<std::string>& faults, const std::string& limits) {
+// Runs a suite of test_faulty cells, one engine per label (its fault: the label when it names one, else none),
+// with the suite's `settings` ("limits", "baseline", ...), and returns its cells by engine label.
+std::map<std::string, CellRecord> run_engines(const std::vector<std::string>& labels, const std::string& settings) {
   Json engines = Json::array();
-  for (const auto& fault : faults)
-    engines.push_back({{"name", "test_faulty"}, {"label", fault}, {"params", {{"fault", fault}}}});
-  engines.push_back({{"name", "test_faulty"}, {"label", "fine"}});
+  for (const auto& label : labels) {
+    const bool fault = label == "hang" || label == "crash" || label == "hog" || label == "throw";
+    engines.push_back({{"name", "test_faulty"}, {"label", label}, {"params", {{"fault", fault ? label : "none"}}}});
+  }
   Json doc = Json::parse(R"({"name": "faults", "context_lengths": [64],
       "tasks": [{"name": "attention_needle", "params": {"heads_q": 2, "heads_kv": 1, "head_dim": 16}}]})");
   doc["engines"] = engines;
-  doc["limits"] = Json::parse(limits);
+  doc.update(Json::parse(settings));
   const auto suite = parse_suite(doc, "faults.json");
   testing::TempDir dir;
   Store store(dir.file("f.db"));
   std::FILE* sink = std::fopen("/dev/null", "w");
   const auto summary = run_suite(suite, store, {.resume = false, .log = sink});
   std::fclose(sink);
-  CHECK(summary.failed == static_cast<int>(faults.size()));
-  CHECK(store.run(summary.run_id)->status == "finished with failures");
   std::map<std::string, CellRecord> by_engine;
   for (auto& c : store.cells(summary.run_id)) by_engine[c.engine] = c;
-  REQUIRE(by_engine.size() == faults.size() + 1);
-  for (const auto& fault : faults) CHECK(by_engine[fault].status == "failed");
-  CHECK(by_engine["fine"].status == "ok");  // the run went on after the failures
-  CHECK_FALSE(by_engine["fine"].measurements.empty());
+  REQUIRE(by_engine.size() == labels.size());
+  CHECK(store.run(summary.run_id)->status == "finished with failures");
   return by_engine;
+}
+
+// One engine per fault and "fine" last; checks that exactly the faulty ones failed.
+std::map<std::string, CellRecord> run_faults(std::vector<std::string> faults, const std::string& settings) {
+  faults.push_back("fine");
+  auto by_engine = run_engines(faults, settings);
+  for (const auto& [label, cell] : by_engine) CHECK(cell.status == (label == "fine" ? "ok" : "failed"));
+  CHECK_FALSE(by_engine["fine"].measurements.empty());  // the run went on after the failures
+  return by_engine;
+}
+
+const Measurement* find_measurement(const CellRecord& cell, const std::string& metric) {
+  const auto it = std::find_if(cell.measurements.begin(), cell.measurements.end(),
+                               [&](const Measurement& m) { return m.metric == metric; });
+  return it == cell.measurements.end() ? nullptr : &*it;
 }
 
 }  // namespace
 
+// Paired by default: the four engines share one process, and the hang's own budget stops it.
 TEST_CASE("crashes, hangs and exceptions fail their cell only, with the reason stored", "[runner][limits]") {
   const Stopwatch watch;
-  auto cells = run_faults({"hang", "crash", "throw"}, R"({"cell_seconds": 8})");
+  auto cells = run_faults({"hang", "crash", "throw"}, R"({"limits": {"cell_seconds": 8}})");
   CHECK(watch.seconds() < 30);  // the hang was stopped by the budget, not waited out
   CHECK_THAT(cells["hang"].error, Catch::Contains("exceeded the time budget of 8 s"));
   CHECK_THAT(cells["crash"].error, Catch::Contains("signal 11"));
   CHECK(cells["throw"].error == "engine refused");
 }
 
+TEST_CASE("unpaired, crashes, hangs and exceptions fail their cell only too", "[runner][limits]") {
+  auto cells = run_faults({"hang", "crash", "throw"}, R"({"limits": {"cell_seconds": 2}, "paired": false})");
+  CHECK_THAT(cells["hang"].error, Catch::Contains("exceeded the time budget of 2 s"));
+  CHECK_THAT(cells["crash"].error, Catch::Contains("signal 11"));
+  CHECK(cells["throw"].error == "engine refused");
+}
+
+// The hang is the middle engine, so the first one's turns run before it and must not count against it.
+TEST_CASE("an engine that hangs in a paired group fails on its own budget, its partners run again paired",
+          "[runner][limits][paired]") {
+  constexpr double budget = 3;
+  const Stopwatch watch;
+  auto cells = run_engines({"fine", "hang", "also_fine"},
+                           R"({"limits": {"cell_seconds": 3}, "baseline": "fine", "repetitions": 3})");
+  const double seconds = watch.seconds();
+  CHECK(seconds < 2 * budget + 2);  // not the group's 9 s, nor a rerun of the hang
+  CHECK(cells["hang"].status == "failed");
+  CHECK(cells["hang"].error == "exceeded the time budget of 3 s");
+  CHECK(cells["hang"].seconds >= budget);
+  CHECK(cells["hang"].seconds < seconds);
+  CHECK(cells["fine"].status == "ok");
+  CHECK(find_measurement(cells["fine"], "speedup") == nullptr);  // the baseline
+  REQUIRE(cells["also_fine"].status == "ok");
+  const Measurement* speedup = find_measurement(cells["also_fine"], "speedup");
+  REQUIRE(speedup);
+  CHECK(speedup->repetitions.size() == 3);  // timed paired with the baseline, the hang left out
+  CHECK(find_measurement(cells["also_fine"], "speedup_low"));
+}
+
+TEST_CASE("an engine that crashes in a paired group fails alone, its partners are stored unpaired",
+          "[runner][limits][paired]") {
+  auto cells = run_engines({"fine", "crash", "also_fine"}, R"({"baseline": "fine"})");
+  CHECK(cells["crash"].status == "failed");
+  CHECK_THAT(cells["crash"].error, Catch::Contains("signal 11"));
+  for (const std::string label : {"fine", "also_fine"}) {
+    INFO(label);
+    CHECK(cells[label].status == "ok");
+    CHECK(find_measurement(cells[label], "decode_seconds_per_step") != nullptr);
+    CHECK(find_measurement(cells[label], "speedup") == nullptr);  // each ran alone after the crash
+  }
+}
+
 // The memory-budget tests are skipped under AddressSanitizer (scripts/sanitize.sh): ASan reserves terabytes of
 // address space at start, so under an RLIMIT_AS budget every cell's process fails, within budget or not.
 TEST_CASE("memory budget: a cell that allocates without bound fails with the reason, the run goes on",
           "[runner][limits][memory]") {
-  auto cells = run_faults({"hog"}, R"({"cell_memory_mb": 1024})");
+  auto cells = run_faults({"hog"}, R"({"limits": {"cell_memory_mb": 1024}})");
   CHECK_THAT(cells["hog"].error, Catch::Contains("exceeded the memory budget of 1024 MB"));
 }
 

@@ -105,9 +105,13 @@ TEST_CASE("engines on the same problem take turns, each timed run after an untim
   const auto problem = task.make_attention_problem(tasks::CellContext{params, 64, 50, 0});
   std::vector<std::string> log;
   const RecordingEngine a("A", log), b("B", log);
-  const auto out = run_attention_problem_paired({&a, &b}, problem, 3, 1);
-  // One warm-up round, then per repetition each engine twice in a row: a warm run, then the timed one.
-  CHECK(log == std::vector<std::string>{"A", "B", "A", "A", "B", "B", "A", "A", "B", "B", "A", "A", "B", "B"});
+  const auto out = run_attention_problem_paired({&a, &b}, problem, 3, 1,
+                                                [&](int engine) { log.push_back("turn " + std::to_string(engine)); });
+  // One warm-up round, then per repetition each engine twice in a row: a warm run, then the timed one. Each turn
+  // is announced before it runs, and the end of the last.
+  CHECK(log == std::vector<std::string>{"turn 0", "A", "turn 1", "B",      "turn 0", "A",      "A",      "turn 1",
+                                        "B",      "B", "turn 0", "A",      "A",      "turn 1", "B",      "B",
+                                        "turn 0", "A", "A",      "turn 1", "B",      "B",      "turn -1"});
   REQUIRE(out.size() == 2);
   for (const auto& measurements : out) CHECK(measurements.at(0).repetitions.size() == 3);
 }
@@ -146,11 +150,13 @@ TEST_CASE("a suite's engines on one cell run paired: every cell is stored whole,
   }
 }
 
-TEST_CASE("without \"paired\", a suite's engines run one after the other and store no speedup", "[paired]") {
+TEST_CASE("with \"paired\": false, a suite's engines run one after the other and store no speedup", "[paired]") {
   testing::TempDir dir;
   Store store(dir.file("u.db"));
   Json doc = two_engine_suite();
   doc.erase("paired");
+  CHECK(parse_suite(doc, "default.json").paired);
+  doc["paired"] = false;
   const Suite suite = parse_suite(doc, "unpaired.json");
   CHECK_FALSE(suite.paired);
   std::FILE* sink = std::fopen("/dev/null", "w");
