@@ -15,31 +15,39 @@
 
 namespace ctxbench::engines::hip {
 
-// Reads rows of a [heads][tokens][dim] key view.
+// Reads rows of a [heads][tokens][dim] key view. Row addresses are computed inline (not by KvView::row): the
+// mask builders' scattered reads ask for one per row scored and per row prefetched.
 class KeyRows {
  public:
-  explicit KeyRows(const kernels::KvView& keys) : keys_(keys) {}
+  explicit KeyRows(const kernels::KvView& keys) : keys_(keys), element_bytes_(kernels::dtype_bytes(keys.dtype)) {}
 
   int dim() const { return keys_.dim; }
   int tokens() const { return keys_.tokens; }
-  std::size_t row_bytes() const { return static_cast<std::size_t>(keys_.dim) * kernels::dtype_bytes(keys_.dtype); }
+  std::size_t row_bytes() const { return static_cast<std::size_t>(keys_.dim) * element_bytes_; }
+  const std::byte* row(int head, int token) const {
+    const std::size_t index =
+        static_cast<std::size_t>(head) * keys_.head_stride + static_cast<std::size_t>(token) * keys_.dim;
+    return static_cast<const std::byte*>(keys_.data) + index * element_bytes_;
+  }
 
   // max over the `count` vectors of `queries` ([count][dim], row-major) of q.key for the row (head, token).
   float max_dot(const float* queries, int count, int head, int token) const;
 
   // The row widened to fp32 into `out` (dim floats).
   void widen(int head, int token, float* out) const {
-    kernels::widen_to_float(keys_.row(head, token), keys_.dtype, out, static_cast<std::size_t>(keys_.dim));
+    kernels::widen_to_float(row(head, token), keys_.dtype, out, static_cast<std::size_t>(keys_.dim));
   }
 
   // Hints the memory system that (head, token) will be read soon.
   void prefetch(int head, int token) const {
-    const char* p = reinterpret_cast<const char*>(keys_.row(head, token));
-    for (std::size_t offset = 0; offset < row_bytes(); offset += 64) __builtin_prefetch(p + offset);
+    const char* p = reinterpret_cast<const char*>(row(head, token));
+    const std::size_t bytes = row_bytes();
+    for (std::size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset);
   }
 
  private:
   kernels::KvView keys_;
+  std::size_t element_bytes_;
 };
 
 // Key rows a mask builder read (each (KV head, token) row counted once per read).
@@ -144,7 +152,7 @@ inline float max_dot(const float* queries, int count, const void* key, kernels::
 }
 
 inline float KeyRows::max_dot(const float* queries, int count, int head, int token) const {
-  return hip::max_dot(queries, count, keys_.row(head, token), keys_.dtype, keys_.dim);
+  return hip::max_dot(queries, count, row(head, token), keys_.dtype, keys_.dim);
 }
 
 }  // namespace ctxbench::engines::hip

@@ -334,8 +334,17 @@ void attend_wide(const ItemInputs& in, const RowSink& sink) {
 // Narrow items (< 16 rows, e.g. decode): dimensions live in vector lanes and K/V rows are read (and
 // widened) straight from the cache, so each byte is touched once per group of query heads.
 
-constexpr int kMaxNarrowRows = 4;  // rows per group: scores for 16 (row, key) pairs are reduced together
-constexpr int kValueChunks = 4;    // 16-float chunks of the output accumulated per pass
+constexpr int kMaxNarrowRows = 4;  // rows per group
+// 16-float chunks of the output accumulated per pass over a tile's values, for groups of RG rows: a pass
+// holds RG x chunks accumulators, RG broadcast probabilities and a value. A Vec is two of AVX2's 16 ymm
+// registers, where 4 x 4 accumulators spilled; 4 x 1, 2 x 2 and 1 x 4 do not.
+#ifdef CTXBENCH_SIMD_AVX2
+template <int RG>
+constexpr int kValueChunks = 4 / RG;
+#else
+template <int RG>
+constexpr int kValueChunks = 4;
+#endif
 // The micro-kernels below are kept out of line: inlined into the tile loop, g++ runs out of registers and
 // spills accumulators.
 
@@ -350,8 +359,51 @@ struct NarrowItem {
   int query_pos[kLanes];
 };
 
-// probabilities[r][j] = scores of RG rows against the tile's keys (16 / RG keys at a time, reduced
-// together); keys past the tile's end repeat its last key and are ignored later.
+// probabilities[r][j] = scores of RG rows against the tile's keys; keys past the tile's end repeat its last
+// key and are ignored later.
+#ifdef CTXBENCH_SIMD_AVX2
+// AVX2: 16 Vec accumulators would be 32 of the 16 ymm registers. Here each of the 8 (row, key) pairs of a
+// step (RG rows x 8 / RG keys) accumulates both halves of every chunk in one ymm, so that a step holds 8
+// accumulators, the keys' current halves and one query half; one transposing reduction of eight ends it.
+template <DType dtype, int RG>
+[[gnu::noinline]] void narrow_scores(const NarrowItem& w, const RowAccess& k_rows, const KeyTile& tile,
+                                     const KeyTile& next, const float* queries) {
+  constexpr int kPairs = 8;
+  constexpr int KS = kPairs / RG;
+  for (int j0 = 0; j0 < tile.count; j0 += KS) {
+    prefetch_rows(k_rows, next, j0, j0 + KS);
+    const std::byte* rows[KS];
+    for (int jj = 0; jj < KS; ++jj) rows[jj] = k_rows.row(tile.pos[std::min(j0 + jj, tile.count - 1)]);
+    __m256 acc[kPairs];
+    for (__m256& a : acc) a = _mm256_setzero_ps();
+    auto accumulate = [&](int offset, const __m256(&key)[KS]) {
+      for (int r = 0; r < RG; ++r) {
+        __m256 q = _mm256_loadu_ps(queries + r * w.padded_dim + offset);
+        simd::avx2::keep_in_register(q);
+        for (int jj = 0; jj < KS; ++jj) acc[r * KS + jj] = _mm256_fmadd_ps(q, key[jj], acc[r * KS + jj]);
+      }
+    };
+    for (int offset = 0; offset < w.full_chunks * kLanes; offset += kLanes / 2) {
+      __m256 key[KS];
+      for (int jj = 0; jj < KS; ++jj) key[jj] = simd::avx2::load_widened8<dtype>(rows[jj], offset);
+      accumulate(offset, key);
+    }
+    // A partial last chunk: masked loads of 16 elements, used one half at a time.
+    for (int half = 0; w.full_chunks < w.chunks && half < 2; ++half) {
+      __m256 key[KS];
+      for (int jj = 0; jj < KS; ++jj) {
+        const Vec chunk = simd::load_widened<dtype>(rows[jj], w.full_chunks * kLanes, w.tail);
+        key[jj] = half == 0 ? chunk.lo : chunk.hi;
+      }
+      accumulate(w.full_chunks * kLanes + half * kLanes / 2, key);
+    }
+    alignas(32) float sums[kPairs];
+    _mm256_store_ps(sums, simd::avx2::sum_each(acc));
+    for (int r = 0; r < RG; ++r) std::memcpy(w.probabilities + r * kKeyTile + j0, sums + r * KS, sizeof(float) * KS);
+  }
+}
+#else
+// 16 / RG keys at a time, whose 16 (row, key) pairs are reduced together.
 template <DType dtype, int RG>
 [[gnu::noinline]] void narrow_scores(const NarrowItem& w, const RowAccess& k_rows, const KeyTile& tile,
                                      const KeyTile& next, const float* queries) {
@@ -385,6 +437,7 @@ template <DType dtype, int RG>
     for (int r = 0; r < RG; ++r) std::memcpy(w.probabilities + r * kKeyTile + j0, sums + r * KS, sizeof(float) * KS);
   }
 }
+#endif
 
 // Turns one row's scores into probabilities (zero past `visible`, up to the tile's end) and updates its
 // state; returns the accumulator correction.
@@ -438,18 +491,25 @@ template <DType dtype, int RG, int CG, bool Partial = false>
   }
 }
 
+// narrow_values over `chunks` (1 .. CG) full chunks from c0.
+template <DType dtype, int RG, int CG>
+void narrow_values_upto(int chunks, const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, int keys,
+                        const KeyTile* prefetch, float* out, const float* correction, int c0) {
+  if constexpr (CG > 1) {
+    if (chunks < CG)
+      return narrow_values_upto<dtype, RG, CG - 1>(chunks, w, v_rows, tile, keys, prefetch, out, correction, c0);
+  }
+  narrow_values<dtype, RG, CG>(w, v_rows, tile, keys, prefetch, out, correction, c0);
+}
+
 // The first pass over the tile's value rows also prefetches the next tile's.
 template <DType dtype, int RG>
 void narrow_all_values(const NarrowItem& w, const RowAccess& v_rows, const KeyTile& tile, const KeyTile& next, int keys,
                        float* out, const float* correction) {
+  constexpr int CG = kValueChunks<RG>;
   const KeyTile* prefetch = &next;
-  for (int c0 = 0; c0 < w.full_chunks; c0 += kValueChunks, prefetch = nullptr) {
-    switch (std::min(kValueChunks, w.full_chunks - c0)) {
-      case 1: narrow_values<dtype, RG, 1>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
-      case 2: narrow_values<dtype, RG, 2>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
-      case 3: narrow_values<dtype, RG, 3>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
-      default: narrow_values<dtype, RG, 4>(w, v_rows, tile, keys, prefetch, out, correction, c0); break;
-    }
+  for (int c0 = 0; c0 < w.full_chunks; c0 += CG, prefetch = nullptr) {
+    narrow_values_upto<dtype, RG, CG>(w.full_chunks - c0, w, v_rows, tile, keys, prefetch, out, correction, c0);
   }
   if (w.full_chunks < w.chunks)
     narrow_values<dtype, RG, 1, true>(w, v_rows, tile, keys, prefetch, out, correction, w.full_chunks);

@@ -224,6 +224,26 @@ inline __m256 sum_each(const __m256 (&a)[8]) {
                        _mm256_permute2f128_ps(quads[0], quads[1], 0x31));
 }
 
+// Eight elements of a K/V row stored as `dtype`, widened to float: the half-vector loads of the decode
+// kernel's AVX2 micro-kernels, which hold eight-lane accumulators.
+template <DType dtype>
+inline __m256 load_widened8(const void* row, int offset) {
+  if constexpr (dtype == DType::f32) {
+    return _mm256_loadu_ps(static_cast<const float*>(row) + offset);
+  } else {
+    const __m128i halves =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(row) + offset));
+    if constexpr (dtype == DType::f16) {
+      return _mm256_cvtph_ps(halves);
+    } else {
+      return bf16_to_float(halves);
+    }
+  }
+}
+
+// As simd::keep_in_register, for one ymm register.
+inline void keep_in_register(__m256& a) { asm("" : "+x"(a)); }
+
 inline __m128 fold_halves_max(__m256 a) { return _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)); }
 inline __m128 fold_halves_add(__m256 a) { return _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)); }
 
