@@ -726,7 +726,7 @@ def new_state(args):
     if unknown:
         sys.exit("train_model.py: unknown task(s) %s; known: %s" % (", ".join(unknown), ", ".join(SPEC_BY_NAME)))
     return {"step": 0, "stage": 0, "stage_starts": [0], "top": MIN_LENGTH, "last_competent": 0, "elapsed": 0.0,
-            "acc": {}, "cursor": {}, "tasks": tasks, "heldout": []}
+            "cpu_seconds": 0.0, "acc": {}, "cursor": {}, "tasks": tasks, "heldout": []}
 
 
 def save_checkpoint(path, model, opt, data_rng, state):
@@ -761,7 +761,10 @@ def train(args):
     print("parameters:", sum(p.numel() for p in model.parameters()),
           "compute:", "bf16 autocast" if NATIVE_BF16 else "fp32", flush=True)
     # Training time is the sum of the steps' wall times; a step during which the process was stopped (SIGSTOP,
-    # e.g. to time something else on the machine; SIGCONT tells) counts as long as the step before it.
+    # e.g. to time something else on the machine; SIGCONT tells) counts as long as the step before it. Beside it,
+    # the process's CPU time (all threads): wall time grows when other work shares the cores, CPU time hardly does,
+    # so a run that shared the machine can still be compared with an idle one (run 12's clock was inflated so).
+    state.setdefault("cpu_seconds", 0.0)  # checkpoints from before this clock
     continued, stop_asked = [], []
     signal.signal(signal.SIGCONT, lambda *_: continued.append(True))
     # SIGTERM / SIGINT end the run after the current step, with a checkpoint, so that no work is lost.
@@ -770,7 +773,7 @@ def train(args):
     last_ckpt, step_seconds = time.time(), 0.0
     ema = state["acc"]
     while state["step"] < args.steps:
-        step, step_start = state["step"], time.time()
+        step, step_start, step_cpu = state["step"], time.time(), time.process_time()
         length = choose_length(state, data_rng)
         picks = choose_picks(state, store, length, max(1, args.batch_tokens // length), data_rng)
         for g in opt.param_groups:
@@ -786,9 +789,9 @@ def train(args):
         advance(state, args)
         if step % 10 == 0:
             accs = " ".join("%s=%.2f" % (t, ema[t]) for t in state["tasks"] + [DRILL.name] if t in ema)
-            print("step %d t=%.1fm top=%d len=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
-                step, state["elapsed"] / 60, state["top"], length, opt.param_groups[0]["lr"], answer_loss, lm_loss,
-                accs),
+            print("step %d t=%.1fm cpu=%.1fm top=%d len=%d lr=%.2e ans=%.3f lm=%.3f %s" % (
+                step, state["elapsed"] / 60, state["cpu_seconds"] / 60, state["top"], length,
+                opt.param_groups[0]["lr"], answer_loss, lm_loss, accs),
                 flush=True)
         done = state["step"] >= args.steps
         if args.eval_every and (state["step"] % args.eval_every == 0 or done):
@@ -798,6 +801,7 @@ def train(args):
             step_seconds = time.time() - step_start
         continued.clear()
         state["elapsed"] += step_seconds
+        state["cpu_seconds"] += time.process_time() - step_cpu
         if args.checkpoint and (done or stop_asked or time.time() - last_ckpt > 300):
             save_checkpoint(args.checkpoint, model, opt, data_rng, state)
             last_ckpt = time.time()
@@ -876,10 +880,12 @@ def export(model, cfg, out, state, args):
         f.write("\n")
     meta = {"format": "pt", "step": str(state["step"]), "seed": str(args.seed),
             "training_minutes": "%.1f" % (state["elapsed"] / 60),
+            "training_cpu_minutes": "%.1f" % (state["cpu_seconds"] / 60),
             "stage_starts": json.dumps(state["stage_starts"])}
     write_safetensors(os.path.join(out, "model.safetensors"), model.state_dict(), meta)
     with open(os.path.join(out, "training_state.json"), "w") as f:
         json.dump({"steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
+                   "cpu_minutes": round(state["cpu_seconds"] / 60, 1),
                    "stage_starts": state["stage_starts"], "seed": args.seed,
                    "tasks": state["tasks"], "train_accuracy_ema": state["acc"],
                    "heldout_teacher_forced": state["heldout"]}, f, indent=2)
