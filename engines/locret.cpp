@@ -61,15 +61,16 @@ class LocretSession final : public LoggedSession {
   }
 
   void append(const float* k, const float* v, int n) override {
-    const int dim = layout_.head_dim, q_width = layout_.heads_q * dim, kv_width = layout_.heads_kv * dim;
+    const int dim = layout_.head_dim, kv_width = layout_.heads_kv * dim;
+    std::vector<float> kv(2 * kv_width);
     for (int i = 0; i < n; ++i) {
-      std::vector<float> row(head_.width, 0.0f);
       for (int g = 0; g < layout_.heads_kv; ++g) {
         const std::size_t at = (static_cast<std::size_t>(g) * n + i) * dim;
-        std::copy_n(k + at, dim, row.begin() + q_width + g * dim);
-        std::copy_n(v + at, dim, row.begin() + q_width + kv_width + g * dim);
+        std::copy_n(k + at, dim, kv.begin() + g * dim);
+        std::copy_n(v + at, dim, kv.begin() + kv_width + g * dim);
       }
-      unscored_.push_back(std::move(row));
+      unscored_.resize(unscored_.size() + head_.hidden);
+      head_.key_value_part(kv.data(), unscored_.data() + unscored_.size() - head_.hidden);
     }
     if (rotator_) {
       std::vector<float> rotated(k, k + static_cast<std::size_t>(kv_width) * n);
@@ -112,14 +113,14 @@ class LocretSession final : public LoggedSession {
 
   // Scores every token appended since the last attend call; the call's n queries belong to the newest n.
   void score_unscored(const float* q, int n) {
-    const int dim = layout_.head_dim, pending = static_cast<int>(unscored_.size());
+    const int dim = layout_.head_dim, pending = static_cast<int>(unscored_.size()) / head_.hidden;
+    std::vector<float> query(head_.query_width), token_scores(head_.outputs);
     for (int i = std::max(0, n - pending); i < n; ++i) {
-      std::vector<float>& row = unscored_[pending - n + i];
-      for (int h = 0; h < layout_.heads_q; ++h) std::copy_n(query_row(q, h, n, i, dim), dim, row.begin() + h * dim);
+      for (int h = 0; h < layout_.heads_q; ++h) std::copy_n(query_row(q, h, n, i, dim), dim, query.begin() + h * dim);
+      head_.add_query_part(query.data(), unscored_.data() + static_cast<std::size_t>(pending - n + i) * head_.hidden);
     }
-    std::vector<float> token_scores(head_.outputs);
     for (int t = 0; t < pending; ++t) {
-      head_.score(unscored_[t].data(), token_scores.data());
+      head_.finish(unscored_.data() + static_cast<std::size_t>(t) * head_.hidden, token_scores.data());
       for (int g = 0; g < layout_.heads_kv; ++g) scores_[g][scores_[g].size() - pending + t] = token_scores[g];
     }
     unscored_.clear();
@@ -145,8 +146,8 @@ class LocretSession final : public LoggedSession {
   LocretParams params_;
   RetainingHead head_;
   PerHeadCaches caches_;
-  std::vector<std::vector<float>> scores_;    // [kv head][cache index]
-  std::vector<std::vector<float>> unscored_;  // head inputs of the tokens appended since the last attend call
+  std::vector<std::vector<float>> scores_;  // [kv head][cache index]
+  std::vector<float> unscored_;  // [token][hidden]: fc1's key and value part, tokens appended since the last attend
   std::optional<kernels::RopeRotator> rotator_;
   int since_eviction_ = 0;
 };

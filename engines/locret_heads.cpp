@@ -13,25 +13,46 @@ namespace ctxbench::engines {
 namespace {
 
 int input_width(const HeadLayout& layout) { return (layout.heads_q + 2 * layout.heads_kv) * layout.head_dim; }
+int query_width(const HeadLayout& layout) { return layout.heads_q * layout.head_dim; }
 
 std::string shape_text(const std::vector<std::int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 }  // namespace
 
-void RetainingHead::score(const float* x, float* out) const {
-  std::vector<float> activation(hidden);
+void RetainingHead::key_value_part(const float* kv, float* pre) const {
+  for (int j = 0; j < hidden; ++j) {
+    const float* row = fc1.data() + static_cast<std::size_t>(j) * width + query_width;
+    float sum = 0.0f;
+    for (int i = 0; i < width - query_width; ++i) sum += row[i] * kv[i];
+    pre[j] = sum;
+  }
+}
+
+void RetainingHead::add_query_part(const float* q, float* pre) const {
   for (int j = 0; j < hidden; ++j) {
     const float* row = fc1.data() + static_cast<std::size_t>(j) * width;
     float sum = 0.0f;
-    for (int i = 0; i < width; ++i) sum += row[i] * x[i];
-    activation[j] = sum / (1.0f + std::exp(-sum));
+    for (int i = 0; i < query_width; ++i) sum += row[i] * q[i];
+    pre[j] += sum;
   }
+}
+
+void RetainingHead::finish(const float* pre, float* out) const {
+  std::vector<float> activation(hidden);
+  for (int j = 0; j < hidden; ++j) activation[j] = pre[j] / (1.0f + std::exp(-pre[j]));
   for (int o = 0; o < outputs; ++o) {
     const float* row = fc2.data() + static_cast<std::size_t>(o) * hidden;
     float sum = 0.0f;
     for (int j = 0; j < hidden; ++j) sum += row[j] * activation[j];
     out[o] = sum;
   }
+}
+
+void RetainingHead::score(const float* x, float* out) const {
+  std::vector<float> pre(hidden);
+  key_value_part(x + query_width, pre.data());
+  add_query_part(x, pre.data());
+  finish(pre.data(), out);
 }
 
 RetainingHeadsFile::RetainingHeadsFile(const std::string& path) : path_(path) {
@@ -80,7 +101,7 @@ RetainingHead RetainingHeadsFile::layer(const HeadLayout& layout) const {
   const Tensor& fc1 = tensor(prefix + "fc1.weight");
   const Tensor& fc2 = tensor(prefix + "fc2.weight");
   const int width = input_width(layout);
-  if (fc1.shape.size() != 2 || fc1.shape[1] != width) {
+  if (fc1.shape.size() != 2 || fc1.shape[0] < 1 || fc1.shape[1] != width) {
     throw InputError(fmt::format(
         "locret.heads: {} tensor {}fc1.weight has shape {}, expected [hidden, {}] ((heads_q {} + 2 x heads_kv {}) x "
         "head_dim {}): the heads were trained for another model",
@@ -90,11 +111,11 @@ RetainingHead RetainingHeadsFile::layer(const HeadLayout& layout) const {
     throw InputError(fmt::format("locret.heads: {} tensor {}fc2.weight has shape {}, expected [{}, {}]", path_, prefix,
                                  shape_text(fc2.shape), layout.heads_kv, fc1.shape[0]));
   }
-  return {width, static_cast<int>(fc1.shape[0]), layout.heads_kv, fc1.values, fc2.values};
+  return {width, query_width(layout), static_cast<int>(fc1.shape[0]), layout.heads_kv, fc1.values, fc2.values};
 }
 
 RetainingHead untrained_head(const HeadLayout& layout, int hidden) {
-  RetainingHead head{input_width(layout), hidden, layout.heads_kv, {}, {}};
+  RetainingHead head{input_width(layout), query_width(layout), hidden, layout.heads_kv, {}, {}};
   Rng rng(0x10c7e7ull ^ (static_cast<std::uint64_t>(layout.layer) << 32) ^ static_cast<std::uint64_t>(head.width));
   auto fill = [&rng](std::vector<float>& weights, std::size_t count, int fan_in) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));

@@ -14,13 +14,22 @@
 
 namespace ctxbench::engines {
 
-// One layer's heads.
+// One layer's heads. fc1 is linear, so a token's hidden pre-activation is the sum of its keys' and values' part,
+// computed when they arrive, and its query's part, added when the query is attended: a session holds `hidden`
+// floats per token waiting for its query, not its whole input.
 struct RetainingHead {
   int width = 0;                // input: (heads_q + 2 heads_kv) x head_dim
+  int query_width = 0;          // the leading heads_q x head_dim of it
   int hidden = 0;               // fc1's outputs
   int outputs = 0;              // one score per KV head
   std::vector<float> fc1, fc2;  // row-major [hidden][width], [outputs][hidden]
 
+  // pre [hidden] = fc1's columns of the keys and values times kv [width - query_width].
+  void key_value_part(const float* kv, float* pre) const;
+  // pre [hidden] += fc1's columns of the queries times q [query_width].
+  void add_query_part(const float* q, float* pre) const;
+  // out [outputs] = fc2 . silu(pre).
+  void finish(const float* pre, float* out) const;
   // Scores of one token: x [width] -> out [outputs].
   void score(const float* x, float* out) const;
 };
