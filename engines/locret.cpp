@@ -14,8 +14,6 @@
 // eviction (the runtime's prefill chunk is the call). Different from the original: it cannot tell the prompt's
 // last chunk, so stabilizers are kept after every eviction (the original drops them on the last chunk, then
 // prefills the final 100 tokens without eviction).
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <limits>
 #include <memory>
