@@ -10,6 +10,7 @@ Usage (Debian's python3-torch: scripts/setup.sh with CTXBENCH_SETUP_EXTRAS=train
   /usr/bin/python3 scripts/train_model.py train --checkpoint build/train.ckpt   # resumes when it exists
   /usr/bin/python3 scripts/train_model.py eval      # held-out teacher-forced accuracy of the exported model
   /usr/bin/python3 scripts/train_model.py golden    # logits fixture for the C++ runtime test
+  /usr/bin/python3 scripts/train_model.py locret    # Locret's retaining heads for --model, one thread
 The data is fixed by --seed (shards of seeds under --data-cache); other jobs should run under `nice -n 19`.
 """
 import argparse
@@ -834,6 +835,129 @@ def heldout_accuracy(model, store, state, args):
 
 
 # --------------------------------------------------------------------------------------------
+# Locret retaining heads (Huang et al. 2024, arXiv 2410.01805; huangyuxiang03/Locret locret/train/train.py and
+# data_gen.py): per layer a small MLP on concat(q, k, v) of each token (pre-RoPE, all query heads then the KV
+# heads) that predicts, per KV head, the token's causal importance score (CIS): the largest attention probability
+# any query head of the group gives the key from any answer token. The model is frozen; only the heads learn.
+# --------------------------------------------------------------------------------------------
+
+LOCRET_HIDDEN = 128          # the original's 1024 for a 4096 + 2 x 1024 input; ours is 256 wide
+LOCRET_SMOOTH_WEIGHT = 0.0025
+LOCRET_LENGTHS = (1024, 2048)
+
+
+class RetainingHeads(nn.Module):
+    def __init__(self, cfg, hidden):
+        super().__init__()
+        width = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim
+        self.fc1 = nn.ModuleList([nn.Linear(width, hidden, bias=False) for _ in range(cfg.num_hidden_layers)])
+        self.fc2 = nn.ModuleList([nn.Linear(hidden, cfg.num_key_value_heads, bias=False)
+                                  for _ in range(cfg.num_hidden_layers)])
+
+    def forward(self, layer, qkv):
+        """qkv [T, width] -> scores [T, kv heads]."""
+        return self.fc2[layer](F.silu(self.fc1[layer](qkv)))
+
+
+@torch.no_grad()
+def qkv_and_cis(model, ids, prompt_len):
+    """Per layer: the pre-RoPE concat(q, k, v) of every prompt token [P, width] and its CIS [P, kv heads]: the
+    max over the answer tokens' queries and the group's query heads of the attention probability."""
+    cfg = model.cfg
+    rep = cfg.num_attention_heads // cfg.num_key_value_heads
+    captured = []
+
+    def capture(module, inputs, output):
+        captured.append(output[0])
+
+    hooks = [getattr(layer.self_attn, name).register_forward_hook(capture)
+             for layer in model.model.layers for name in ("q_proj", "k_proj", "v_proj")]
+    try:
+        model(torch.tensor([ids]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    cos, sin = rope_cos_sin(torch.arange(len(ids)), cfg.head_dim, cfg.rope_theta)
+    out = []
+    for layer in range(cfg.num_hidden_layers):
+        q, k, v = captured[3 * layer:3 * layer + 3]
+        qh = apply_rope(q.view(len(ids), cfg.num_attention_heads, cfg.head_dim).transpose(0, 1), cos, sin)
+        kh = apply_rope(k.view(len(ids), cfg.num_key_value_heads, cfg.head_dim).transpose(0, 1), cos, sin)
+        kh = kh.repeat_interleave(rep, dim=0)
+        logits = qh[:, prompt_len:] @ kh.transpose(-1, -2) / math.sqrt(cfg.head_dim)
+        future = torch.arange(len(ids))[None, :] > torch.arange(prompt_len, len(ids))[:, None]
+        probs = torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)[:, :, :prompt_len]
+        cis = probs.amax(dim=1).view(cfg.num_key_value_heads, rep, prompt_len).amax(dim=1)
+        out.append((torch.cat([q, k, v], dim=-1)[:prompt_len], cis.transpose(0, 1)))
+    return out
+
+
+def locret_rows(store, rng, count):
+    specs = [SPEC_BY_NAME[name] for name in DEFAULT_TASKS if SPEC_BY_NAME[name].task is not None]
+    rows = []
+    while len(rows) < count:
+        spec, length = rng.choice(specs), rng.choice(LOCRET_LENGTHS)
+        if store.fits(spec, length):
+            ids, spans = encode_row(store, spec, length, rng.randrange(SHARD_SEEDS * SAMPLES_PER_CELL))
+            rows.append((spec.name, ids, spans[0][0]))
+    return rows
+
+
+def locret_loss(heads, features):
+    """The original's objective: smooth L1 to the CIS averaged over every score, plus the squared difference of
+    neighbouring tokens' scores (summed over layers) times LOCRET_SMOOTH_WEIGHT; and the share of the top 10% of
+    keys by CIS that the heads also rank in their top 10% (the original's `acc`)."""
+    fit, smooth, overlap, total = 0.0, 0.0, 0, 0
+    for layer, (qkv, cis) in enumerate(features):
+        scores = heads(layer, qkv)
+        fit = fit + F.smooth_l1_loss(scores, cis, reduction="sum")
+        smooth = smooth + F.mse_loss(scores[:-1], scores[1:])
+        top = max(1, int(0.1 * len(cis)))
+        for h in range(cis.shape[1]):
+            predicted = set(scores[:, h].topk(top).indices.tolist())
+            overlap += len(predicted & set(cis[:, h].topk(top).indices.tolist()))
+            total += top
+    count = sum(cis.numel() for _, cis in features)
+    return fit / count + LOCRET_SMOOTH_WEIGHT * smooth, overlap / total
+
+
+def train_locret(args):
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    model = load_model(args.model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    heads = RetainingHeads(model.cfg, LOCRET_HIDDEN)
+    opt = torch.optim.AdamW(heads.parameters(), lr=args.lr, betas=(0.9, 0.95))
+    warmup = args.steps * 2 // 3  # the original warms up for 2000 of its 3000 steps, then decays linearly to 0
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (args.steps - s) / (args.steps - warmup)))
+    store = SampleStore(args.data_cache, TRAIN_SEED_BASE + args.seed, TRAIN_HAYSTACK)
+    rows = locret_rows(store, random.Random(args.seed), args.steps)
+    start, recent = time.time(), []
+    for step, (name, ids, prompt_len) in enumerate(rows):
+        loss, acc = locret_loss(heads, qkv_and_cis(model, ids, prompt_len))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(heads.parameters(), 0.5)
+        opt.step()
+        sched.step()
+        recent = (recent + [acc])[-50:]
+        if step % 50 == 0 or step == args.steps - 1:
+            print("step %d  loss %.6f  top-10%% overlap (last 50) %.3f  %s  %.1f min" % (
+                step, loss.item(), sum(recent) / len(recent), name, (time.time() - start) / 60), flush=True)
+    tensors = {}
+    for layer in range(model.cfg.num_hidden_layers):
+        tensors["layers.%d.fc1.weight" % layer] = heads.fc1[layer].weight
+        tensors["layers.%d.fc2.weight" % layer] = heads.fc2[layer].weight
+    meta = {"format": "locret", "input": "concat(q, k, v) per token, pre-RoPE", "activation": "silu",
+            "steps": str(args.steps), "seed": str(args.seed), "lr": str(args.lr),
+            "top10_overlap_last50": "%.3f" % (sum(recent) / len(recent))}
+    write_safetensors(args.out, tensors, meta)
+    print("wrote", args.out, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
 # Export (HF config + safetensors written by hand: the safetensors package is not installed)
 # --------------------------------------------------------------------------------------------
 
@@ -947,8 +1071,9 @@ def golden(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["train", "eval", "golden"])
-    ap.add_argument("--out", default="datasets/models/ctxbench-retrieval")
+    ap.add_argument("mode", choices=["train", "eval", "golden", "locret"])
+    ap.add_argument("--out", default="", help="the model directory (locret: the heads' file, MODEL/locret.safetensors)")
+    ap.add_argument("--model", default="datasets/models/ctxbench-retrieval", help="locret: the frozen model")
     ap.add_argument("--checkpoint", default="", help="resumed from when it exists; written every 5 minutes")
     ap.add_argument("--data-cache", default="build/train-data", help="where the samples of `ctxbench samples` go")
     ap.add_argument("--seed", type=int, default=1234)
@@ -958,8 +1083,8 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=2900)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--steps", type=int, default=None, help="default 2900 (locret: 400)")
+    ap.add_argument("--lr", type=float, default=None, help="default 3e-3 (locret: 1e-3)")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch-tokens", type=int, default=16384)
     ap.add_argument("--lm-weight", type=float, default=0.1, help="weight of the loss on non-answer tokens")
@@ -968,6 +1093,13 @@ def main():
     ap.add_argument("--eval-samples", type=int, default=16)
     ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     args = ap.parse_args()
+    locret = args.mode == "locret"
+    args.steps = args.steps or (400 if locret else 2900)
+    args.lr = args.lr or (1e-3 if locret else 3e-3)
+    if locret:
+        args.out = args.out or os.path.join(args.model, "locret.safetensors")
+        return train_locret(args)
+    args.out = args.out or "datasets/models/ctxbench-retrieval"
     return {"train": train, "eval": evaluate, "golden": golden}[args.mode](args)
 
 

@@ -12,11 +12,13 @@ using namespace ctxbench;
 
 namespace {
 
-// The engine's defaults, with every simulated offload tier switched on so that its measurements are made too.
-Json with_offload_tiers(const engines::EngineInfo& engine) {
+// The engine's defaults, with every simulated offload tier switched on so that its measurements are made too, and
+// untrained heads for a method whose trained heads fit only the bundled model (locret).
+Json attention_level_params(const engines::EngineInfo& engine) {
   Json params = Json::object();
   for (const auto& spec : engine.params) {
     if (spec.name.starts_with("offload_") && spec.name.ends_with("_tokens")) params[spec.name] = 256;
+    if (spec.name == "heads") params[spec.name] = "untrained";
   }
   return params;
 }
@@ -37,7 +39,7 @@ TEST_CASE("every engine on the attention-level needle stores only catalogued met
     if (!engine.make) continue;  // text-only engines: the remote tests check theirs
     const Json suite_json = {
         {"name", "catalogue"},
-        {"engines", {{{"name", name}, {"params", with_offload_tiers(engine)}}}},
+        {"engines", {{{"name", name}, {"params", attention_level_params(engine)}}}},
         {"tasks",
          {{{"name", "attention_needle"}, {"params", {{"mode", "decode"}, {"queries", 2}}}},
           {{"name", "attention_needle"}, {"label", "prefill"}, {"params", {{"mode", "prefill"}, {"queries", 8}}}}}},
