@@ -60,7 +60,7 @@ class LmInfiniteSession final : public LoggedSession {
     if (!rotator_) return cache_.append(k, v, n);
     keep_global_keys(k, v, n);
     std::vector<float> rotated(k, k + static_cast<std::size_t>(layout_.heads_kv) * n * layout_.head_dim);
-    rotate_rows(rotated.data(), layout_.heads_kv, n, cache_.appended());
+    rotator_->rotate_rows(rotated.data(), layout_.heads_kv, n, layout_.head_dim, cache_.appended());
     cache_.append(rotated.data(), v, n);
   }
 
@@ -80,15 +80,6 @@ class LmInfiniteSession final : public LoggedSession {
   }
 
  private:
-  // Rotates rows [heads][n][dim] of tokens at positions first..first+n-1.
-  void rotate_rows(float* rows, int heads, int n, int first) {
-    rotator_->reserve(first + n);
-    for (int h = 0; h < heads; ++h) {
-      for (int i = 0; i < n; ++i)
-        rotator_->rotate(rows + (static_cast<std::size_t>(h) * n + i) * layout_.head_dim, first + i);
-    }
-  }
-
   // The global branch's keys stay un-rotated (position 0 in the original).
   void keep_global_keys(const float* k, const float* v, int n) {
     const int take = std::min(n, params_.n_global - global_keys_.appended());
@@ -111,7 +102,7 @@ class LmInfiniteSession final : public LoggedSession {
     const int first = cache_.appended() - n;
     const std::size_t rows = static_cast<std::size_t>(layout_.heads_q) * n;
     std::vector<float> local_q(q, q + rows * layout_.head_dim);
-    rotate_rows(local_q.data(), layout_.heads_q, n, first);
+    rotator_->rotate_rows(local_q.data(), layout_.heads_q, n, layout_.head_dim, first);
     kernels::SparsePlan plan{1, {}};
     for (int h = 0; h < layout_.heads_q; ++h) {
       for (int i = 0; i < n; ++i) plan.ranges.push_back(to_indices({params_.local(first + i)}, cache_.positions()));

@@ -72,7 +72,7 @@ class LocretSession final : public LoggedSession {
     }
     if (rotator_) {
       std::vector<float> rotated(k, k + static_cast<std::size_t>(kv_width) * n);
-      rotate_rows(rotated.data(), layout_.heads_kv, n, caches_.appended());
+      rotator_->rotate_rows(rotated.data(), layout_.heads_kv, n, layout_.head_dim, caches_.appended());
       caches_.append(rotated.data(), v, n);
     } else {
       caches_.append(k, v, n);
@@ -84,7 +84,7 @@ class LocretSession final : public LoggedSession {
   void attend(const float* q, int n, Phase phase, float* out) override {
     if (rotator_) {
       std::vector<float> rotated(q, q + static_cast<std::size_t>(layout_.heads_q) * n * layout_.head_dim);
-      rotate_rows(rotated.data(), layout_.heads_q, n, caches_.appended() - n);
+      rotator_->rotate_rows(rotated.data(), layout_.heads_q, n, layout_.head_dim, caches_.appended() - n);
       attend_all_kept(rotated.data(), n, caches_, out, nullptr, params_.threads);
     } else {
       attend_all_kept(q, n, caches_, out, nullptr, params_.threads);
@@ -100,15 +100,6 @@ class LocretSession final : public LoggedSession {
   }
 
  private:
-  // Rotates rows [heads][n][dim] of tokens at positions first..first+n-1.
-  void rotate_rows(float* rows, int heads, int n, int first) {
-    rotator_->reserve(first + n);
-    for (int h = 0; h < heads; ++h) {
-      for (int i = 0; i < n; ++i)
-        rotator_->rotate(rows + (static_cast<std::size_t>(h) * n + i) * layout_.head_dim, first + i);
-    }
-  }
-
   // Scores every token appended since the last attend call; the call's n queries belong to the newest n.
   void score_unscored(const float* q, int n) {
     const int dim = layout_.head_dim, pending = static_cast<int>(unscored_.size()) / head_.hidden;

@@ -479,6 +479,13 @@ void RopeRotator::reserve(std::int64_t positions) {
   coarse_rows_ = rows;
 }
 
+void RopeRotator::rotate_rows(float* rows, int heads, int n, int dim, std::int64_t first) {
+  reserve(first + n);
+  for (int h = 0; h < heads; ++h) {
+    for (int i = 0; i < n; ++i) rotate(rows + (static_cast<std::size_t>(h) * n + i) * dim, first + i);
+  }
+}
+
 void RopeRotator::rotate(float* x, std::int64_t position) const {
   if (position < 0 || position >= capacity()) {
     throw std::out_of_range("RopeRotator: position " + std::to_string(position) + " outside [0, " +

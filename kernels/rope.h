@@ -180,6 +180,9 @@ class RopeRotator {
   // Rotates the first rotary_dim elements of one head vector to `position` (cos and sin carry the
   // attention factor). Throws std::out_of_range outside [0, capacity()).
   void rotate(float* x, std::int64_t position) const;
+  // Rotates rows [heads][n][dim] of n consecutive tokens to positions first .. first + n - 1, reserving them
+  // first (so, like reserve(), not thread-safe).
+  void rotate_rows(float* rows, int heads, int n, int dim, std::int64_t first);
 
  private:
   static constexpr int kFine = 1024;
