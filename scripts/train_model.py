@@ -763,8 +763,9 @@ def train(args):
           "compute:", "bf16 autocast" if NATIVE_BF16 else "fp32", flush=True)
     # Training time is the sum of the steps' wall times; a step during which the process was stopped (SIGSTOP,
     # e.g. to time something else on the machine; SIGCONT tells) counts as long as the step before it. Beside it,
-    # the process's CPU time (all threads): wall time grows when other work shares the cores, CPU time hardly does,
-    # so a run that shared the machine can still be compared with an idle one (run 12's clock was inflated so).
+    # the process's CPU time (all threads): on an idle 2-core machine it runs at about 1.9x the wall clock, so a
+    # ratio far from the thread count shows a step that shared the cores. Both clocks grow under contention (the
+    # waiting threads spin), so a run to be timed must have the machine to itself.
     state.setdefault("cpu_seconds", 0.0)  # checkpoints from before this clock
     continued, stop_asked = [], []
     signal.signal(signal.SIGCONT, lambda *_: continued.append(True))
