@@ -2,6 +2,7 @@
 // explicit key ranges, both returning the log-sum-exp so that partial results can be merged.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -11,14 +12,14 @@ namespace ctxbench::kernels {
 
 enum class DType { f32, f16, bf16 };
 
-std::size_t dtype_bytes(DType dtype);
+inline std::size_t dtype_bytes(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
 std::string_view dtype_name(DType dtype);
 // Throws std::invalid_argument naming the accepted spellings.
 DType parse_dtype(std::string_view name);
 
 float half_to_float(std::uint16_t bits);
 std::uint16_t float_to_half(float value);
-float bf16_to_float(std::uint16_t bits);
+inline float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 std::uint16_t float_to_bf16(float value);
 // Widens n elements stored as `dtype` to float (exact; vectorised).
 void widen_to_float(const void* src, DType dtype, float* dst, std::size_t n);
@@ -33,8 +34,20 @@ struct KvView {
   int dim = 0;
   std::size_t head_stride = 0;
 
-  float load(int head, int token, int i) const;
-  const std::byte* row(int head, int token) const;
+  // Inline: the float64 references read every element through load().
+  const std::byte* row(int head, int token) const {
+    const std::size_t index = static_cast<std::size_t>(head) * head_stride + static_cast<std::size_t>(token) * dim;
+    return static_cast<const std::byte*>(data) + index * dtype_bytes(dtype);
+  }
+  float load(int head, int token, int i) const {
+    const std::byte* p = row(head, token);
+    switch (dtype) {
+      case DType::f32: return reinterpret_cast<const float*>(p)[i];
+      case DType::f16: return half_to_float(reinterpret_cast<const std::uint16_t*>(p)[i]);
+      case DType::bf16: return bf16_to_float(reinterpret_cast<const std::uint16_t*>(p)[i]);
+    }
+    return 0.0f;
+  }
 };
 
 // Queries laid out [heads][tokens][dim], contiguous.

@@ -10,8 +10,6 @@
 
 namespace ctxbench::kernels {
 
-std::size_t dtype_bytes(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
-
 std::string_view dtype_name(DType dtype) {
   switch (dtype) {
     case DType::f32: return "f32";
@@ -57,8 +55,6 @@ std::uint16_t float_to_half(float value) {
   return sign | static_cast<std::uint16_t>((m - (112u << 23)) >> 13);
 }
 
-float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
-
 std::uint16_t float_to_bf16(float value) {
   std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
   if (std::isnan(value)) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
@@ -85,21 +81,6 @@ void widen_to_float(const void* src, DType dtype, float* dst, std::size_t n) {
     case DType::f16: widen<DType::f16>(src, dst, n); return;
     case DType::bf16: widen<DType::bf16>(src, dst, n); return;
   }
-}
-
-const std::byte* KvView::row(int head, int token) const {
-  const std::size_t index = static_cast<std::size_t>(head) * head_stride + static_cast<std::size_t>(token) * dim;
-  return static_cast<const std::byte*>(data) + index * dtype_bytes(dtype);
-}
-
-float KvView::load(int head, int token, int i) const {
-  const std::byte* p = row(head, token);
-  switch (dtype) {
-    case DType::f32: return reinterpret_cast<const float*>(p)[i];
-    case DType::f16: return half_to_float(reinterpret_cast<const std::uint16_t*>(p)[i]);
-    case DType::bf16: return bf16_to_float(reinterpret_cast<const std::uint16_t*>(p)[i]);
-  }
-  return 0.0f;
 }
 
 }  // namespace ctxbench::kernels
