@@ -1,27 +1,40 @@
 #!/usr/bin/python3
-"""A Hugging Face Llama checkpoint as a GGUF file that llama.cpp runs (the llama.cpp peer, bench/peer_llamacpp.sh).
+"""A Hugging Face Llama-family checkpoint as a GGUF file that llama.cpp runs (the llama.cpp peer, bench/peer_llamacpp.sh).
 
     export_gguf.py CHECKPOINT_DIR OUT.gguf [--dtype keep|f32|f16|bf16]
 
 Reads CHECKPOINT_DIR/config.json, model.safetensors (or its index and shards) and tokenizer.json (without
 one: the bundled model's byte-level vocabulary, ids 0-255 the bytes, then BOS and EOS). Writes GGUF version 3
-with llama.cpp's llama or qwen2 architecture metadata. numpy only.
+with llama.cpp's llama, qwen2 or phi3 architecture metadata. numpy only.
 
 What llama.cpp needs besides the tensors:
 - q_proj and k_proj rows in llama.cpp's rotary order: Hugging Face rotates the two halves of each head
   (x[i], x[i + d/2]); llama.cpp's llama architecture rotates neighbours (x[2i], x[2i + 1]). Row i of the first
   half of a head moves to row 2i, row i of the second half to row 2i + 1 (biases alike).
-  llama.cpp's qwen2 architecture rotates halves as Hugging Face does: its rows keep their order.
+  llama.cpp's qwen2 and phi3 architectures rotate halves (NeoX order) as Hugging Face does: their rows keep
+  their order.
 - Llama 3.1 RoPE scaling as the rope_freqs tensor: per frequency pair, the factor llama.cpp divides the
   frequency by, from the Hugging Face llama3 equations. Linear and YaRN scaling as rope.scaling metadata (YaRN
   with HF's defaults only: llama.cpp computes the same ramp and attention factor from them).
+- Phi-3: qkv_proj as attn_qkv and gate_up_proj as ffn_up, both unchanged (llama.cpp splits attn_qkv into q, k, v
+  rows in that order, and its SwiGLU takes the SiLU of ffn_up's first half, the gate). rope.dimension_count is
+  the rotary part, int(head_dim * partial_rotary_factor). LongRoPE as the rope_factors_short and
+  rope_factors_long tensors, the attention factor as rope.scaling.attn_factor (HF's: the config's
+  attention_factor, else sqrt(1 + ln(factor) / ln(original))), original_max_position_embeddings as
+  rope.scaling.original_context_length. llama.cpp picks the factors by the context it is given (long when the
+  context, padded to a multiple of 256, exceeds the original length; llama_model::get_rope_factors), Hugging
+  Face by the length at each step: given the context the sequence needs, they agree when the whole sequence
+  fits in the original length or the prompt alone exceeds it, and the original length is a multiple of 256
+  (Phi-3's 4096 is).
 - A byte-level BPE vocabulary (tokenizer.ggml.model "gpt2"): tokens in GPT-2's byte alphabet, merges, token
   types, BOS and EOS. Ids past the tokenizer up to vocab_size are padding tokens. The peer is handed token ids,
   so llama.cpp's own text tokenization (its pre-tokenizer) is never used; "default" is written.
-Matrices keep their dtype (--dtype keep) or are converted; 1-D tensors (norms, biases, rope_freqs) are f32, as
-llama.cpp's converter writes them. Model types other than llama, qwen2 and mistral (those without an active
-sliding window), RoPE scaling other than none, linear, llama3 and yarn, and SentencePiece tokenizers are refused
-by name.
+Matrices keep their dtype (--dtype keep) or are converted; 1-D tensors (norms, biases, rope_freqs, LongRoPE
+factors) are f32, as llama.cpp's converter writes them. Refused by name: model types other than llama, qwen2,
+mistral and phi3; RoPE scaling other than none, linear, llama3 and yarn (llama, mistral, qwen2) or none and
+longrope (phi3); SentencePiece tokenizers; and active sliding windows (shorter than max_position_embeddings),
+which llama.cpp does not apply: its llama and qwen2 architectures have none, and its phi3 architecture reads
+phi3.attention.sliding_window but switches the window off (llama_model_phi3::load_arch_hparams).
 """
 
 import argparse
@@ -102,28 +115,54 @@ def convert(dtype, array, target):
 # ---- the model -------------------------------------------------------------------------------------
 
 
+# llama.cpp's architecture per model type, and the RoPE scalings exported for it.
+ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "phi3": "phi3"}
+LLAMA_SCALINGS = ("default", "linear", "llama3", "yarn")
+SCALINGS = {"llama": LLAMA_SCALINGS, "qwen2": LLAMA_SCALINGS, "phi3": ("default", "longrope")}
+
+
+def rope_scaling(config):
+    """The RoPE scaling object: transformers 5 writes rope_parameters, older configs rope_scaling."""
+    return config.get("rope_parameters") or config.get("rope_scaling") or {}
+
+
+def rope_field(config, key, default=None):
+    """A RoPE field from the scaling object or, as older configs keep it, the top level."""
+    return rope_scaling(config).get(key, config.get(key, default))
+
+
+def scaling_kind(config):
+    scaling = rope_scaling(config)
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    return "longrope" if kind == "su" else kind
+
+
 def check_config(config, where):
     """The llama.cpp architecture and the RoPE scaling kind; refuses what llama.cpp would run differently."""
     model_type = config.get("model_type")
-    if model_type not in ("llama", "mistral", "qwen2"):
-        fail(f"{where}: model_type: {model_type!r} is not exported (llama, mistral and qwen2 are)")
+    if model_type not in ARCHITECTURES:
+        fail(f"{where}: model_type: {model_type!r} is not exported (llama, mistral, qwen2 and phi3 are)")
+    arch = ARCHITECTURES[model_type]
     window = config.get("sliding_window")
-    if model_type == "mistral" and window and window < config.get("max_position_embeddings", 0):
-        fail(f"{where}: sliding_window: {window} is active, and llama.cpp's llama architecture has no window")
+    if model_type in ("mistral", "phi3") and window and window < config.get("max_position_embeddings", 0):
+        what = {"llama": "has no window", "phi3": "switches its window off"}[arch]
+        fail(f"{where}: sliding_window: {window} is active, and llama.cpp's {arch} architecture {what}")
     if model_type == "qwen2" and config.get("use_sliding_window"):
         fail(f"{where}: use_sliding_window: true, and llama.cpp's qwen2 architecture has no window")
-    scaling = config.get("rope_scaling") or {}
-    kind = scaling.get("rope_type", scaling.get("type", "default"))
-    if kind not in ("default", "linear", "llama3", "yarn"):
-        fail(f"{where}: rope_scaling: type {kind!r} is not exported (none, linear, llama3 and yarn are)")
+    scaling, kind = rope_scaling(config), scaling_kind(config)
+    if kind not in SCALINGS[arch]:
+        fail(f"{where}: rope_scaling: type {kind!r} is not exported for {model_type} "
+             f"({', '.join(SCALINGS[arch]).replace('default', 'none')} are)")
     # llama.cpp's YaRN takes HF's defaults (beta_fast 32, beta_slow 1, attention factor 0.1 ln(factor) + 1).
     changed = [k for k in ("attention_factor", "mscale", "mscale_all_dim", "beta_fast", "beta_slow", "truncate")
                if kind == "yarn" and k in scaling]
     if changed:
         fail(f"{where}: rope_scaling: yarn with {', '.join(changed)} is not exported (only HF's defaults are)")
+    if kind == "longrope" and scaling.get("start_token", 0):
+        fail(f"{where}: rope_scaling: longrope with start_token is not exported (llama.cpp scales every position)")
     if config.get("mlp_bias"):
         fail(f"{where}: mlp_bias: true is not exported")
-    return ("qwen2" if model_type == "qwen2" else "llama"), kind
+    return arch, kind
 
 
 def rotary_order(rows, heads):
@@ -135,12 +174,12 @@ def rotary_order(rows, heads):
 
 def llama3_factors(config, head_dim):
     """Per frequency pair: what llama.cpp divides the frequency by (HF's _compute_llama3_parameters)."""
-    s = config["rope_scaling"]
+    s = rope_scaling(config)
     factor, low, high = s["factor"], s.get("low_freq_factor", 1.0), s.get("high_freq_factor", 4.0)
     old = s["original_max_position_embeddings"]
     out = []
     for i in range(0, head_dim, 2):
-        freq = 1.0 / (config.get("rope_theta", 10000.0) ** (i / head_dim))
+        freq = 1.0 / (rope_field(config, "rope_theta", 10000.0) ** (i / head_dim))
         wavelen = 2 * math.pi / freq
         if wavelen < old / high:
             out.append(1.0)
@@ -152,9 +191,47 @@ def llama3_factors(config, head_dim):
     return np.array(out, dtype=np.float32)
 
 
+def head_dim_of(config):
+    return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+
+
+def rotary_dim_of(config):
+    """How many of a head's dimensions rotate: HF's int(head_dim * partial_rotary_factor)."""
+    return int(head_dim_of(config) * rope_field(config, "partial_rotary_factor", 1.0))
+
+
+def original_context(config):
+    """original_max_position_embeddings from the scaling object (Phi-3 keeps it at the top level), else
+    max_position_embeddings, as the runtime reads it."""
+    top = config.get("original_max_position_embeddings") if config.get("model_type") == "phi3" else None
+    return rope_scaling(config).get("original_max_position_embeddings", top or config.get("max_position_embeddings"))
+
+
+def longrope_attention_factor(config):
+    """HF's LongRoPE attention factor: the config's, else sqrt(1 + ln(factor) / ln(original)), where factor is
+    rope_scaling.factor or max_position_embeddings / original_max_position_embeddings (the runtime's reading)."""
+    scaling, original = rope_scaling(config), original_context(config)
+    if "attention_factor" in scaling:
+        return scaling["attention_factor"]
+    factor = scaling.get("factor", config["max_position_embeddings"] / original)
+    return math.sqrt(1 + math.log(factor) / math.log(original)) if factor > 1 else 1.0
+
+
+def longrope_factors(config):
+    """llama.cpp's rope_factors_long and rope_factors_short: what it divides each pair's frequency by, as HF does."""
+    scaling, pairs = rope_scaling(config), rotary_dim_of(config) // 2
+    out = []
+    for kind in ("long", "short"):
+        factors = scaling[f"{kind}_factor"]
+        if len(factors) != pairs:
+            fail(f"rope_scaling: {kind}_factor has {len(factors)} entries, expected rotary_dim / 2 = {pairs}")
+        out.append((f"rope_factors_{kind}.weight", "f32", np.array(factors, dtype=np.float32)))
+    return out
+
+
 def gguf_tensors(config, weights, target, arch):
-    """(gguf name, dtype, array) in llama.cpp's names and order. llama.cpp's qwen2 rotates halves as Hugging Face
-    does, so its q/k rows keep their order."""
+    """(gguf name, dtype, array) in llama.cpp's names and order. llama.cpp's qwen2 and phi3 rotate halves as
+    Hugging Face does, so their q/k rows keep their order."""
     layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
     reorder = arch == "llama"
@@ -164,13 +241,16 @@ def gguf_tensors(config, weights, target, arch):
             fail(f"tensor {name} is missing")
         return weights[name]
 
+    def matrix(name):
+        dtype, _, array = get(name)
+        return convert(dtype, array, target)
+
     def vector(name):
         dtype, _, array = get(name)
         return "f32", as_f32(dtype, array)
 
-    out = [("token_embd.weight", *convert(get("model.embed_tokens.weight")[0], get("model.embed_tokens.weight")[2], target))]
-    for i in range(layers):
-        p = f"model.layers.{i}."
+    def separate_projections(i, p):
+        out = []
         for hf, gg, rotary_heads in (("self_attn.q_proj", "attn_q", heads), ("self_attn.k_proj", "attn_k", kv_heads),
                                      ("self_attn.v_proj", "attn_v", None), ("self_attn.o_proj", "attn_output", None)):
             dtype, _, array = get(p + hf + ".weight")
@@ -182,13 +262,23 @@ def gguf_tensors(config, weights, target, arch):
                 kind, bias = vector(p + hf + ".bias")
                 out.append((f"blk.{i}.{gg}.bias", kind, rotary_order(bias, rotary_heads) if rotary_heads else bias))
         for hf, gg in (("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
-            dtype, _, array = get(p + hf + ".weight")
-            out.append((f"blk.{i}.{gg}.weight", *convert(dtype, array, target)))
+            out.append((f"blk.{i}.{gg}.weight", *matrix(p + hf + ".weight")))
+        return out
+
+    def fused_projections(i, p):
+        pairs = (("self_attn.qkv_proj", "attn_qkv"), ("self_attn.o_proj", "attn_output"),
+                 ("mlp.gate_up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"))
+        return [(f"blk.{i}.{gg}.weight", *matrix(p + hf + ".weight")) for hf, gg in pairs]
+
+    out = [("token_embd.weight", *matrix("model.embed_tokens.weight"))]
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        out += fused_projections(i, p) if arch == "phi3" else separate_projections(i, p)
         out.append((f"blk.{i}.attn_norm.weight", *vector(p + "input_layernorm.weight")))
         out.append((f"blk.{i}.ffn_norm.weight", *vector(p + "post_attention_layernorm.weight")))
     out.append(("output_norm.weight", *vector("model.norm.weight")))
     if not config.get("tie_word_embeddings", False):
-        out.append(("output.weight", *convert(get("lm_head.weight")[0], get("lm_head.weight")[2], target)))
+        out.append(("output.weight", *matrix("lm_head.weight")))
     return out
 
 
@@ -246,13 +336,17 @@ def metadata_entry(key, kind, value, element=None):
     return out
 
 
+# llama.cpp marks these tokens of Phi-3's SentencePiece vocabulary when general.name holds "phi3" or "phi-3"
+# (llama_vocab::impl::load), and fails to load a vocabulary without them; the name is only a label, so such a
+# vocabulary goes without it.
+PHI3_NAMED_TOKENS = ("</s>", "<unk>", "<s>", "<|endoftext|>")
+
+
 def metadata(config, directory, arch, rope_kind):
-    heads = config["num_attention_heads"]
-    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    heads, head_dim = config["num_attention_heads"], head_dim_of(config)
     tokens, types, merges = vocabulary(directory, config)
     entries = [
         ("general.architecture", STRING, arch),
-        ("general.name", STRING, directory.resolve().name),
         ("general.alignment", UINT32, ALIGNMENT),
         (f"{arch}.context_length", UINT32, config.get("max_position_embeddings", 2048)),
         (f"{arch}.embedding_length", UINT32, config["hidden_size"]),
@@ -263,8 +357,8 @@ def metadata(config, directory, arch, rope_kind):
         (f"{arch}.attention.key_length", UINT32, head_dim),
         (f"{arch}.attention.value_length", UINT32, head_dim),
         (f"{arch}.attention.layer_norm_rms_epsilon", FLOAT32, config.get("rms_norm_eps", 1e-6)),
-        (f"{arch}.rope.freq_base", FLOAT32, config.get("rope_theta", 10000.0)),
-        (f"{arch}.rope.dimension_count", UINT32, head_dim),
+        (f"{arch}.rope.freq_base", FLOAT32, rope_field(config, "rope_theta", 10000.0)),
+        (f"{arch}.rope.dimension_count", UINT32, rotary_dim_of(config)),
         (f"{arch}.vocab_size", UINT32, config["vocab_size"]),
         ("tokenizer.ggml.model", STRING, "gpt2"),
         ("tokenizer.ggml.pre", STRING, "default"),
@@ -272,6 +366,9 @@ def metadata(config, directory, arch, rope_kind):
         ("tokenizer.ggml.token_type", ARRAY, types, INT32),
         ("tokenizer.ggml.merges", ARRAY, merges, STRING),
     ]
+    name = directory.resolve().name
+    if not any(k in name.lower() for k in ("phi-3", "phi3")) or set(PHI3_NAMED_TOKENS) <= set(tokens):
+        entries.insert(1, ("general.name", STRING, name))
     for key, field in (("bos", "bos_token_id"), ("eos", "eos_token_id")):
         value = config.get(field)
         if isinstance(value, list):
@@ -280,13 +377,13 @@ def metadata(config, directory, arch, rope_kind):
             entries.append((f"tokenizer.ggml.{key}_token_id", UINT32, value))
     entries.append(("tokenizer.ggml.add_bos_token", BOOL, False))  # the ids handed over carry it already
     if rope_kind in ("linear", "yarn"):
-        scaling = config["rope_scaling"]
         entries += [(f"{arch}.rope.scaling.type", STRING, rope_kind),
-                    (f"{arch}.rope.scaling.factor", FLOAT32, scaling["factor"])]
-        if rope_kind == "yarn":
-            original = scaling.get("original_max_position_embeddings", config.get("max_position_embeddings"))
-            entries.append((f"{arch}.rope.scaling.original_context_length", UINT32, original))
-    return entries, head_dim
+                    (f"{arch}.rope.scaling.factor", FLOAT32, rope_scaling(config)["factor"])]
+    if rope_kind == "yarn" or arch == "phi3":
+        entries.append((f"{arch}.rope.scaling.original_context_length", UINT32, original_context(config)))
+    if rope_kind == "longrope":
+        entries.append((f"{arch}.rope.scaling.attn_factor", FLOAT32, longrope_attention_factor(config)))
+    return entries
 
 
 def write_gguf(out, entries, tensors):
@@ -321,10 +418,12 @@ def main():
         fail(f"{config_path}: not found")
     config = json.loads(config_path.read_text())
     arch, rope_kind = check_config(config, config_path)
-    entries, head_dim = metadata(config, args.checkpoint, arch, rope_kind)
+    entries = metadata(config, args.checkpoint, arch, rope_kind)
     tensors = gguf_tensors(config, read_weights(args.checkpoint), args.dtype, arch)
     if rope_kind == "llama3":
-        tensors.insert(1, ("rope_freqs.weight", "f32", llama3_factors(config, head_dim)))
+        tensors.insert(1, ("rope_freqs.weight", "f32", llama3_factors(config, head_dim_of(config))))
+    if rope_kind == "longrope":
+        tensors[1:1] = longrope_factors(config)
     write_gguf(args.out, entries, tensors)
     print(f"export_gguf.py: {args.out}: {len(tensors)} tensors, {args.out.stat().st_size} bytes")
 

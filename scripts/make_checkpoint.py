@@ -2,7 +2,7 @@
 """Random Llama-family checkpoints of real shapes, for testing loading, memory and speed without downloads.
 
     make_checkpoint.py --arch llama|qwen2|mistral|phi3 --shape tiny|1b|3b OUT [--rope ...] [--tied|--untied]
-                       [--kv-heads N] [--window N] [--seed N]
+                       [--kv-heads N] [--window N] [--original N] [--seed N]
 
 Writes OUT/config.json, OUT/model.safetensors (bf16, seeded normal weights, written tensor by tensor so a
 3B checkpoint never sits in memory) and OUT/tokenizer.json: a small byte-level BPE tokenizer (the 256 byte
@@ -252,12 +252,17 @@ def main():
     tied.add_argument("--untied", dest="tied", action="store_false")
     parser.add_argument("--kv-heads", type=int, help="key/value heads (default per shape)")
     parser.add_argument("--window", type=int, help="sliding window of mistral and phi3 (default per shape)")
+    parser.add_argument("--original", type=int,
+                        help="original_max_position_embeddings of phi3 and of yarn scaling (llama3: four times it; "
+                             "default per shape)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("out")
     args = parser.parse_args()
     if args.tied is None:
         args.tied = DEFAULT_TIED[args.arch]
     shape = {**SHAPES[args.shape], **ARCH_SHAPES.get((args.arch, args.shape), {})}
+    if args.original:
+        shape["original"] = args.original
     rng = np.random.default_rng(args.seed)
     tokenizer = tokenizer_json()
     ids = len(tokenizer["model"]["vocab"]) + len(tokenizer["added_tokens"])

@@ -1,6 +1,7 @@
 // llama.cpp, which no one here wrote, against the runtime on the same weights and the same token ids: the
 // bundled model and tiny checkpoints (Llama 3: GQA 4:1, tied embeddings, Llama 3.1 RoPE scaling as rope_freqs;
-// Qwen2: q/k/v biases, tied; Llama with YaRN x4) are exported by scripts/export_gguf.py and run by node-llama-cpp's
+// Qwen2: q/k/v biases, tied; Llama with YaRN x4; Phi-3: fused projections, partial rotary, LongRoPE's short and
+// long factors) are exported by scripts/export_gguf.py and run by node-llama-cpp's
 // prebuilt CPU build (tests/peers-llamacpp, installed by scripts/setup.sh); the greedy tokens of both must be
 // identical, and so must the log-probabilities after each prompt (within 1e-3): a random tiny model with tied
 // embeddings mostly repeats its last token, so there the distribution is what tells. Both keep K/V in f32 and the
@@ -86,6 +87,7 @@ std::vector<std::vector<int>> runtime_greedy(const std::string& dir, const std::
   return out;
 }
 
+// `checkpoint`: relative to the source tree, or absolute.
 void compare(const std::string& checkpoint, const std::vector<std::vector<int>>& prompts, const std::string& dtype) {
   INFO("checkpoint " << checkpoint);
   testing::TempDir dir;
@@ -125,6 +127,17 @@ void compare(const std::string& checkpoint, const std::vector<std::vector<int>>&
             << " prompts with identical greedy tokens; first-token log-probabilities within " << largest << "\n";
 }
 
+// Prompts of the given lengths: BOS (<|begin_of_text|> of make_checkpoint.py's tokenizer), then random ids.
+std::vector<std::vector<int>> random_prompts(std::initializer_list<int> lengths, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::vector<int>> prompts;
+  for (const int length : lengths) {
+    std::vector<int>& ids = prompts.emplace_back(1, 298);
+    for (int i = 1; i < length; ++i) ids.push_back(static_cast<int>(rng.integer(0, 297)));
+  }
+  return prompts;
+}
+
 std::vector<int> byte_prompt(const std::string& text) {
   std::vector<int> ids = {256};  // the bundled model's BOS
   for (const unsigned char c : text) ids.push_back(c);
@@ -145,13 +158,51 @@ TEST_CASE("llama.cpp peer: identical greedy tokens on the GGUF export of the sam
            byte_prompt("The grass is green. The sky is blue. The sun is yellow. Here we go."),
            byte_prompt("There is an important info hidden inside a lot of irrelevant text.")},
           "keep");
-  Rng rng(7);
-  std::vector<std::vector<int>> prompts;
-  for (const int length : {24, 40, 64}) {
-    std::vector<int>& ids = prompts.emplace_back(1, 298);  // <|begin_of_text|>
-    for (int i = 1; i < length; ++i) ids.push_back(static_cast<int>(rng.integer(0, 297)));
-  }
+  const auto prompts = random_prompts({24, 40, 64}, 7);
   compare("tests/fixtures/checkpoints/llama3-tied-gqa4", prompts, "f32");
   compare("tests/fixtures/checkpoints/qwen2-biases-tied", prompts, "f32");  // llama.cpp's qwen2: q/k/v biases
   compare("tests/fixtures/checkpoints/llama-yarn", prompts, "f32");         // YaRN x4 from 32 positions: all past them
+}
+
+// Phi-3's LongRoPE in both of its regimes. Hugging Face takes the long factors when the sequence is longer than
+// original_max_position_embeddings, the runtime when the capacity its sequence was started with is, llama.cpp
+// when its context is (padded up to a multiple of 256; llama_model::get_rope_factors). With an original length
+// of 256 and the context each side asks for (the longest prompt plus the generated tokens), all three take the
+// short factors for prompts that fit in 256 positions with their generated tokens (the longest exactly) and the
+// long ones for prompts longer than 256. The window equals max_position_embeddings: llama.cpp's phi3 applies none.
+TEST_CASE("llama.cpp peer: Phi-3 with LongRoPE's short and long factors and partial rotary",
+          "[model][peers][llamacpp]") {
+  if (!peer_installed()) {
+    if (testing::running_in_ci()) FAIL(kPeer.string() + ": node-llama-cpp is missing; scripts/setup.sh installs it");
+    testing::report_skipped("node-llama-cpp is not installed in tests/peers-llamacpp (scripts/setup.sh)");
+    return;
+  }
+  testing::TempDir dir;
+  const std::string checkpoint = dir.file("phi3");
+  std::string output;
+  const int status =
+      testing::run_shell(fmt::format("'{}' --arch phi3 --shape tiny --original 256 --window 1024 '{}'",
+                                     (source_tree() / "scripts/make_checkpoint.py").string(), checkpoint),
+                         &output);
+  INFO(output);
+  REQUIRE(status == 0);
+  REQUIRE(LlamaConfig::from_dir(checkpoint).rope.original_max_position_embeddings == 256);
+  compare(checkpoint, random_prompts({24, 120, 256 - kTokens}, 11), "f32");  // short factors
+  compare(checkpoint, random_prompts({257, 400}, 12), "f32");                // long factors
+}
+
+TEST_CASE("export_gguf.py refuses the sliding windows llama.cpp would not apply", "[model][llamacpp]") {
+  for (const char* fixture : {"mistral-window", "phi3-longrope-window"}) {
+    INFO(fixture);
+    testing::TempDir dir;
+    std::string output;
+    const int status = testing::run_shell(
+        fmt::format("'{}' '{}' '{}'", (source_tree() / "scripts/export_gguf.py").string(),
+                    (source_tree() / "tests/fixtures/checkpoints" / fixture).string(), dir.file("model.gguf")),
+        &output);
+    INFO(output);
+    CHECK(status != 0);
+    CHECK(output.find("sliding_window: 16 is active") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir.file("model.gguf")));
+  }
 }
