@@ -38,11 +38,15 @@ class KeyRows {
     kernels::widen_to_float(row(head, token), keys_.dtype, out, static_cast<std::size_t>(keys_.dim));
   }
 
-  // Hints the memory system that (head, token) will be read soon.
+  // Hints the memory system that (head, token) will be read soon: every cache line the row touches (rows
+  // need not start on a line). kernels::simd::prefetch, not __builtin_prefetch: g++ takes a function that
+  // only prefetches for pure and deletes the calls to it.
   void prefetch(int head, int token) const {
-    const char* p = reinterpret_cast<const char*>(row(head, token));
-    const std::size_t bytes = row_bytes();
-    for (std::size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset);
+    const auto begin = reinterpret_cast<std::uintptr_t>(row(head, token));
+    const std::uintptr_t last_line = (begin + row_bytes() - 1) & ~std::uintptr_t{63};
+    for (std::uintptr_t line = begin & ~std::uintptr_t{63}; line <= last_line; line += 64) {
+      kernels::simd::prefetch(reinterpret_cast<const void*>(line));
+    }
   }
 
  private:

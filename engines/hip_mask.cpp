@@ -114,10 +114,11 @@ class BlockSearch {
 
   std::size_t children() const { return children_.size(); }
 
-  // Scores child i by its centre key block, fetching the rows of a child a few ahead meanwhile.
+  // Hints the rows child i scores.
+  void prefetch_child(std::size_t i) const { scorer_.prefetch(centre(children_[i].node)); }
+
+  // Scores child i by its centre key block.
   void score_child(std::size_t i, MaskCounters* counters) {
-    constexpr std::size_t kAhead = 4;
-    if (i + kAhead < children_.size()) scorer_.prefetch(centre(children_[i + kAhead].node));
     children_[i].score = scorer_.score(centre(children_[i].node), counters);
   }
 
@@ -146,6 +147,32 @@ class BlockSearch {
   std::vector<Node> nodes_;
   std::vector<ScoredNode> children_;
 };
+
+// Scores every child of the `active` searches: child i of every search in turn. The searches start from the
+// same nodes, so their first iterations score the same centre blocks, and each such row comes from memory
+// once for the group (the other searches find it in L1). The rows of the child kAhead places later in that
+// order are prefetched meanwhile: with one query per head the scoring is short next to a row's trip from
+// memory, so many rows must be in flight.
+void score_children(const std::vector<BlockSearch*>& active, MaskCounters* counters) {
+  constexpr std::size_t kAhead = 16;
+  struct Work {
+    BlockSearch* search;
+    std::size_t child;
+  };
+  std::vector<Work> order;
+  std::size_t most = 0;
+  for (const BlockSearch* s : active) most = std::max(most, s->children());
+  for (std::size_t i = 0; i < most; ++i) {
+    for (BlockSearch* s : active) {
+      if (i < s->children()) order.push_back({s, i});
+    }
+  }
+  for (std::size_t j = 0; j < std::min(kAhead, order.size()); ++j) order[j].search->prefetch_child(order[j].child);
+  for (std::size_t j = 0; j < order.size(); ++j) {
+    if (j + kAhead < order.size()) order[j + kAhead].search->prefetch_child(order[j + kAhead].child);
+    order[j].search->score_child(order[j].child, counters);
+  }
+}
 
 }  // namespace
 
@@ -193,16 +220,7 @@ std::vector<std::vector<int>> select_key_blocks_for_group(const HipMaskParams& p
       if (s.split()) active.push_back(&s);
     }
     if (active.empty()) break;
-    // Child i of every search in turn: the searches start from the same nodes, so their first iterations
-    // score the same centre blocks, and each such row comes from memory once for the group (the other
-    // searches find it in L1).
-    std::size_t most = 0;
-    for (const BlockSearch* s : active) most = std::max(most, s->children());
-    for (std::size_t i = 0; i < most; ++i) {
-      for (BlockSearch* s : active) {
-        if (i < s->children()) s->score_child(i, counters);
-      }
-    }
+    score_children(active, counters);
     for (BlockSearch* s : active) s->keep_best(max_nodes);
   }
   std::vector<std::vector<int>> selected;

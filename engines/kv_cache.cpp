@@ -14,9 +14,9 @@ using kernels::DType;
 // `bytes` of zeroed storage whose whole 2 MiB pages are offered huge pages (Linux's transparent huge pages,
 // where they are on "madvise"; refused, they stay small) before anything touches them. Mask builders read
 // scattered rows of long caches, and on 4 KiB pages nearly every such row is a TLB miss and a page walk.
-std::vector<std::uint8_t> zeroed_storage(std::size_t bytes) {
+KvStorage zeroed_storage(std::size_t bytes) {
   constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
-  std::vector<std::uint8_t> storage;
+  KvStorage storage;
   storage.reserve(bytes);
   const auto begin = reinterpret_cast<std::uintptr_t>(storage.data());
   const std::uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1), last = (begin + bytes) & ~(kHugePage - 1);
@@ -45,7 +45,7 @@ std::uint64_t KvCache::bytes_per_token() const {
 
 std::uint64_t KvCache::resident_bytes() const { return bytes_per_token() * static_cast<std::uint64_t>(tokens_); }
 
-kernels::KvView KvCache::view(const std::vector<std::uint8_t>& storage) const {
+kernels::KvView KvCache::view(const KvStorage& storage) const {
   return {storage.data(), layout_.kv_dtype, layout_.heads_kv,
           tokens_,        layout_.head_dim, static_cast<std::size_t>(capacity_) * layout_.head_dim};
 }
@@ -56,7 +56,7 @@ void KvCache::reserve(int tokens) {
   const int new_capacity = std::max({tokens, 2 * capacity_, 16});
   const std::size_t row = static_cast<std::size_t>(layout_.head_dim) * kernels::dtype_bytes(layout_.kv_dtype);
   for (auto* storage : {&k_, &v_}) {
-    std::vector<std::uint8_t> grown = zeroed_storage(static_cast<std::size_t>(layout_.heads_kv) * new_capacity * row);
+    KvStorage grown = zeroed_storage(static_cast<std::size_t>(layout_.heads_kv) * new_capacity * row);
     for (int h = 0; h < layout_.heads_kv && tokens_ > 0; ++h) {  // an empty cache has no buffer to copy from
       std::memcpy(grown.data() + h * new_capacity * row, storage->data() + h * capacity_ * row, tokens_ * row);
     }
@@ -65,7 +65,7 @@ void KvCache::reserve(int tokens) {
   capacity_ = new_capacity;
 }
 
-void KvCache::store(std::vector<std::uint8_t>& storage, const float* src, int n) {
+void KvCache::store(KvStorage& storage, const float* src, int n) {
   const int d = layout_.head_dim;
   for (int h = 0; h < layout_.heads_kv; ++h) {
     const float* from = src + static_cast<std::size_t>(h) * n * d;
