@@ -2,7 +2,6 @@
 // explicit key ranges, both returning the log-sum-exp so that partial results can be merged.
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -19,7 +18,7 @@ DType parse_dtype(std::string_view name);
 
 float half_to_float(std::uint16_t bits);
 std::uint16_t float_to_half(float value);
-inline float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+float bf16_to_float(std::uint16_t bits);
 std::uint16_t float_to_bf16(float value);
 // Widens n elements stored as `dtype` to float (exact; vectorised).
 void widen_to_float(const void* src, DType dtype, float* dst, std::size_t n);

@@ -55,6 +55,8 @@ std::uint16_t float_to_half(float value) {
   return sign | static_cast<std::uint16_t>((m - (112u << 23)) >> 13);
 }
 
+float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
+
 std::uint16_t float_to_bf16(float value) {
   std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
   if (std::isnan(value)) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
