@@ -5,7 +5,6 @@
 // A decode step's amortized mask cost is this over the refresh interval (HiP 8; InfiniteHiP's [32, 16, 8]
 // schedule runs all stages once per 32 steps and the later stages more often).
 #include <benchmark/benchmark.h>
-#include <sys/mman.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,23 +31,19 @@ std::uint64_t mix(std::uint64_t x) {
 
 float uniform(std::uint64_t i) { return static_cast<float>(mix(i) >> 40) / static_cast<float>(1 << 23) - 1.0f; }
 
-// The keys stored as the engines' cache stores them (engines/kv_cache.cpp): rows on cache lines, on 2 MiB
+// The keys stored as the engines' cache stores them (engines::zeroed_storage): rows on cache lines, on 2 MiB
 // pages where the system grants them. On 4 KiB pages the scattered row reads would time page walks, and
 // rows across five lines a fifth miss, that the engines do not pay.
 struct Keys {
-  std::vector<std::uint16_t, engines::CacheLineAllocator<std::uint16_t>> half;
+  engines::KvStorage storage;
   kernels::KvView view;
-  explicit Keys(int tokens) {
-    const std::size_t elements = static_cast<std::size_t>(kKvHeads) * tokens * kDim;
-    half.reserve(elements);
-    constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
-    const auto begin = reinterpret_cast<std::uintptr_t>(half.data());
-    const std::uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
-    const std::uintptr_t last = (begin + elements * sizeof(std::uint16_t)) & ~(kHugePage - 1);
-    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-    half.resize(elements);
-    for (std::size_t i = 0; i < half.size(); ++i) half[i] = kernels::float_to_half(uniform(i));
-    view = {half.data(), kernels::DType::f16, kKvHeads, tokens, kDim, static_cast<std::size_t>(tokens) * kDim};
+  explicit Keys(int tokens)
+      : storage(engines::zeroed_storage(static_cast<std::size_t>(kKvHeads) * tokens * kDim * sizeof(std::uint16_t))) {
+    auto* half = reinterpret_cast<std::uint16_t*>(storage.data());
+    for (std::size_t i = 0; i < storage.size() / sizeof(std::uint16_t); ++i) {
+      half[i] = kernels::float_to_half(uniform(i));
+    }
+    view = {half, kernels::DType::f16, kKvHeads, tokens, kDim, static_cast<std::size_t>(tokens) * kDim};
   }
 };
 

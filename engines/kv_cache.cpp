@@ -7,13 +7,9 @@
 #include <cstring>
 
 namespace ctxbench::engines {
-namespace {
 
 using kernels::DType;
 
-// `bytes` of zeroed storage whose whole 2 MiB pages are offered huge pages (Linux's transparent huge pages,
-// where they are on "madvise"; refused, they stay small) before anything touches them. Mask builders read
-// scattered rows of long caches, and on 4 KiB pages nearly every such row is a TLB miss and a page walk.
 KvStorage zeroed_storage(std::size_t bytes) {
   constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
   KvStorage storage;
@@ -24,8 +20,6 @@ KvStorage zeroed_storage(std::size_t bytes) {
   storage.resize(bytes);
   return storage;
 }
-
-}  // namespace
 
 std::string_view policy_name(KvPolicy policy) {
   switch (policy) {

@@ -26,6 +26,11 @@ struct CacheLineAllocator {
 
 using KvStorage = std::vector<std::uint8_t, CacheLineAllocator<std::uint8_t>>;
 
+// `bytes` of zeroed storage whose whole 2 MiB pages are offered huge pages (Linux's transparent huge pages,
+// where they are on "madvise"; refused, they stay small) before anything touches them. Mask builders read
+// scattered rows of long caches, and on 4 KiB pages nearly every such row is a TLB miss and a page walk.
+KvStorage zeroed_storage(std::size_t bytes);
+
 class KvCache {
  public:
   explicit KvCache(const HeadLayout& layout);
